@@ -1,0 +1,162 @@
+/*
+ * The kvs_db_*() wrappers: validate arguments once, then dispatch through
+ * the engine's table. Opening also takes the directory lock and settles
+ * which engine owns the directory (owner.c) before the engine sees it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvs/engine.h"
+#include "owner.h"
+
+/* Registered names as "kvs, lmdb", for messages. */
+static void engine_list(char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < kvs_engine_count() && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "",
+                                 kvs_engine_at(i)->name);
+}
+
+int kvs_dir_engine(const char *dir, char *name, size_t size)
+{
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return errno == ENOENT ? KVS_ENOTFOUND : kvs_err_from_errno(errno);
+    int rc = kvs__owner_read(dir_fd, name, size);
+    close(dir_fd);
+    return rc;
+}
+
+int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *why)
+{
+    kvs_options defaults;
+    if (!dir || !dbp)
+        return KVS_EINVAL;
+    if (!opts) {
+        kvs_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->engine && !kvs_engine_find(opts->engine)) {
+        char names[128];
+        engine_list(names, sizeof(names));
+        kvs__why(why, "unknown engine '%s' (registered: %s)", opts->engine, names);
+        return KVS_ENOENGINE;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int rc = kvs_err_from_errno(errno);
+        kvs__why(why, "cannot create data directory %s: %s", dir, strerror(errno));
+        return rc;
+    }
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        int rc = kvs_err_from_errno(errno);
+        kvs__why(why, "cannot open data directory %s: %s", dir, strerror(errno));
+        return rc;
+    }
+    if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = errno == EWOULDBLOCK ? KVS_ELOCKED : kvs_err_from_errno(errno);
+        kvs__why(why, "data directory %s: %s", dir, kvs_strerror(rc));
+        close(dir_fd);
+        return rc;
+    }
+    const struct kvs_engine *engine;
+    int rc = kvs__owner_claim(dir_fd, dir, opts->engine, &engine, why);
+    if (rc != 0)
+        goto out_close;
+    struct kvs_db *db = NULL;
+    rc = engine->open(dir, opts, &db, why);
+    if (rc != 0)
+        goto out_close;
+    db->engine = engine;
+    db->dir_fd = dir_fd;
+    *dbp = db;
+    return 0;
+
+out_close:
+    close(dir_fd); /* releases the lock */
+    return rc;
+}
+
+int kvs_db_close(kvs_db *db)
+{
+    if (!db)
+        return 0;
+    int dir_fd = db->dir_fd;
+    int rc = db->engine->close(db);
+    close(dir_fd);
+    return rc;
+}
+
+const kvs_engine *kvs_db_engine(const kvs_db *db)
+{
+    return db->engine;
+}
+
+static int check_key(const kvs_db *db, kvs_slice key)
+{
+    if (!key.data && key.len)
+        return KVS_EINVAL;
+    return key.len > db->engine->max_key ? KVS_EKEYSIZE : 0;
+}
+
+int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value)
+{
+    if (!db || !value)
+        return KVS_EINVAL;
+    int rc = check_key(db, key);
+    return rc ? rc : db->engine->get(db, key, value);
+}
+
+int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value)
+{
+    if (!db || (!value.data && value.len))
+        return KVS_EINVAL;
+    int rc = check_key(db, key);
+    if (rc)
+        return rc;
+    if (value.len > db->engine->max_value)
+        return KVS_EVALSIZE;
+    return db->engine->set(db, key, value);
+}
+
+int kvs_db_remove(kvs_db *db, kvs_slice key)
+{
+    if (!db)
+        return KVS_EINVAL;
+    int rc = check_key(db, key);
+    return rc ? rc : db->engine->remove(db, key);
+}
+
+int kvs_db_sync(kvs_db *db)
+{
+    return db ? db->engine->sync(db) : KVS_EINVAL;
+}
+
+int kvs_db_stats(kvs_db *db, kvs_stats *st)
+{
+    if (!db || !st)
+        return KVS_EINVAL;
+    memset(st, 0, sizeof(*st));
+    return db->engine->stats(db, st);
+}
+
+int kvs_db_clear(kvs_db *db)
+{
+    if (!db)
+        return KVS_EINVAL;
+    return db->engine->clear ? db->engine->clear(db) : KVS_ENOTSUP;
+}
+
+int kvs_db_compact(kvs_db *db)
+{
+    if (!db)
+        return KVS_EINVAL;
+    return db->engine->compact ? db->engine->compact(db) : KVS_ENOTSUP;
+}

@@ -1,0 +1,74 @@
+/*
+ * The engine interface: what an engine implements to be served by kvs.
+ *
+ * An engine is a static const struct kvs_engine of function pointers with a
+ * name, listed in the registry table (engines/registry.c). Callers never use
+ * the table directly: they go through the kvs_db_*() wrappers of kvs.h, which
+ * validate arguments once (NULL pointers, key and value limits, empty keys),
+ * so engine methods may assume valid input.
+ *
+ * Rules for engine authors:
+ *  1. The engine's handle embeds struct kvs_db first:
+ *         struct log_db { struct kvs_db base; ... };
+ *     open() allocates it and writes &base to *dbp; close() frees it. The
+ *     wrapper fills in base.engine and base.dir_fd after open() returns.
+ *  2. By the time open() is called the directory exists, is locked by this
+ *     process and records this engine's name.
+ *  3. Every method except close() may be called from many threads at once.
+ *     get() must not wait for set()/remove() or for a compaction.
+ *  4. set()/remove() return only after the change is handed to the kernel
+ *     (and fsynced, under KVS_FSYNC_ALWAYS).
+ *  5. Methods return 0 or a negative kvs_err; they never print, exit or
+ *     abort on bad data. Notable events go to opts->log.
+ *  6. The table only ever grows at the end; optional methods may be NULL,
+ *     and the wrapper answers KVS_ENOTSUP for them.
+ */
+#ifndef KVS_ENGINE_H
+#define KVS_ENGINE_H
+
+#include "kvs/kvs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVS_ENGINE_ABI 1
+
+struct kvs_db {
+    const struct kvs_engine *engine;
+    int dir_fd; /* the data directory, open and flock()ed for the handle's life */
+};
+
+struct kvs_engine {
+    unsigned abi; /* KVS_ENGINE_ABI */
+    const char *name;
+    size_t max_key;   /* longest key accepted, in bytes */
+    size_t max_value; /* longest value accepted, in bytes */
+    /* NULL-terminated list of file names that only this engine creates, so
+       that a directory holding them but no ENGINE record is refused by the
+       other engines. A trailing '*' matches any suffix ("*.log" is not
+       supported; use a prefix such as "seg-*"). */
+    const char *const *signature_files;
+
+    int (*open)(const char *dir, const kvs_options *opts, struct kvs_db **dbp, char *why);
+    int (*close)(struct kvs_db *db);
+    int (*get)(struct kvs_db *db, kvs_slice key, kvs_buf *value);
+    int (*set)(struct kvs_db *db, kvs_slice key, kvs_slice value);
+    int (*remove)(struct kvs_db *db, kvs_slice key);
+    int (*sync)(struct kvs_db *db);
+    int (*stats)(struct kvs_db *db, kvs_stats *st);
+    /* Optional from here on (may be NULL). */
+    int (*clear)(struct kvs_db *db);
+    int (*compact)(struct kvs_db *db);
+};
+
+/* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */
+void kvs__why(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Send one printf-style line to opts->log if set. */
+void kvs__log(const kvs_options *opts, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,169 @@
+/*
+ * libkvs: open a store on any registered engine and use it.
+ *
+ * A store lives in one data directory. The directory records which engine
+ * wrote it (a file named ENGINE); opening it with another engine fails with
+ * KVS_EWRONGENGINE and touches nothing. An open store holds an exclusive lock
+ * on its directory, so a second process opening it gets KVS_ELOCKED.
+ *
+ * Ownership:
+ *  1. kvs_db_open() writes the handle to *dbp on success only; the handle is
+ *     released by exactly one kvs_db_close(), which accepts NULL.
+ *  2. Keys and values passed in are borrowed for the call (see slice.h).
+ *  3. Values come out in a caller-owned kvs_buf; no function returns a
+ *     pointer into engine memory.
+ *
+ * Thread safety:
+ *  4. Every function taking a kvs_db except kvs_db_close() may be called by
+ *     any number of threads at once. Readers never wait for writers or for a
+ *     compaction.
+ *  5. kvs_db_close() must not run concurrently with any other call on the
+ *     same handle.
+ *
+ * Durability:
+ *  6. When kvs_db_set()/kvs_db_remove() return 0 the change has been handed
+ *     to the kernel: it survives a crash of the process (kill -9) under every
+ *     fsync policy. The policy decides what survives a crash of the machine:
+ *     KVS_FSYNC_ALWAYS everything acknowledged, KVS_FSYNC_EVERYSEC all but
+ *     about the last second, KVS_FSYNC_NO whatever the kernel had written.
+ */
+#ifndef KVS_KVS_H
+#define KVS_KVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvs/error.h"
+#include "kvs/slice.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVS_VERSION "0.1.0"
+
+/* Size of the buffer that receives an explanation from kvs_db_open(). */
+#define KVS_WHY_MAX 512
+
+typedef struct kvs_db kvs_db;
+typedef struct kvs_engine kvs_engine;
+
+typedef enum kvs_fsync {
+    KVS_FSYNC_ALWAYS,   /* fsync before acknowledging each write */
+    KVS_FSYNC_EVERYSEC, /* fsync from a background thread once a second */
+    KVS_FSYNC_NO,       /* never fsync; the kernel writes back when it likes */
+} kvs_fsync;
+
+typedef struct kvs_options {
+    /* Engine to open with; NULL: the directory's recorded engine, else "kvs". */
+    const char *engine;
+    kvs_fsync fsync;
+    /* Compaction starts when stale bytes exceed both of these. */
+    uint64_t compact_min_stale_bytes; /* default 1 MiB */
+    double compact_min_stale_ratio;   /* stale / disk bytes; default 0.5 */
+    /* Size at which the kvs engine seals a segment; default 64 MiB. */
+    uint64_t segment_max_bytes;
+    /* Log one line per notable event (a cut torn tail, a compaction);
+       NULL logs nothing. Called from any thread. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+} kvs_options;
+
+typedef struct kvs_stats {
+    uint64_t keys;        /* live keys */
+    uint64_t live_bytes;  /* bytes of live keys and values */
+    uint64_t disk_bytes;  /* bytes the store occupies in its directory */
+    uint64_t stale_bytes; /* bytes on disk no longer reachable (overwritten, removed) */
+    uint64_t compactions; /* compactions completed since open */
+} kvs_stats;
+
+/* Fill *opts with the defaults above (fsync everysec). */
+void kvs_options_init(kvs_options *opts);
+
+/* Parse "always", "everysec" or "no". Returns 0 or KVS_EINVAL. */
+int kvs_fsync_parse(const char *text, kvs_fsync *out);
+/* The name of a policy as kvs_fsync_parse() accepts it. */
+const char *kvs_fsync_name(kvs_fsync policy);
+
+/*
+ * kvs_engine_find - the engine registered under name, or NULL.
+ */
+const kvs_engine *kvs_engine_find(const char *name);
+
+/*
+ * kvs_engine_count / kvs_engine_at - walk the registered engines in
+ * registration order: for (i = 0; i < kvs_engine_count(); i++) ...
+ * kvs_engine_at() returns NULL when i is out of range.
+ */
+size_t kvs_engine_count(void);
+const kvs_engine *kvs_engine_at(size_t i);
+
+/* The engine's registered name, and its limits in bytes. */
+const char *kvs_engine_name(const kvs_engine *engine);
+size_t kvs_engine_max_key(const kvs_engine *engine);
+size_t kvs_engine_max_value(const kvs_engine *engine);
+
+/* The name of the engine recorded in dir, written into name (size bytes).
+   Returns 0, KVS_ENOTFOUND when dir has no record, or another error. */
+int kvs_dir_engine(const char *dir, char *name, size_t size);
+
+/*
+ * kvs_db_open - open (creating if needed) the store in dir.
+ * @dir:  data directory; created (one level) if missing.
+ * @opts: options, or NULL for the defaults; borrowed for the call.
+ * @dbp:  receives the handle on success.
+ * @why:  NULL, or a buffer of KVS_WHY_MAX bytes that receives a one-line
+ *        explanation on failure (naming the file and offset of a corruption,
+ *        or both engines of a mismatch).
+ * Returns 0, KVS_ENOENGINE, KVS_EWRONGENGINE, KVS_ELOCKED, KVS_ECORRUPT,
+ * KVS_EVERSION, KVS_EIO, KVS_ENOSPC, KVS_EACCES or KVS_ENOMEM.
+ */
+int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *why);
+
+/* kvs_db_close - flush and close; accepts NULL. Returns 0 or an I/O error
+   from the final sync (the handle is released either way). */
+int kvs_db_close(kvs_db *db);
+
+/* The engine a handle was opened with. */
+const kvs_engine *kvs_db_engine(const kvs_db *db);
+
+/*
+ * kvs_db_get - copy the value of key into *value.
+ * Returns 0, KVS_ENOTFOUND (value untouched), KVS_EKEYSIZE, KVS_ECORRUPT,
+ * KVS_EIO or KVS_ENOMEM.
+ */
+int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value);
+
+/*
+ * kvs_db_set - store value under key, replacing any previous value.
+ * Returns 0, KVS_EKEYSIZE, KVS_EVALSIZE, KVS_ENOSPC, KVS_EIO, KVS_EREADONLY
+ * or KVS_ENOMEM. On error the store holds the previous value.
+ */
+int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value);
+
+/*
+ * kvs_db_remove - remove key.
+ * Returns 0, KVS_ENOTFOUND, KVS_EKEYSIZE, KVS_ENOSPC, KVS_EIO or
+ * KVS_EREADONLY.
+ */
+int kvs_db_remove(kvs_db *db, kvs_slice key);
+
+/* kvs_db_sync - flush everything acknowledged to stable storage now. */
+int kvs_db_sync(kvs_db *db);
+
+/* kvs_db_stats - fill *st. Counts are exact for keys, approximate for bytes
+   while writes run concurrently. */
+int kvs_db_stats(kvs_db *db, kvs_stats *st);
+
+/* kvs_db_clear - remove every key (FLUSHDB). Returns 0 or an error. */
+int kvs_db_clear(kvs_db *db);
+
+/* kvs_db_compact - run a compaction now and wait for it (tests, tools).
+   Returns 0, KVS_ENOTSUP for engines without compaction, or an error. */
+int kvs_db_compact(kvs_db *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
