@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -67,7 +68,8 @@ int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *wh
         return rc;
     }
     const struct kvs_engine *engine;
-    int rc = kvs__owner_claim(dir_fd, dir, opts->engine, &engine, why);
+    bool fresh;
+    int rc = kvs__owner_claim(dir_fd, dir, opts->engine, &engine, &fresh, why);
     if (rc != 0)
         goto out_close;
     struct kvs_db *db = NULL;
@@ -75,6 +77,13 @@ int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *wh
     if (rc != 0)
         goto out_close;
     db->engine = engine;
+    if (fresh) {
+        rc = kvs__owner_record(dir_fd, dir, engine, why);
+        if (rc != 0) {
+            engine->close(db);
+            goto out_close;
+        }
+    }
     db->dir_fd = dir_fd;
     *dbp = db;
     return 0;

@@ -27,30 +27,35 @@ int kvs__owner_read(int dir_fd, char *name, size_t size)
         return kvs_err_from_errno(saved);
     text[n] = '\0';
     char *nl = strchr(text, '\n');
-    if (!nl || nl == text || nl[1] != '\0' || (size_t)(nl - text) >= size)
+    if (!nl || nl == text || nl[1] != '\0')
         return KVS_ECORRUPT;
+    if ((size_t)(nl - text) >= size)
+        return KVS_EINVAL;
     *nl = '\0';
     memcpy(name, text, (size_t)(nl - text) + 1);
     return 0;
 }
 
-/* The first file in the directory that a registered engine other than self
-   claims as its own, or NULL. Its owner goes to *owner. */
-static const char *foreign_file(int dir_fd, const struct kvs_engine *self,
-                                const struct kvs_engine **owner, char *found, size_t size)
+/* Look for a file that a registered engine other than self claims as its
+   own. Returns 0 with *owner NULL when there is none, 0 with *owner and
+   found set when there is, or an error when the directory cannot be listed. */
+static int foreign_file(int dir_fd, const struct kvs_engine *self, const struct kvs_engine **owner,
+                        char *found, size_t size)
 {
+    *owner = NULL;
     int fd = dup(dir_fd);
     if (fd < 0)
-        return NULL;
+        return kvs_err_from_errno(errno);
     DIR *d = fdopendir(fd);
     if (!d) {
+        int rc = kvs_err_from_errno(errno);
         close(fd);
-        return NULL;
+        return rc;
     }
-    const char *result = NULL;
+    rewinddir(d);
     struct dirent *de;
-    while (!result && (de = readdir(d)) != NULL) {
-        for (size_t i = 0; i < kvs_engine_count() && !result; i++) {
+    while (!*owner && (de = readdir(d)) != NULL) {
+        for (size_t i = 0; i < kvs_engine_count() && !*owner; i++) {
             const struct kvs_engine *e = kvs_engine_at(i);
             if (e == self || !e->signature_files)
                 continue;
@@ -58,67 +63,76 @@ static const char *foreign_file(int dir_fd, const struct kvs_engine *self,
                 if (fnmatch(*pat, de->d_name, 0) == 0) {
                     snprintf(found, size, "%s", de->d_name);
                     *owner = e;
-                    result = found;
                     break;
                 }
             }
         }
     }
     closedir(d);
-    return result;
+    return 0;
 }
 
 int kvs__owner_claim(int dir_fd, const char *dir, const char *wanted, const struct kvs_engine **out,
-                     char *why)
+                     bool *fresh, char *why)
 {
     char recorded[NAME_MAX_LEN + 1];
     int rc = kvs__owner_read(dir_fd, recorded, sizeof(recorded));
-    if (rc == KVS_ECORRUPT) {
-        kvs__why(why, "%s/%s is not a valid engine record", dir, KVS__OWNER_FILE);
-        return rc;
-    }
-    if (rc != 0 && rc != KVS_ENOTFOUND) {
-        kvs__why(why, "cannot read %s/%s: %s", dir, KVS__OWNER_FILE, kvs_strerror(rc));
-        return rc;
-    }
-    bool fresh = rc == KVS_ENOTFOUND;
-    const char *name = fresh ? (wanted ? wanted : "kvs") : recorded;
-
-    if (!fresh && wanted && strcmp(wanted, recorded) != 0) {
-        kvs__why(
-            why,
-            "data directory %s was written by engine '%s'; refusing to open it with engine '%s'",
-            dir, recorded, wanted);
-        return KVS_EWRONGENGINE;
-    }
-    const struct kvs_engine *engine = kvs_engine_find(name);
-    if (!engine) {
-        if (fresh)
-            kvs__why(why, "unknown engine '%s'", name);
-        else
+    if (rc == 0) {
+        if (wanted && strcmp(wanted, recorded) != 0) {
             kvs__why(why,
-                     "data directory %s was written by engine '%s', which this build does not have",
-                     dir, name);
-        return KVS_ENOENGINE;
-    }
-    if (fresh) {
-        const struct kvs_engine *owner = NULL;
-        char found[256];
-        if (foreign_file(dir_fd, engine, &owner, found, sizeof(found))) {
-            kvs__why(why,
-                     "data directory %s holds %s, a file of engine '%s', but no %s record; "
-                     "refusing to open it with engine '%s'",
-                     dir, found, owner->name, KVS__OWNER_FILE, engine->name);
+                     "data directory %s was written by engine '%s'; refusing to open it with "
+                     "engine '%s'",
+                     dir, recorded, wanted);
             return KVS_EWRONGENGINE;
         }
-        char text[NAME_MAX_LEN + 2];
-        int len = snprintf(text, sizeof(text), "%s\n", engine->name);
-        rc = kvs__write_file_atomic(dir_fd, KVS__OWNER_FILE, text, (size_t)len);
-        if (rc != 0) {
-            kvs__why(why, "cannot write %s/%s: %s", dir, KVS__OWNER_FILE, kvs_strerror(rc));
-            return rc;
+        *out = kvs_engine_find(recorded);
+        if (!*out) {
+            kvs__why(why, "data directory %s was written by engine '%s', which this build lacks",
+                     dir, recorded);
+            return KVS_ENOENGINE;
         }
+        *fresh = false;
+        return 0;
+    }
+    if (rc != KVS_ENOTFOUND) {
+        kvs__why(why, "%s/%s is not a valid engine record: %s", dir, KVS__OWNER_FILE,
+                 kvs_strerror(rc));
+        return rc;
+    }
+
+    /* No record: a fresh directory, or one whose first open was cut short
+       before its record was written. Another engine's files there mean the
+       directory is not ours to claim; the user can name that engine. */
+    const struct kvs_engine *engine = kvs_engine_find(wanted ? wanted : "kvs");
+    if (!engine) {
+        kvs__why(why, "unknown engine '%s'", wanted);
+        return KVS_ENOENGINE;
+    }
+    const struct kvs_engine *owner;
+    char found[256];
+    rc = foreign_file(dir_fd, engine, &owner, found, sizeof(found));
+    if (rc != 0) {
+        kvs__why(why, "cannot list data directory %s: %s", dir, kvs_strerror(rc));
+        return rc;
+    }
+    if (owner) {
+        kvs__why(why,
+                 "data directory %s holds %s, a file of engine '%s', but no %s record; "
+                 "refusing to open it with engine '%s'",
+                 dir, found, owner->name, KVS__OWNER_FILE, engine->name);
+        return KVS_EWRONGENGINE;
     }
     *out = engine;
+    *fresh = true;
     return 0;
+}
+
+int kvs__owner_record(int dir_fd, const char *dir, const struct kvs_engine *engine, char *why)
+{
+    char text[NAME_MAX_LEN + 2];
+    int len = snprintf(text, sizeof(text), "%s\n", engine->name);
+    int rc = kvs__write_file_atomic(dir_fd, KVS__OWNER_FILE, text, (size_t)len);
+    if (rc != 0)
+        kvs__why(why, "cannot write %s/%s: %s", dir, KVS__OWNER_FILE, kvs_strerror(rc));
+    return rc;
 }

@@ -9,6 +9,8 @@
 #ifndef KVS_ENGINES_OWNER_H
 #define KVS_ENGINES_OWNER_H
 
+#include <stdbool.h>
+
 #include "kvs/engine.h"
 
 #define KVS__OWNER_FILE "ENGINE"
@@ -21,12 +23,18 @@ int kvs__owner_read(int dir_fd, char *name, size_t size);
 /*
  * Decide the engine for opening the directory at dir_fd (path dir, for
  * messages) when the caller asked for wanted (NULL: any). On success *out is
- * the engine and, for a directory without a record, the record is written.
+ * the engine and *fresh says the directory has no record yet: the caller
+ * writes it with kvs__owner_record() once the engine opened. With no record
+ * and no wanted engine, "kvs".
  * Refuses with KVS_EWRONGENGINE (why names both engines) when the record or
- * another engine's files say the directory belongs to someone else; nothing
- * is written then.
+ * another engine's files say the directory belongs to someone else. Writes
+ * nothing.
  */
 int kvs__owner_claim(int dir_fd, const char *dir, const char *wanted, const struct kvs_engine **out,
-                     char *why);
+                     bool *fresh, char *why);
+
+/* Record engine as the directory's owner: temp file, fsync, rename, fsync
+   of the directory. */
+int kvs__owner_record(int dir_fd, const char *dir, const struct kvs_engine *engine, char *why);
 
 #endif

@@ -13,7 +13,8 @@
  *     open() allocates it and writes &base to *dbp; close() frees it. The
  *     wrapper fills in base.engine and base.dir_fd after open() returns.
  *  2. By the time open() is called the directory exists, is locked by this
- *     process and records this engine's name.
+ *     process, and either records this engine's name or is fresh (its record
+ *     is written once open() succeeded).
  *  3. Every method except close() may be called from many threads at once.
  *     get() must not wait for set()/remove() or for a compaction.
  *  4. set()/remove() return only after the change is handed to the kernel

@@ -1,0 +1,101 @@
+/* "IP:PORT" and "[IPv6]:PORT" addresses; see include/kvs/addr.h. */
+#include "kvs/addr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kvs/error.h"
+
+/* Decimal 0..65535, digits only: strtoul would take signs and spaces. */
+static int parse_port(const char *text, unsigned *port)
+{
+    unsigned value = 0;
+    size_t n = 0;
+    for (; text[n]; n++) {
+        if (text[n] < '0' || text[n] > '9' || n >= 5)
+            return KVS_EINVAL;
+        value = value * 10 + (unsigned)(text[n] - '0');
+    }
+    if (n == 0 || value > 65535)
+        return KVS_EINVAL;
+    *port = value;
+    return 0;
+}
+
+int kvs_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    /* The longest IPv6 text inet_pton reads is 45 characters. */
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon;
+    const char *host_start = text;
+    size_t host_len;
+    bool v6 = text[0] == '[';
+
+    if (v6) {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return KVS_EINVAL;
+        host_start = text + 1;
+        host_len = (size_t)(close - host_start);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return KVS_EINVAL;
+        host_len = (size_t)(colon - text);
+    }
+    if (host_len == 0 || host_len >= sizeof(host))
+        return KVS_EINVAL;
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+
+    unsigned port;
+    if (parse_port(colon + 1, &port) != 0)
+        return KVS_EINVAL;
+
+    struct sockaddr_storage out;
+    memset(&out, 0, sizeof(out));
+    if (v6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out;
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+            return KVS_EINVAL;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&out;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return KVS_EINVAL;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+    }
+    *ss = out;
+    return 0;
+}
+
+int kvs_addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    int n;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+        if (!inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host)))
+            return KVS_EINVAL;
+        port = ntohs(a4->sin_port);
+        n = snprintf(out, size, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+        if (!inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host)))
+            return KVS_EINVAL;
+        port = ntohs(a6->sin6_port);
+        n = snprintf(out, size, "[%s]:%u", host, port);
+    } else {
+        return KVS_EINVAL;
+    }
+    return n >= 0 && (size_t)n < size ? 0 : KVS_EINVAL;
+}

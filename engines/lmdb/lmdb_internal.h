@@ -1,0 +1,105 @@
+/*
+ * The "lmdb" engine's handle and the transaction layer its methods share.
+ *
+ * lmdb_txn.c owns every LMDB transaction: it hands out read transactions
+ * (pooled, reset between uses), runs each write in its own write
+ * transaction, grows the map when LMDB reports it full, and maps MDB_* and
+ * errno codes onto kvs_err. lmdb_engine.c holds the engine table and the
+ * methods built on it. Nothing outside engines/lmdb/ includes this header.
+ *
+ * Key encoding: LMDB refuses zero-length keys but Redis allows SET "" x, so
+ * every key is stored behind a one-byte tag (LMDB_KEY_TAG). The empty key is
+ * stored as the tag alone, and the engine's max_key is LMDB's limit minus
+ * one. Other tag values are free for records that are not user keys.
+ */
+#ifndef KVS_ENGINES_LMDB_INTERNAL_H
+#define KVS_ENGINES_LMDB_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "kvs/engine.h"
+
+#define LMDB_KEY_TAG 'k'
+/* MDB_MAXKEYSIZE of Debian's liblmdb (the library default); checked at open. */
+#define LMDB_LIB_MAX_KEY 511
+#define LMDB_MAX_KEY (LMDB_LIB_MAX_KEY - 1)
+/* Reset read transactions kept for reuse; each holds one reader slot. */
+#define LMDB_POOL_MAX 64
+
+struct lmdb_db {
+    struct kvs_db base;
+    MDB_env *env;
+    MDB_dbi dbi;
+    int fd;           /* data.mdb, LMDB's own descriptor (mdb_env_get_fd) */
+    kvs_options opts; /* copy for kvs__log(); engine is NULL in it */
+
+    /* Serializes writers (and so map growth, which only a writer does).
+       Taken before resize_lock. A writer waits here, not inside LMDB, so a
+       pending growth only ever waits for readers and the one writer. */
+    pthread_mutex_t write_lock;
+
+    /* Held shared by every transaction, read or write, for its whole life,
+       and exclusively while mdb_env_set_mapsize() remaps, which LMDB allows
+       only when no transaction of the process is active. Writer-preferring,
+       so a pending growth is not starved by a stream of readers; readers
+       therefore wait during the rare resize, and only then: a reader never
+       waits for a writer's commit, because both hold the lock shared. */
+    pthread_rwlock_t resize_lock;
+    bool broken; /* protected by resize_lock: a remap failed, the map is gone */
+
+    /* Protects pool/pool_len; held only to push or pop a pointer. */
+    pthread_mutex_t pool_lock;
+    MDB_txn *pool[LMDB_POOL_MAX];
+    size_t pool_len;
+
+    /* 0, or the first failed commit or sync: writes are refused from then on
+       (never retried and acknowledged) and sync/close report it. */
+    atomic_int failed;
+    /* Set after each commit, cleared by the everysec thread before it syncs. */
+    atomic_bool dirty;
+
+    /* The everysec thread sleeps on stop_cond (CLOCK_MONOTONIC) under
+       stop_lock, which protects stop. */
+    pthread_t syncer;
+    bool syncer_started;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stop;
+};
+
+/* Map an LMDB return code (MDB_* or errno) onto kvs_err, once, here. */
+int kvs__lmdb_err(int mdb_rc);
+
+/*
+ * Begin a read transaction; on success resize_lock is held shared until
+ * kvs__lmdb_read_end(). Any thread. Returns 0 or a kvs_err.
+ */
+int kvs__lmdb_read_begin(struct lmdb_db *db, MDB_txn **txnp);
+void kvs__lmdb_read_end(struct lmdb_db *db, MDB_txn *txn);
+
+/* Abort the pooled read transactions (close only). */
+void kvs__lmdb_pool_drain(struct lmdb_db *db);
+
+enum lmdb_write_op { LMDB_PUT, LMDB_DEL, LMDB_DROP };
+
+struct lmdb_write {
+    enum lmdb_write_op op;
+    MDB_val key; /* tagged key; PUT and DEL */
+    MDB_val val; /* PUT */
+};
+
+/*
+ * Apply one write in its own transaction and commit it, growing the map
+ * and retrying on MDB_MAP_FULL. Any thread. Returns 0, KVS_ENOTFOUND (DEL
+ * of a missing key), KVS_EREADONLY once a commit or sync has failed, or the
+ * mapped error. A failed commit makes every later write KVS_EREADONLY.
+ */
+int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w);
+
+/* Flush data.mdb now; a failure makes the store refuse writes. */
+int kvs__lmdb_sync_now(struct lmdb_db *db);
+
+#endif

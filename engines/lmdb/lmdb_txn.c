@@ -1,0 +1,237 @@
+/*
+ * The "lmdb" engine's transaction layer; see lmdb_internal.h.
+ *
+ * Locking, in the order taken: write_lock (writers only), resize_lock
+ * (shared by every transaction, exclusive for a remap), pool_lock (a leaf,
+ * held for one pointer). A reader takes resize_lock shared and pool_lock
+ * for a moment; it never waits for a writer, whose commit also holds
+ * resize_lock only shared. The map is resized in two cases: a writer's
+ * MDB_MAP_FULL (the writer drops its transaction and its shared hold,
+ * doubles the map under the exclusive hold, and retries) and
+ * MDB_MAP_RESIZED (another process grew the map; adopt its size).
+ */
+#include <stdint.h>
+
+#include "engines/fileio.h"
+#include "lmdb_internal.h"
+
+/* Retries after a remap. Doubling from 64 MiB passes any real size long
+   before this; the bound only stops a loop if LMDB misbehaves. */
+#define REMAP_TRIES 40
+
+int kvs__lmdb_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return KVS_ENOTFOUND;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+        return KVS_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE:
+        return KVS_EVERSION;
+    case MDB_MAP_FULL: /* only surfaces when the map cannot grow further */
+        return KVS_ENOSPC;
+    case MDB_BAD_VALSIZE:
+        return KVS_EVALSIZE;
+    /* Exhausted fixed tables (reader slots, dirty pages): out of resources. */
+    case MDB_READERS_FULL:
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+    case MDB_TLS_FULL:
+    case MDB_DBS_FULL:
+        return KVS_ENOMEM;
+    default: /* MDB_PANIC (a failed meta write), MDB_BAD_*: errors of I/O or of state */
+        return rc > 0 ? kvs_err_from_errno(rc) : KVS_EIO;
+    }
+}
+
+/* Refuse writes from now on; the first failure is the one reported. */
+static void fail_writes(struct lmdb_db *db, int err, const char *what)
+{
+    int none = 0;
+    if (atomic_compare_exchange_strong(&db->failed, &none, err))
+        kvs__log(&db->opts, "lmdb: %s failed (%s); refusing writes until restart", what,
+                 kvs_strerror(err));
+}
+
+int kvs__lmdb_sync_now(struct lmdb_db *db)
+{
+    int rc = atomic_load(&db->failed);
+    if (rc != 0)
+        return rc;
+    /* What mdb_env_sync(env, 1) does without MDB_WRITEMAP, through the
+       fileio layer so that tests can make it fail. No lock: it touches
+       neither the map nor a transaction. */
+    rc = kvs__fdatasync(db->fd);
+    if (rc != 0)
+        fail_writes(db, rc, "fdatasync of data.mdb");
+    return rc;
+}
+
+/*
+ * Resize the map under the exclusive hold: double it (grow) or adopt the
+ * size another process set (!grow). A failed remap leaves LMDB without a
+ * map at all, so the handle is marked broken and every call fails after.
+ */
+static int remap(struct lmdb_db *db, bool grow)
+{
+    size_t size = 0; /* 0: mdb_env_set_mapsize() adopts the size in the meta page */
+    int rc = 0;
+    pthread_rwlock_wrlock(&db->resize_lock);
+    if (db->broken) {
+        rc = KVS_EIO;
+    } else if (grow) {
+        MDB_envinfo info;
+        mdb_env_info(db->env, &info);
+        if (info.me_mapsize > SIZE_MAX / 2)
+            rc = KVS_ENOSPC;
+        else
+            size = info.me_mapsize * 2;
+    }
+    if (rc == 0) {
+        int mrc = mdb_env_set_mapsize(db->env, size);
+        if (mrc != 0) {
+            db->broken = true;
+            rc = kvs__lmdb_err(mrc);
+        }
+    }
+    pthread_rwlock_unlock(&db->resize_lock);
+    if (rc != 0)
+        kvs__log(&db->opts, "lmdb: resizing the map failed: %s", kvs_strerror(rc));
+    else if (grow)
+        kvs__log(&db->opts, "lmdb: map grown to %zu MiB", size >> 20);
+    return rc;
+}
+
+static MDB_txn *pool_take(struct lmdb_db *db)
+{
+    MDB_txn *txn = NULL;
+    pthread_mutex_lock(&db->pool_lock);
+    if (db->pool_len > 0)
+        txn = db->pool[--db->pool_len];
+    pthread_mutex_unlock(&db->pool_lock);
+    return txn;
+}
+
+int kvs__lmdb_read_begin(struct lmdb_db *db, MDB_txn **txnp)
+{
+    for (int attempt = 0;; attempt++) {
+        pthread_rwlock_rdlock(&db->resize_lock);
+        if (db->broken) {
+            pthread_rwlock_unlock(&db->resize_lock);
+            return KVS_EIO;
+        }
+        MDB_txn *txn = pool_take(db);
+        int rc;
+        if (txn) {
+            rc = mdb_txn_renew(txn);
+            if (rc != 0)
+                mdb_txn_abort(txn);
+        } else {
+            rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+        }
+        if (rc == 0) {
+            *txnp = txn;
+            return 0;
+        }
+        pthread_rwlock_unlock(&db->resize_lock);
+        if (rc != MDB_MAP_RESIZED || attempt == REMAP_TRIES)
+            return kvs__lmdb_err(rc);
+        rc = remap(db, false);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+void kvs__lmdb_read_end(struct lmdb_db *db, MDB_txn *txn)
+{
+    /* A reset transaction keeps its reader slot but pins no snapshot. */
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&db->pool_lock);
+    if (db->pool_len < LMDB_POOL_MAX) {
+        db->pool[db->pool_len++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&db->pool_lock);
+    if (txn)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&db->resize_lock);
+}
+
+void kvs__lmdb_pool_drain(struct lmdb_db *db)
+{
+    pthread_mutex_lock(&db->pool_lock);
+    while (db->pool_len > 0)
+        mdb_txn_abort(db->pool[--db->pool_len]);
+    pthread_mutex_unlock(&db->pool_lock);
+}
+
+/* One attempt: begin, apply, commit. *in_commit tells whether a failure
+   came from the commit, after which what reached the disk is unknown. */
+static int write_once(struct lmdb_db *db, const struct lmdb_write *w, bool *in_commit)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val key = w->key, val = w->val;
+    switch (w->op) {
+    case LMDB_PUT:
+        rc = mdb_put(txn, db->dbi, &key, &val, 0);
+        break;
+    case LMDB_DEL:
+        rc = mdb_del(txn, db->dbi, &key, NULL);
+        break;
+    case LMDB_DROP:
+        rc = mdb_drop(txn, db->dbi, 0);
+        break;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    *in_commit = true;
+    return mdb_txn_commit(txn); /* frees txn, also on failure */
+}
+
+int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w)
+{
+    int rc;
+    pthread_mutex_lock(&db->write_lock);
+    for (int attempt = 0;; attempt++) {
+        if (atomic_load(&db->failed) != 0) {
+            rc = KVS_EREADONLY;
+            break;
+        }
+        bool in_commit = false;
+        pthread_rwlock_rdlock(&db->resize_lock);
+        int mrc = db->broken ? MDB_PANIC : write_once(db, w, &in_commit);
+        pthread_rwlock_unlock(&db->resize_lock);
+        if (mrc == 0) {
+            atomic_store(&db->dirty, true);
+            rc = 0;
+            break;
+        }
+        /* MDB_MAP_FULL arises while pages are allocated, before the commit
+           writes anything, so growing and retrying is safe. */
+        if ((mrc == MDB_MAP_FULL || mrc == MDB_MAP_RESIZED) && attempt < REMAP_TRIES) {
+            rc = remap(db, mrc == MDB_MAP_FULL);
+            if (rc != 0)
+                break;
+            continue;
+        }
+        rc = kvs__lmdb_err(mrc);
+        /* A failed commit may have failed in its fsync: whatever it wrote
+           may be lost while a later fsync succeeds, so never write again. */
+        if ((in_commit && mrc != MDB_MAP_FULL) || mrc == MDB_PANIC)
+            fail_writes(db, rc, "commit");
+        break;
+    }
+    pthread_mutex_unlock(&db->write_lock);
+    return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * Epoch-based reclamation for the kvs engine: lets readers use index tables
+ * and segment mappings without locks, and frees those objects only once no
+ * reader can still hold them.
+ *
+ * Readers bracket each use with log_epoch_enter()/log_epoch_exit(); both are
+ * a few atomic operations on a counter sharded by thread, never a wait.
+ * Writers unpublish an object (swap a pointer, clear a table entry) and then
+ * log_epoch_retire() it. log_epoch_reclaim() advances the global epoch when
+ * the readers of the previous epoch have drained and frees what was retired
+ * two epochs back; it never waits either, so calling it again later is how
+ * progress is made (the background thread calls it about once a second).
+ *
+ * Why two epochs back is safe: the epoch advances from e to e+1 only when no
+ * reader is registered under e-1 (the other parity), and a reader that read
+ * an older epoch re-checks it after registering and retries if it moved. So
+ * once the epoch is e+1, every registered reader entered during epoch e,
+ * after anything retired during epoch e-1 or earlier was already unpublished.
+ */
+#ifndef KVS_LOG_EPOCH_H
+#define KVS_LOG_EPOCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define LOG_EPOCH_SHARDS 32
+
+/* Embedded in every object that can be retired. */
+struct log_retired {
+    struct log_retired *next;
+    uint64_t epoch;
+    void (*free)(struct log_retired *r);
+};
+
+/* One cache line per shard, so that readers on different threads do not
+   bounce a line between cores. */
+struct log_epoch_shard {
+    _Alignas(64) atomic_ulong readers[2]; /* indexed by epoch parity */
+};
+
+struct log_epoch {
+    atomic_uint_least64_t now;
+    struct log_epoch_shard shard[LOG_EPOCH_SHARDS];
+    /* Protects retired and serialises advancing now. Taken after the
+       engine's write lock when both are held. */
+    pthread_mutex_t lock;
+    struct log_retired *retired; /* newest first */
+};
+
+int log_epoch_init(struct log_epoch *e);
+
+/* Free everything retired. Only when no reader can be inside. */
+void log_epoch_destroy(struct log_epoch *e);
+
+/* Enter a read-side section; returns a token for log_epoch_exit(). */
+unsigned log_epoch_enter(struct log_epoch *e);
+void log_epoch_exit(struct log_epoch *e, unsigned token);
+
+/* Hand r (already unreachable for new readers) over to be freed with fn
+   after a grace period. Any thread. */
+void log_epoch_retire(struct log_epoch *e, struct log_retired *r, void (*fn)(struct log_retired *));
+
+/* Advance the epoch if readers allow and free what is safe. Never waits for
+   readers. Any thread, but not while holding a lock that a free function
+   takes. */
+void log_epoch_reclaim(struct log_epoch *e);
+
+#endif

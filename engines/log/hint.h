@@ -1,0 +1,68 @@
+/*
+ * Hint files of the kvs engine: the index entries of one compaction output,
+ * so that opening a store need not read the output's values.
+ *
+ * A hint is written beside each compaction output segment (same stem,
+ * .hint). Outputs hold puts only, one per key, so an entry is the key's hash
+ * and where its record is; replaying a hint's entries in order has the same
+ * effect on the index as scanning the segment. Layout (little-endian):
+ *
+ *   0 magic "KVSHINT\0"  8 u32 version  12 u32 sub  16 u64 id
+ *  24 u64 size of the segment the hint describes
+ *  32 entries of 16 bytes: u64 key hash, u32 offset, u32 record length
+ *  end: u64 XXH3-64 of every byte before it
+ *
+ * A hint that fails any check is ignored and its segment scanned instead.
+ */
+#ifndef KVS_LOG_HINT_H
+#define KVS_LOG_HINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOG_HINT_HDR 32
+#define LOG_HINT_ENTRY 16
+#define LOG_HINT_VERSION 1
+
+/* An encoded hint being built in memory. */
+struct log_hint_buf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Start a hint for segment (id, sub). Returns 0 or KVS_ENOMEM. */
+int log_hint_begin(struct log_hint_buf *h, uint64_t id, unsigned sub);
+/* Append one entry. Returns 0 or KVS_ENOMEM. */
+int log_hint_add(struct log_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len);
+/* Record the segment's final size and append the checksum. */
+int log_hint_finish(struct log_hint_buf *h, uint64_t seg_size);
+void log_hint_buf_free(struct log_hint_buf *h);
+
+/* A validated hint: n entries starting at entries. */
+struct log_hint_view {
+    const unsigned char *entries;
+    size_t n;
+};
+
+/*
+ * log_hint_parse - validate a hint of len bytes at p for segment (id, sub)
+ * whose file is seg_size bytes. Returns NULL and fills *view when valid, or
+ * a short phrase saying what is wrong.
+ */
+const char *log_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub, uint64_t seg_size,
+                           struct log_hint_view *view);
+
+/* Entry i of a parsed hint. */
+void log_hint_entry(const struct log_hint_view *view, size_t i, uint64_t *hash, uint32_t *off,
+                    uint32_t *len);
+
+/* Write h to a new file name in the directory and fsync it (no rename).
+ *fsync_failed tells a failed fsync from a failed write. */
+int log_hint_write(int dir_fd, const char *name, const struct log_hint_buf *h, bool *fsync_failed);
+
+/* Read the whole file name into *data (malloc'd) and *len. */
+int log_hint_read(int dir_fd, const char *name, unsigned char **data, size_t *len);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * The in-memory index of the kvs engine: key hash -> where the key's live
+ * record is.
+ *
+ * Design, and why it is safe for any number of readers beside one writer:
+ *
+ * - An open-addressing table (linear probing, power-of-two size, load kept
+ *   at most 0.7) of 16-byte slots: the key's 64-bit hash and a location,
+ *   (segment slot number + 1) << 32 | offset. Keys are not stored: a match
+ *   on the hash is confirmed by comparing the key bytes in the record the
+ *   location points to, through the segment's mapping. Values never enter
+ *   RAM. So a key costs 16 bytes / load factor, 23 to 46 bytes, whatever its
+ *   length.
+ * - A location of 0 is an empty slot and ends a probe; 1 marks a removed
+ *   key. Slots never go from used back to empty within a table, so a probe
+ *   can never stop early because of a concurrent change.
+ * - Writers are serialised by the engine's write lock (functions ending in
+ *   _locked). A writer stores a slot's hash before its location, the
+ *   location with release order, and only after the record it points to is
+ *   in the file. A reader loads the location with acquire order first and
+ *   the hash after it, so it never pairs a published location with a hash
+ *   written before it. A reused removed slot may briefly show a reader an
+ *   older location with a newer hash or the reverse; the key comparison
+ *   against the record rejects such a pair, and the result is that of a read
+ *   ordered before or after the concurrent write, which is all a concurrent
+ *   read may expect.
+ * - Growing or compacting the table builds a new table and publishes its
+ *   pointer; the old table is frozen from then on and freed through the
+ *   epoch (epoch.h) once no reader can be probing it. A reader that loaded
+ *   the old pointer sees the state as of the swap, which is a state the
+ *   store was in after the reader started.
+ * - Readers therefore take no lock and never wait: a get is an epoch enter,
+ *   a probe, a key comparison in the mapping, a copy and an epoch exit.
+ */
+#ifndef KVS_LOG_INDEX_H
+#define KVS_LOG_INDEX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epoch.h"
+
+#define LOG_LOC_EMPTY 0
+#define LOG_LOC_REMOVED 1
+
+static inline uint64_t log_loc(unsigned sno, uint32_t off)
+{
+    return ((uint64_t)sno + 1) << 32 | off;
+}
+
+static inline bool log_loc_live(uint64_t loc)
+{
+    return (loc >> 32) != 0;
+}
+
+static inline unsigned log_loc_sno(uint64_t loc)
+{
+    return (unsigned)(loc >> 32) - 1;
+}
+
+static inline uint32_t log_loc_off(uint64_t loc)
+{
+    return (uint32_t)loc;
+}
+
+struct log_slot {
+    atomic_uint_least64_t hash;
+    atomic_uint_least64_t loc;
+};
+
+struct log_table {
+    struct log_retired retired; /* first: freed through the epoch */
+    size_t mask;                /* slots - 1 */
+    struct log_slot slot[];
+};
+
+struct log_index {
+    _Atomic(struct log_table *) table;
+    struct log_epoch *epoch;
+    /* Under the write lock: */
+    size_t used; /* slots not empty (live or removed) */
+    size_t live; /* slots holding a location */
+};
+
+/*
+ * A key comparison: does the record at loc hold the key the caller looks
+ * for? Returns 1 yes, 0 no, or a negative kvs_err (the record could not be
+ * read), which ends the lookup.
+ */
+typedef int (*log_match_fn)(void *ctx, uint64_t loc);
+
+int log_index_init(struct log_index *ix, struct log_epoch *epoch);
+/* Free the current table; retired tables belong to the epoch. */
+void log_index_destroy(struct log_index *ix);
+
+/* The current table, for a reader inside an epoch section. */
+static inline const struct log_table *log_index_table(struct log_index *ix)
+{
+    return atomic_load_explicit(&ix->table, memory_order_acquire);
+}
+
+/*
+ * log_index_find - look hash up in t (reader side). Returns 1 with *loc set,
+ * 0 when absent, or the error of match.
+ */
+int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
+                   uint64_t *loc);
+
+/* Where a key is, or would go, in the current table (writer side). */
+struct log_index_pos {
+    struct log_slot *slot; /* the key's slot, or the free slot it would take */
+    bool found;            /* slot holds the key */
+    bool fresh;            /* slot was empty (not a removed mark) */
+};
+
+/*
+ * log_index_lookup_locked - find the key (hash, match) for a write. With
+ * room, first grow the table if one more key would overload it, so that a
+ * following log_index_put_locked() cannot fail. The position stays valid
+ * until the write lock is released or the index changes. Returns 0,
+ * KVS_ENOMEM (nothing changed) or the error of match.
+ */
+int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn match, void *ctx,
+                            bool room, struct log_index_pos *pos);
+
+/* Point the key at loc; *old gets its previous location (LOG_LOC_EMPTY if
+   it had none). pos comes from a lookup with room. */
+void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t hash,
+                          uint64_t loc, uint64_t *old);
+
+/* Mark the key removed; *old gets its location. pos->found must be true. */
+void log_index_remove_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t *old);
+
+/* log_index_move_locked - if the slot of hash still holds from, make it to.
+   Returns whether it did (false: the key was written or removed since). */
+bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, uint64_t to);
+
+/* An empty table for log_index_reset_locked(), allocated before a change
+   that must not fail half way; NULL when out of memory. */
+struct log_table *log_index_table_new(void);
+void log_index_table_free(struct log_table *t);
+
+/* log_index_reset_locked - replace the table by t, an empty table. */
+void log_index_reset_locked(struct log_index *ix, struct log_table *t);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * Records of the kvs engine's log: the unit of atomicity on disk.
+ *
+ * A record is a 24-byte header followed by the key and the value. All
+ * integers are little-endian.
+ *
+ *   off size field
+ *     0    8 sum   XXH3-64 of header bytes 8..23, then the key, then the
+ *                  value, chained through the seed (see log_rec_sum)
+ *     8    4 head  XXH32 of header bytes 12..23
+ *    12    1 type  LOG_REC_PUT, LOG_REC_DEL or LOG_REC_CLEAR
+ *    13    3 zero
+ *    16    4 klen
+ *    20    4 vlen
+ *
+ * The separate head check exists so that recovery can tell a record cut
+ * short by a crash (valid header, bytes missing at the end of the file) from
+ * a record whose lengths were damaged (which would otherwise look like a
+ * record running past the end and be cut off silently).
+ *
+ * Decoding is a pure function over a byte range: the engine, a fuzzer and an
+ * offline checker share one definition of a valid record.
+ */
+#ifndef KVS_LOG_RECORD_H
+#define KVS_LOG_RECORD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kvs/slice.h"
+
+#define LOG_REC_HDR 24
+#define LOG_MAX_KEY 65535u
+#define LOG_MAX_VALUE (512u << 20)
+
+enum log_rec_type {
+    LOG_REC_PUT = 1,   /* key now has value */
+    LOG_REC_DEL = 2,   /* key removed (tombstone); vlen 0 */
+    LOG_REC_CLEAR = 3, /* every earlier record is void; klen and vlen 0 */
+};
+
+enum log_rec_status {
+    LOG_REC_OK,       /* header and checksum valid */
+    LOG_REC_SHORT,    /* the range ends inside the header or the record */
+    LOG_REC_BAD_HEAD, /* the header fails its check or holds impossible fields */
+    LOG_REC_BAD_SUM,  /* the header is valid, the record's checksum is not */
+};
+
+/* A decoded record; key and val point into the decoded range. */
+struct log_rec {
+    unsigned type;
+    uint32_t klen;
+    uint32_t vlen;
+    uint64_t sum; /* as stored */
+    uint64_t len; /* LOG_REC_HDR + klen + vlen */
+    const unsigned char *head;
+    const unsigned char *key;
+    const unsigned char *val;
+};
+
+static inline void log_put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void log_put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint32_t log_get_le32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline uint64_t log_get_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* The hash of a key that the index and hint files use. Stable across runs:
+   hint files store it. */
+uint64_t log_key_hash(const void *key, size_t len);
+
+/*
+ * log_rec_encode - fill head with the header of a record of type over key
+ * and val (val empty for LOG_REC_DEL, both empty for LOG_REC_CLEAR). The
+ * caller writes head, key and val in that order.
+ */
+void log_rec_encode(unsigned char head[LOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val);
+
+/*
+ * log_rec_sum - the checksum of a record whose header bytes 8..23 are at
+ * head and whose key and value are given separately, so that a value can be
+ * verified after it was copied out.
+ */
+uint64_t log_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
+                     size_t vlen);
+
+/*
+ * log_rec_head - decode the header at p, of which avail bytes are readable,
+ * without verifying the checksum. On LOG_REC_OK and on LOG_REC_SHORT with a
+ * complete header, r holds the header's fields (key and val are set only on
+ * LOG_REC_OK).
+ */
+enum log_rec_status log_rec_head(const void *p, size_t avail, struct log_rec *r);
+
+/* log_rec_decode - log_rec_head, then verify the checksum. */
+enum log_rec_status log_rec_decode(const void *p, size_t avail, struct log_rec *r);
+
+/* A short phrase for a status, for messages. */
+const char *log_rec_status_str(enum log_rec_status st);
+
+#endif

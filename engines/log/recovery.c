@@ -1,0 +1,438 @@
+/*
+ * Opening a kvs store: rebuild the index from the segment files.
+ *
+ * Files left by an interrupted compaction are settled first: *.tmp files
+ * are deleted (a compaction never relies on them), a hint whose segment is
+ * gone is deleted. Then every segment is replayed in (id, sub) order; a
+ * compaction output with a valid hint is replayed from the hint, any other
+ * segment is scanned record by record, checksums verified. Why replaying
+ * old segments beside compaction outputs is correct is argued in compact.c.
+ *
+ * Only the newest segment may end in a torn record (every other segment was
+ * fsynced when it was sealed). A bad record there is cut off and logged when
+ * nothing but zeros follows it, which is what a crash leaves: a record cut
+ * short, or a tail of zeros after a power loss. Any other bad record, in any
+ * segment, fails the open with KVS_ECORRUPT naming the file and offset:
+ * nothing is skipped silently.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engines/fileio.h"
+#include "hint.h"
+#include "log_db.h"
+
+struct seg_name {
+    uint64_t id;
+    unsigned sub;
+    bool hint; /* a .hint file exists beside it */
+};
+
+struct listing {
+    struct seg_name *segs;
+    size_t n, cap;
+    uint64_t max_id; /* over every file of ours, also the ones deleted */
+};
+
+static int by_id_sub(const void *a, const void *b)
+{
+    const struct seg_name *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->sub < y->sub ? -1 : x->sub > y->sub;
+}
+
+static struct seg_name *find_seg(struct listing *l, uint64_t id, unsigned sub)
+{
+    struct seg_name key = {id, sub, false};
+    if (l->n == 0)
+        return NULL;
+    return bsearch(&key, l->segs, l->n, sizeof(key), by_id_sub);
+}
+
+static int add_seg(struct listing *l, uint64_t id, unsigned sub)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct seg_name *p = realloc(l->segs, cap * sizeof(*p));
+        if (!p)
+            return KVS_ENOMEM;
+        l->segs = p;
+        l->cap = cap;
+    }
+    l->segs[l->n++] = (struct seg_name){id, sub, false};
+    return 0;
+}
+
+/*
+ * Read the directory: collect segments, delete leftover temporary files,
+ * then pair hints with their segments and delete orphan hints.
+ */
+static int list_dir(struct log_db *db, struct listing *l, char *why)
+{
+    int fd = dup(db->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        kvs__why(why, "cannot list %s", db->dir);
+        return KVS_EIO;
+    }
+    /* Hints are paired after the listing, once every segment is known. */
+    struct listing hints = {0};
+    int rc = 0;
+    bool changed = false;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        uint64_t id;
+        unsigned sub;
+        enum log_file_kind kind;
+        if (!log_file_parse(de->d_name, &id, &sub, &kind))
+            continue;
+        if (id > l->max_id)
+            l->max_id = id;
+        switch (kind) {
+        case LOG_FILE_SEG:
+            rc = add_seg(l, id, sub);
+            break;
+        case LOG_FILE_HINT:
+            rc = add_seg(&hints, id, sub);
+            break;
+        case LOG_FILE_SEG_TMP:
+        case LOG_FILE_HINT_TMP:
+            kvs__log(&db->opts, "kvs: deleting %s/%s, left by an interrupted compaction", db->dir,
+                     de->d_name);
+            rc = kvs__unlink(db->dir_fd, de->d_name);
+            changed = true;
+            break;
+        }
+    }
+    closedir(d);
+    if (rc == 0 && l->n)
+        qsort(l->segs, l->n, sizeof(l->segs[0]), by_id_sub);
+    for (size_t i = 0; rc == 0 && i < hints.n; i++) {
+        struct seg_name *s = find_seg(l, hints.segs[i].id, hints.segs[i].sub);
+        if (s) {
+            s->hint = true;
+            continue;
+        }
+        char name[LOG_SEG_NAME_LEN];
+        log_file_name(name, hints.segs[i].id, hints.segs[i].sub, LOG_FILE_HINT);
+        kvs__log(&db->opts, "kvs: deleting %s/%s: its segment is gone", db->dir, name);
+        rc = kvs__unlink(db->dir_fd, name);
+        changed = true;
+    }
+    free(hints.segs);
+    /* Make the deletions durable, so that no old file reappears beside a
+       new one of the same name after a machine crash. */
+    if (rc == 0 && changed)
+        rc = kvs__fsync_dir(db->dir_fd);
+    if (rc != 0)
+        kvs__why(why, "cannot clean up %s: %s", db->dir, kvs_strerror(rc));
+    return rc;
+}
+
+/* ---- replaying records into the index ---- */
+
+/* Key comparison between the record being replayed and the record at an
+   index location. The replayed key is read lazily: replaying a hint needs
+   it only when two hashes collide. */
+struct replay_match {
+    struct log_db *db;
+    uint64_t loc; /* of the record being replayed (puts) */
+    bool have_key;
+    kvs_slice key;
+};
+
+static int replay_match(void *ctx, uint64_t loc)
+{
+    struct replay_match *m = ctx;
+    struct log_rec rec;
+    if (!m->have_key) {
+        if (log_read_head(m->db, m->loc, &rec) != 0 || rec.type != LOG_REC_PUT)
+            return KVS_ECORRUPT;
+        m->key = kvs_slice_of(rec.key, rec.klen);
+        m->have_key = true;
+    }
+    if (log_read_head(m->db, loc, &rec) != 0 || rec.type != LOG_REC_PUT)
+        return KVS_ECORRUPT;
+    return rec.klen == m->key.len && (rec.klen == 0 || memcmp(rec.key, m->key.data, rec.klen) == 0);
+}
+
+static void forget(struct log_db *db, uint64_t old)
+{
+    struct log_rec rec;
+    if (log_loc_live(old) && log_read_head(db, old, &rec) == 0)
+        db->live_rec -= rec.len;
+}
+
+static int replay_put(struct log_db *db, uint64_t hash, uint64_t loc, uint64_t len,
+                      const struct log_rec *rec)
+{
+    struct replay_match m = {.db = db, .loc = loc};
+    if (rec) {
+        m.key = kvs_slice_of(rec->key, rec->klen);
+        m.have_key = true;
+    }
+    struct log_index_pos pos;
+    uint64_t old;
+    int rc = log_index_lookup_locked(&db->index, hash, replay_match, &m, true, &pos);
+    if (rc != 0)
+        return rc;
+    log_index_put_locked(&db->index, &pos, hash, loc, &old);
+    forget(db, old);
+    if (old == LOG_LOC_EMPTY)
+        db->keys++;
+    db->live_rec += len;
+    return 0;
+}
+
+static int replay_del(struct log_db *db, const struct log_rec *rec)
+{
+    struct replay_match m = {.db = db, .have_key = true, .key = kvs_slice_of(rec->key, rec->klen)};
+    struct log_index_pos pos;
+    uint64_t old;
+    int rc = log_index_lookup_locked(&db->index, log_key_hash(rec->key, rec->klen), replay_match,
+                                     &m, false, &pos);
+    if (rc != 0 || !pos.found)
+        return rc;
+    log_index_remove_locked(&db->index, &pos, &old);
+    forget(db, old);
+    db->keys--;
+    return 0;
+}
+
+static int replay_clear(struct log_db *db)
+{
+    struct log_table *t = log_index_table_new();
+    if (!t)
+        return KVS_ENOMEM;
+    log_index_reset_locked(&db->index, t);
+    db->keys = db->live_rec = 0;
+    return 0;
+}
+
+/* ---- segments ---- */
+
+static bool all_zero(const unsigned char *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        if (p[i])
+            return false;
+    }
+    return true;
+}
+
+/* Is a bad record at off of the newest segment what a crash leaves? */
+static bool torn_tail(const struct log_seg *s, uint64_t off, enum log_rec_status st,
+                      const struct log_rec *rec)
+{
+    uint64_t size = atomic_load(&s->size);
+    switch (st) {
+    case LOG_REC_SHORT:
+        return true; /* a partial header, or a valid header missing bytes */
+    case LOG_REC_BAD_HEAD:
+        return all_zero(s->map + off, size - off);
+    case LOG_REC_BAD_SUM:
+        return all_zero(s->map + off + rec->len, size - off - rec->len);
+    case LOG_REC_OK:
+        break;
+    }
+    return false;
+}
+
+/*
+ * Scan every record of s into the index. hint, when not NULL, collects the
+ * entries of a rebuilt hint; *hint_ok is cleared if the segment holds
+ * records a hint cannot describe.
+ */
+static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool newest,
+                    struct log_hint_buf *hint, bool *hint_ok, char *why)
+{
+    uint64_t size = atomic_load(&s->size);
+    uint64_t off = LOG_SEG_HDR;
+    while (off < size) {
+        struct log_rec rec;
+        enum log_rec_status st = log_rec_decode(s->map + off, size - off, &rec);
+        if (st != LOG_REC_OK) {
+            if (!newest || !torn_tail(s, off, st, &rec)) {
+                kvs__why(why, "corrupt record in %s/%s at offset %" PRIu64 " (%s)", db->dir, name,
+                         off, log_rec_status_str(st));
+                return KVS_ECORRUPT;
+            }
+            kvs__log(&db->opts,
+                     "kvs: cutting torn record off %s/%s at offset %" PRIu64 " (%s, %" PRIu64
+                     " bytes dropped)",
+                     db->dir, name, off, log_rec_status_str(st), size - off);
+            int rc = log_seg_truncate(s, off);
+            if (rc != 0) {
+                kvs__why(why, "cannot cut the torn tail off %s/%s: %s", db->dir, name,
+                         kvs_strerror(rc));
+                return rc;
+            }
+            break;
+        }
+        uint64_t loc = log_loc(s->sno, (uint32_t)off);
+        int rc = 0;
+        if (rec.type == LOG_REC_PUT) {
+            uint64_t hash = log_key_hash(rec.key, rec.klen);
+            rc = replay_put(db, hash, loc, rec.len, &rec);
+            if (rc == 0 && hint)
+                rc = log_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len);
+        } else {
+            *hint_ok = false;
+            rc = rec.type == LOG_REC_DEL ? replay_del(db, &rec) : replay_clear(db);
+        }
+        if (rc != 0) {
+            kvs__why(why, "cannot replay %s/%s at offset %" PRIu64 ": %s", db->dir, name, off,
+                     kvs_strerror(rc));
+            return rc;
+        }
+        off += rec.len;
+    }
+    return 0;
+}
+
+/* Replay s from its hint. Returns 0, 1 if the hint is unusable (logged;
+   nothing replayed), or an error. */
+static int replay_hint(struct log_db *db, struct log_seg *s, char *why)
+{
+    char name[LOG_SEG_NAME_LEN];
+    log_file_name(name, s->id, s->sub, LOG_FILE_HINT);
+    unsigned char *data;
+    size_t len;
+    int rc = log_hint_read(db->dir_fd, name, &data, &len);
+    if (rc != 0) {
+        kvs__log(&db->opts, "kvs: ignoring hint %s/%s (%s); scanning its segment", db->dir, name,
+                 kvs_strerror(rc));
+        return 1;
+    }
+    struct log_hint_view view;
+    const char *bad = log_hint_parse(data, len, s->id, s->sub, atomic_load(&s->size), &view);
+    if (bad) {
+        kvs__log(&db->opts, "kvs: ignoring hint %s/%s (%s); scanning its segment", db->dir, name,
+                 bad);
+        free(data);
+        return 1;
+    }
+    for (size_t i = 0; rc == 0 && i < view.n; i++) {
+        uint64_t hash;
+        uint32_t off, rlen;
+        log_hint_entry(&view, i, &hash, &off, &rlen);
+        rc = replay_put(db, hash, log_loc(s->sno, off), rlen, NULL);
+    }
+    free(data);
+    if (rc != 0) {
+        kvs__why(why, "cannot replay hint %s/%s: %s", db->dir, name, kvs_strerror(rc));
+        return rc;
+    }
+    s->hint_bytes = len;
+    return 0;
+}
+
+/* Scan a compaction output whose hint was missing or bad, and write the
+   hint again. A hint that cannot be written only costs time at next open. */
+static int scan_and_rehint(struct log_db *db, struct log_seg *s, const char *name, bool newest,
+                           char *why)
+{
+    struct log_hint_buf hint = {0};
+    bool hint_ok = log_hint_begin(&hint, s->id, s->sub) == 0;
+    int rc = scan_seg(db, s, name, newest, hint_ok ? &hint : NULL, &hint_ok, why);
+    if (rc == 0 && hint_ok && log_hint_finish(&hint, atomic_load(&s->size)) == 0) {
+        char hname[LOG_SEG_NAME_LEN];
+        log_file_name(hname, s->id, s->sub, LOG_FILE_HINT);
+        int wrc = kvs__write_file_atomic(db->dir_fd, hname, hint.data, hint.len);
+        if (wrc == 0)
+            s->hint_bytes = hint.len;
+        else
+            kvs__log(&db->opts, "kvs: cannot rewrite hint %s/%s: %s", db->dir, hname,
+                     kvs_strerror(wrc));
+    }
+    log_hint_buf_free(&hint);
+    return rc;
+}
+
+/*
+ * Open, check and replay one segment. Returns 0 (with *out NULL when the
+ * segment was an empty torn file and got deleted) or an error.
+ */
+static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, struct log_seg **out,
+                    char *why)
+{
+    char name[LOG_SEG_NAME_LEN];
+    log_file_name(name, sn->id, sn->sub, LOG_FILE_SEG);
+    *out = NULL;
+    struct log_seg *s;
+    int rc = log_seg_open(db->dir_fd, sn->id, sn->sub, &s);
+    if (rc != 0) {
+        kvs__why(why, "cannot open %s/%s: %s", db->dir, name, kvs_strerror(rc));
+        return rc;
+    }
+    uint64_t size = atomic_load(&s->size);
+    const char *what;
+    rc = log_seg_head_check(s->map, size, sn->id, sn->sub, &what);
+    if (rc != 0) {
+        /* A crash right after creating the newest segment leaves it empty,
+           cut inside its header, or zeros: it held no records. */
+        if (newest && (size < LOG_SEG_HDR || all_zero(s->map, LOG_SEG_HDR)) &&
+            all_zero(s->map, size)) {
+            kvs__log(&db->opts, "kvs: deleting %s/%s: torn before its header was complete", db->dir,
+                     name);
+            log_seg_free(s);
+            rc = kvs__unlink(db->dir_fd, name);
+            if (rc == 0)
+                rc = kvs__fsync_dir(db->dir_fd);
+            if (rc != 0)
+                kvs__why(why, "cannot delete %s/%s: %s", db->dir, name, kvs_strerror(rc));
+            return rc;
+        }
+        kvs__why(why, "%s/%s: %s", db->dir, name, what);
+        log_seg_free(s);
+        return rc;
+    }
+    rc = log_seg_register(db, s);
+    if (rc != 0) {
+        kvs__why(why, "too many segments in %s (at most %u)", db->dir, LOG_MAX_SEGS);
+        log_seg_free(s);
+        return rc;
+    }
+    /* Registered: from here on s is freed with the segment list. */
+    db->segs[db->nsegs++] = s;
+    db->seg_bytes += size;
+    if (sn->sub == 0) {
+        bool unused = true;
+        rc = scan_seg(db, s, name, newest, NULL, &unused, why);
+    } else {
+        rc = sn->hint ? replay_hint(db, s, why) : 1;
+        if (rc == 1)
+            rc = scan_and_rehint(db, s, name, newest, why);
+    }
+    /* A cut tail shrank the file. */
+    db->seg_bytes -= size - atomic_load(&s->size);
+    db->hint_bytes += s->hint_bytes;
+    *out = s;
+    return rc;
+}
+
+int log_recover(struct log_db *db, char *why)
+{
+    struct listing l = {0};
+    pthread_mutex_lock(&db->wlock);
+    int rc = list_dir(db, &l, why);
+    if (rc == 0) {
+        rc = log_segs_reserve_locked(db, l.n);
+        if (rc != 0)
+            kvs__why(why, "out of memory opening %s", db->dir);
+    }
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        struct log_seg *s;
+        rc = load_seg(db, &l.segs[i], i + 1 == l.n, &s, why);
+    }
+    db->next_id = l.max_id + 1;
+    pthread_mutex_unlock(&db->wlock);
+    free(l.segs);
+    return rc;
+}

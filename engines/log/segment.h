@@ -1,0 +1,99 @@
+/*
+ * Segment files of the kvs engine: naming, the file header, and the
+ * read-only mapping through which every read is served.
+ *
+ * A segment is named seg-<id, 10 digits>-<sub, 4 digits>.log. Segments the
+ * write path fills have sub 0; a compaction writes its outputs as (id, 1),
+ * (id, 2), ... Replay order is by (id, sub), which is also the order of the
+ * names. A compaction output may have a .hint file of the same stem, and
+ * files being written by a compaction end in .tmp.
+ *
+ * A segment starts with a 32-byte header (little-endian):
+ *   0 magic "KVSSEG\0\0"   8 u32 version   12 u32 sub   16 u64 id
+ *  24 u32 zero            28 u32 XXH32 of bytes 0..27
+ * followed by records (record.h) back to back.
+ *
+ * Each open segment is mapped read-only (MAP_SHARED) at its capacity, so
+ * that records appended to the active segment become readable through the
+ * same mapping. Only offsets below the published size are ever read, so the
+ * pages beyond the end of the file are never touched.
+ */
+#ifndef KVS_LOG_SEGMENT_H
+#define KVS_LOG_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "epoch.h"
+
+#define LOG_SEG_HDR 32
+#define LOG_SEG_VERSION 1
+#define LOG_SEG_MAX_ID 9999999999ull
+#define LOG_SEG_MAX_SUB 9999u
+/* Offsets in the index are 32-bit: no segment may grow past this. */
+#define LOG_SEG_MAX_BYTES 0xffffffffull
+/* Longest file name this engine uses, with its NUL. */
+#define LOG_SEG_NAME_LEN 32
+
+enum log_file_kind {
+    LOG_FILE_SEG,      /* .log */
+    LOG_FILE_HINT,     /* .hint */
+    LOG_FILE_SEG_TMP,  /* .log.tmp */
+    LOG_FILE_HINT_TMP, /* .hint.tmp */
+};
+
+struct log_seg {
+    struct log_retired retired; /* first: freed through the epoch */
+    uint64_t id;
+    unsigned sub;
+    unsigned sno; /* slot in the engine's segment table, and in index locations */
+    int fd;
+    const unsigned char *map;
+    uint64_t map_len;
+    uint64_t cap;               /* bytes the file may grow to */
+    atomic_uint_least64_t size; /* bytes written and readable */
+    uint64_t hint_bytes;        /* size of its .hint file, 0 if none */
+    void *owner;                /* the engine handle, for the free callback */
+};
+
+/* Write the file name of (id, sub, kind) into name (LOG_SEG_NAME_LEN bytes). */
+void log_file_name(char *name, uint64_t id, unsigned sub, enum log_file_kind kind);
+
+/* Parse a file name this engine writes; false for any other name. */
+bool log_file_parse(const char *name, uint64_t *id, unsigned *sub, enum log_file_kind *kind);
+
+/* Fill out with the header of segment (id, sub). */
+void log_seg_head_encode(unsigned char out[LOG_SEG_HDR], uint64_t id, unsigned sub);
+
+/*
+ * log_seg_head_check - validate the header of segment (id, sub) in p (len
+ * readable bytes). Returns 0, KVS_EVERSION or KVS_ECORRUPT with *what set
+ * to a short phrase.
+ */
+int log_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
+                       const char **what);
+
+/*
+ * log_seg_create - create the file of (id, sub, kind) (kind LOG_FILE_SEG or
+ * LOG_FILE_SEG_TMP), write its header and map it with capacity cap bytes.
+ * The directory is not synced. Returns 0 or an error; *out is set on
+ * success only.
+ */
+int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kind, uint64_t cap,
+                   struct log_seg **out);
+
+/*
+ * log_seg_open - open an existing segment file and map it at its current
+ * size (which becomes its capacity: opened segments are never appended to).
+ * The header is not checked. Returns 0 or an error.
+ */
+int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out);
+
+/* Cut the file to size bytes and sync it; the mapping stays as it is. */
+int log_seg_truncate(struct log_seg *s, uint64_t size);
+
+/* Unmap, close and free; accepts NULL. */
+void log_seg_free(struct log_seg *s);
+
+#endif

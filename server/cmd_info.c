@@ -1,0 +1,182 @@
+/*
+ * INFO [section ...]: the server's state as Redis formats it, "# Section"
+ * headers and "name:value" lines, sections server, clients, stats,
+ * persistence and keyspace. Field names follow Redis where Redis has the
+ * field, so that tools reading them (redis-cli --stat, monitoring agents)
+ * work; the engine's own figures are in keyspace. Runs on the
+ * connection's worker thread; the text is built in the worker's scratch
+ * buffer, so INFO allocates nothing once that buffer is warm.
+ */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "conn.h"
+#include "reply.h"
+#include "worker.h"
+
+/* The Redis version kvs reports to clients that decide what to send by it;
+   kvs answers the commands of this version that it implements. */
+#define COMPAT_REDIS_VERSION "7.0.0"
+
+struct info {
+    kvs_buf *text;
+    bool oom;
+    bool first; /* no section written yet */
+};
+
+static void add(struct info *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct info *in, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2 && !in->oom; attempt++) {
+        size_t room = in->text->cap - in->text->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf((char *)in->text->data + in->text->len, room, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            in->text->len += (size_t)n;
+            return;
+        }
+        if (n < 0 || kvs_buf_reserve(in->text, in->text->len + (size_t)n + 1) != 0)
+            in->oom = true;
+    }
+}
+
+static void section(struct info *in, const char *title)
+{
+    add(in, "%s# %s\r\n", in->first ? "" : "\r\n", title);
+    in->first = false;
+}
+
+static void info_server(struct info *in, struct worker *w)
+{
+    struct server *srv = w->srv;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long uptime = (long long)(now.tv_sec - srv->started.tv_sec);
+    struct utsname u;
+    if (uname(&u) != 0)
+        snprintf(u.sysname, sizeof(u.sysname), "unknown");
+    const struct sockaddr *sa = (const struct sockaddr *)&srv->cfg.addr;
+    unsigned port = ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                                    : ((const struct sockaddr_in *)sa)->sin_port);
+    section(in, "Server");
+    add(in, "redis_version:%s\r\n", COMPAT_REDIS_VERSION);
+    add(in, "kvs_version:%s\r\n", KVS_VERSION);
+    add(in, "redis_mode:standalone\r\n");
+    add(in, "os:%s %s %s\r\n", u.sysname, u.release, u.machine);
+    add(in, "arch_bits:%zu\r\n", sizeof(void *) * 8);
+    add(in, "multiplexing_api:%s\r\n", event_base_get_method(w->base));
+    add(in, "process_id:%d\r\n", (int)getpid());
+    add(in, "tcp_port:%u\r\n", port);
+    add(in, "listen_address:%s\r\n", srv->cfg.addr_text);
+    add(in, "worker_threads:%u\r\n", srv->nworkers);
+    add(in, "uptime_in_seconds:%lld\r\n", uptime);
+    add(in, "uptime_in_days:%lld\r\n", uptime / 86400);
+}
+
+static void info_clients(struct info *in, struct server *srv)
+{
+    section(in, "Clients");
+    add(in, "connected_clients:%u\r\n", atomic_load(&srv->clients));
+    add(in, "maxclients:%u\r\n", atomic_load(&srv->maxclients));
+    add(in, "timeout:%u\r\n", atomic_load(&srv->timeout));
+    add(in, "blocked_clients:0\r\n");
+}
+
+static void info_stats(struct info *in, struct server *srv)
+{
+    struct server_stats_base st;
+    server_stats_read(srv, &st);
+    section(in, "Stats");
+    add(in, "total_connections_received:%llu\r\n", (unsigned long long)st.connections);
+    add(in, "total_commands_processed:%llu\r\n", (unsigned long long)st.commands);
+    add(in, "total_net_input_bytes:%llu\r\n", (unsigned long long)st.net_in);
+    add(in, "total_net_output_bytes:%llu\r\n", (unsigned long long)st.net_out);
+    add(in, "rejected_connections:%llu\r\n", (unsigned long long)st.rejected);
+    add(in, "keyspace_hits:%llu\r\n", (unsigned long long)st.hits);
+    add(in, "keyspace_misses:%llu\r\n", (unsigned long long)st.misses);
+}
+
+static void info_persistence(struct info *in, struct server *srv)
+{
+    section(in, "Persistence");
+    add(in, "loading:0\r\n");
+    add(in, "aof_enabled:%d\r\n", srv->cfg.fsync != KVS_FSYNC_NO);
+    add(in, "appendfsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
+}
+
+static int info_keyspace(struct info *in, struct server *srv)
+{
+    kvs_stats st;
+    int rc = kvs_db_stats(srv->store.db, &st);
+    if (rc != 0)
+        return rc;
+    section(in, "Keyspace");
+    /* Redis lists only databases that hold keys. */
+    if (st.keys)
+        add(in, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st.keys);
+    add(in, "engine:%s\r\n", srv->engine_name);
+    add(in, "fsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
+    add(in, "keys:%llu\r\n", (unsigned long long)st.keys);
+    add(in, "live_bytes:%llu\r\n", (unsigned long long)st.live_bytes);
+    add(in, "disk_bytes:%llu\r\n", (unsigned long long)st.disk_bytes);
+    add(in, "stale_bytes:%llu\r\n", (unsigned long long)st.stale_bytes);
+    add(in, "compactions:%llu\r\n", (unsigned long long)st.compactions);
+    return 0;
+}
+
+enum { S_SERVER = 1, S_CLIENTS = 2, S_STATS = 4, S_PERSISTENCE = 8, S_KEYSPACE = 16, S_ALL = 31 };
+
+/* INFO, INFO default|all|everything, or INFO section [section ...];
+   an unknown section adds nothing, as in Redis. */
+void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    unsigned want = argc == 1 ? S_ALL : 0;
+    for (size_t i = 1; i < argc; i++) {
+        if (slice_is(argv[i], "default") || slice_is(argv[i], "all") ||
+            slice_is(argv[i], "everything"))
+            want |= S_ALL;
+        else if (slice_is(argv[i], "server"))
+            want |= S_SERVER;
+        else if (slice_is(argv[i], "clients"))
+            want |= S_CLIENTS;
+        else if (slice_is(argv[i], "stats"))
+            want |= S_STATS;
+        else if (slice_is(argv[i], "persistence"))
+            want |= S_PERSISTENCE;
+        else if (slice_is(argv[i], "keyspace"))
+            want |= S_KEYSPACE;
+    }
+    struct worker *w = c->w;
+    struct info in = {&w->scratch, false, true};
+    w->scratch.len = 0;
+    if (kvs_buf_reserve(&w->scratch, 2048) != 0)
+        in.oom = true;
+    if (want & S_SERVER)
+        info_server(&in, w);
+    if (want & S_CLIENTS)
+        info_clients(&in, w->srv);
+    if (want & S_STATS)
+        info_stats(&in, w->srv);
+    if (want & S_PERSISTENCE)
+        info_persistence(&in, w->srv);
+    if (want & S_KEYSPACE) {
+        int rc = info_keyspace(&in, w->srv);
+        if (rc != 0) {
+            reply_kvs_error(c, rc);
+            return;
+        }
+    }
+    if (in.oom)
+        c->flags |= CONN_KILL;
+    else
+        reply_bulk(c, w->scratch.data, w->scratch.len);
+}

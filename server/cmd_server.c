@@ -1,0 +1,427 @@
+/*
+ * Connection and server commands: PING, ECHO, SELECT, QUIT, HELLO, CLIENT,
+ * COMMAND, CONFIG, SHUTDOWN. What redis-cli, redis-benchmark and client
+ * libraries send on connect is answered here. Run on the connection's
+ * worker thread.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <sys/resource.h>
+
+#include "commands.h"
+#include "conn.h"
+#include "log.h"
+#include "reply.h"
+#include "worker.h"
+
+void cmd_ping(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (argc > 2)
+        reply_arity_error(c, "ping");
+    else if (argc == 2)
+        reply_bulk(c, argv[1].data, argv[1].len);
+    else
+        reply_simple(c, "PONG");
+}
+
+void cmd_echo(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    reply_bulk(c, argv[1].data, argv[1].len);
+}
+
+/* One database, number 0, as Redis Cluster has. */
+void cmd_select(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    long long index;
+    if (slice_to_ll(argv[1], &index) != 0 || index < INT32_MIN || index > INT32_MAX)
+        reply_error(c, "ERR value is not an integer or out of range");
+    else if (index != 0)
+        reply_error(c, "ERR DB index is out of range");
+    else
+        reply_ok(c);
+}
+
+void cmd_quit(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    reply_ok(c);
+    c->flags |= CONN_QUIT;
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the same graceful stop as SIGTERM.
+   Like Redis, no reply: the client sees the connection close. There is
+   nothing to save; every write is already in the store. */
+void cmd_shutdown(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    for (size_t i = 1; i < argc; i++) {
+        if (!slice_is(argv[i], "nosave") && !slice_is(argv[i], "save") &&
+            !slice_is(argv[i], "now") && !slice_is(argv[i], "force")) {
+            reply_error(c, "ERR syntax error");
+            return;
+        }
+    }
+    log_info("SHUTDOWN by client id=%llu", (unsigned long long)c->id);
+    server_request_stop(c->w->srv);
+    c->flags |= CONN_QUIT;
+}
+
+/* Redis's rule for client names: printable ASCII without spaces. */
+static bool valid_client_name(kvs_slice name)
+{
+    const unsigned char *p = name.data;
+    for (size_t i = 0; i < name.len; i++) {
+        if (p[i] < '!' || p[i] > '~')
+            return false;
+    }
+    return true;
+}
+
+/* Set the name, or reply an error. Returns whether it was set. */
+static bool set_client_name(struct conn *c, kvs_slice name)
+{
+    if (!valid_client_name(name)) {
+        reply_error(c, "ERR Client names cannot contain spaces, newlines or special characters.");
+        return false;
+    }
+    if (kvs_buf_set(&c->name, name.data, name.len) != 0) {
+        c->flags |= CONN_KILL;
+        return false;
+    }
+    return true;
+}
+
+static void client_id(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    reply_int(c, (long long)c->id);
+}
+
+static void client_getname(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    if (c->name.len)
+        reply_bulk(c, c->name.data, c->name.len);
+    else
+        reply_nil(c);
+}
+
+static void client_setname(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    if (set_client_name(c, argv[2]))
+        reply_ok(c);
+}
+
+/* Sent by recent client libraries on connect; accepted and not kept. */
+static void client_setinfo(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    if (slice_is(argv[2], "lib-name") || slice_is(argv[2], "lib-ver"))
+        reply_ok(c);
+    else
+        reply_errorf(c, "ERR Unrecognized option '%.*s'", (int)argv[2].len,
+                     (const char *)argv[2].data);
+}
+
+static const struct subcommand client_subs[] = {
+    {"id", client_id, 2},
+    {"getname", client_getname, 2},
+    {"setname", client_setname, 3},
+    {"setinfo", client_setinfo, 4},
+};
+
+void cmd_client(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    subcommand_dispatch(c, "client", client_subs, sizeof(client_subs) / sizeof(client_subs[0]),
+                        argc, argv);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]]. kvs speaks RESP2 only
+   and has no passwords: AUTH as "default" is accepted with any password,
+   as Redis accepts it for its default user without a password. */
+void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (argc >= 2) {
+        long long ver;
+        if (slice_to_ll(argv[1], &ver) != 0) {
+            reply_error(c, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver != 2) {
+            reply_error(c, "NOPROTO unsupported protocol version");
+            return;
+        }
+    }
+    kvs_slice name = {NULL, 0};
+    for (size_t i = 2; i < argc; i++) {
+        if (slice_is(argv[i], "auth") && i + 2 < argc) {
+            if (!slice_is(argv[i + 1], "default")) {
+                reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+                return;
+            }
+            i += 2;
+        } else if (slice_is(argv[i], "setname") && i + 1 < argc) {
+            name = argv[++i];
+        } else {
+            reply_errorf(c, "ERR Syntax error in HELLO option '%.*s'", (int)argv[i].len,
+                         (const char *)argv[i].data);
+            return;
+        }
+    }
+    if (name.data && !set_client_name(c, name))
+        return;
+    reply_array(c, 14);
+    reply_bulk_str(c, "server");
+    reply_bulk_str(c, "kvs");
+    reply_bulk_str(c, "version");
+    reply_bulk_str(c, KVS_VERSION);
+    reply_bulk_str(c, "proto");
+    reply_int(c, 2);
+    reply_bulk_str(c, "id");
+    reply_int(c, (long long)c->id);
+    reply_bulk_str(c, "mode");
+    reply_bulk_str(c, "standalone");
+    reply_bulk_str(c, "role");
+    reply_bulk_str(c, "master");
+    reply_bulk_str(c, "modules");
+    reply_array(c, 0);
+}
+
+/* COMMAND's view of one command, in Redis 7's ten fields; the last four
+   (ACL categories, tips, key specs, subcommands) are empty. */
+static void reply_command_info(struct conn *c, const struct command *cmd)
+{
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } flag_names[] = {
+        {CMD_WRITE, "write"}, {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
+        {CMD_ADMIN, "admin"}, {CMD_FAST, "fast"},         {CMD_STALE, "stale"},
+    };
+    size_t nflags = 0;
+    for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
+        nflags += (cmd->flags & flag_names[i].flag) != 0;
+    reply_array(c, 10);
+    reply_bulk_str(c, cmd->name);
+    reply_int(c, cmd->arity);
+    reply_array(c, nflags);
+    for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
+        if (cmd->flags & flag_names[i].flag)
+            reply_simple(c, flag_names[i].name);
+    }
+    reply_int(c, cmd->first_key);
+    reply_int(c, cmd->last_key);
+    reply_int(c, cmd->key_step);
+    for (int i = 0; i < 4; i++)
+        reply_array(c, 0);
+}
+
+static void command_count_sub(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    reply_int(c, (long long)command_count());
+}
+
+/* Documentation is not served: an empty reply (redis-cli then shows no
+   per-command hints). */
+static void command_docs(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    reply_array(c, 0);
+}
+
+static void command_info_sub(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    reply_array(c, argc - 2);
+    for (size_t i = 2; i < argc; i++) {
+        const struct command *cmd = command_lookup(argv[i]);
+        if (cmd)
+            reply_command_info(c, cmd);
+        else
+            reply_nil(c);
+    }
+}
+
+static void command_list(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    reply_array(c, command_count());
+    for (size_t i = 0; i < command_count(); i++)
+        reply_bulk_str(c, command_at(i)->name);
+}
+
+static const struct subcommand command_subs[] = {
+    {"count", command_count_sub, 2},
+    {"docs", command_docs, -2},
+    {"info", command_info_sub, -2},
+    {"list", command_list, 2},
+};
+
+void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (argc == 1) {
+        reply_array(c, command_count());
+        for (size_t i = 0; i < command_count(); i++)
+            reply_command_info(c, command_at(i));
+        return;
+    }
+    subcommand_dispatch(c, "command", command_subs, sizeof(command_subs) / sizeof(command_subs[0]),
+                        argc, argv);
+}
+
+/* The parameters CONFIG GET reports: what redis-benchmark and client
+   libraries ask for. Only maxclients and timeout can be changed. */
+enum config_param { P_SAVE, P_APPENDONLY, P_APPENDFSYNC, P_MAXCLIENTS, P_TIMEOUT, P_DATABASES };
+
+static const char *const config_names[] = {
+    [P_SAVE] = "save",
+    [P_APPENDONLY] = "appendonly",
+    [P_APPENDFSYNC] = "appendfsync",
+    [P_MAXCLIENTS] = "maxclients",
+    [P_TIMEOUT] = "timeout",
+    [P_DATABASES] = "databases",
+};
+
+#define CONFIG_COUNT (sizeof(config_names) / sizeof(config_names[0]))
+
+static void config_value(struct server *srv, enum config_param p, char *out, size_t size)
+{
+    switch (p) {
+    case P_SAVE: /* no snapshots: every write is in the store already */
+        snprintf(out, size, "%s", "");
+        break;
+    case P_APPENDONLY: /* the store is a log on disk unless nothing is synced */
+        snprintf(out, size, "%s", srv->cfg.fsync == KVS_FSYNC_NO ? "no" : "yes");
+        break;
+    case P_APPENDFSYNC:
+        snprintf(out, size, "%s", kvs_fsync_name(srv->cfg.fsync));
+        break;
+    case P_MAXCLIENTS:
+        snprintf(out, size, "%u", atomic_load(&srv->maxclients));
+        break;
+    case P_TIMEOUT:
+        snprintf(out, size, "%u", atomic_load(&srv->timeout));
+        break;
+    case P_DATABASES:
+        snprintf(out, size, "%d", 1);
+        break;
+    }
+}
+
+/* Whether the glob pattern (Redis's syntax, case-insensitive) matches. */
+static bool config_match(kvs_slice pattern, const char *name)
+{
+    char text[128];
+    if (pattern.len >= sizeof(text) || (pattern.len && memchr(pattern.data, '\0', pattern.len)))
+        return false;
+    memcpy(text, pattern.data, pattern.len);
+    text[pattern.len] = '\0';
+    return fnmatch(text, name, FNM_CASEFOLD) == 0;
+}
+
+/* CONFIG GET pattern [pattern ...]: name/value pairs, each name once. */
+static void config_get(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    bool hit[CONFIG_COUNT] = {false};
+    size_t nhit = 0;
+    for (size_t i = 2; i < argc; i++) {
+        for (size_t p = 0; p < CONFIG_COUNT; p++) {
+            if (!hit[p] && config_match(argv[i], config_names[p])) {
+                hit[p] = true;
+                nhit++;
+            }
+        }
+    }
+    reply_array(c, nhit * 2);
+    for (size_t p = 0; p < CONFIG_COUNT; p++) {
+        if (!hit[p])
+            continue;
+        char value[32];
+        config_value(c->w->srv, (enum config_param)p, value, sizeof(value));
+        reply_bulk_str(c, config_names[p]);
+        reply_bulk_str(c, value);
+    }
+}
+
+/* The most clients the process's descriptor limit can hold. */
+static long long maxclients_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return UINT32_MAX;
+    /* Descriptors the server needs besides its clients: stdio, the store,
+       the listener, two pipe ends per worker; 32 covers them. */
+    return rl.rlim_cur > 32 ? (long long)rl.rlim_cur - 32 : 1;
+}
+
+/* CONFIG SET name value [name value ...]: all or nothing, as in Redis. */
+static void config_set(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (argc % 2 != 0) {
+        reply_arity_error(c, "config|set");
+        return;
+    }
+    long long values[CONFIG_COUNT];
+    bool set[CONFIG_COUNT] = {false};
+    for (size_t i = 2; i < argc; i += 2) {
+        size_t p = 0;
+        while (p < CONFIG_COUNT && !slice_is(argv[i], config_names[p]))
+            p++;
+        if (p == CONFIG_COUNT || set[p]) {
+            reply_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                         (int)argv[i].len, (const char *)argv[i].data);
+            return;
+        }
+        if (p != P_MAXCLIENTS && p != P_TIMEOUT) {
+            reply_errorf(c,
+                         "ERR CONFIG SET failed (possibly related to argument '%s') - can't "
+                         "set immutable config",
+                         config_names[p]);
+            return;
+        }
+        long long lo = p == P_MAXCLIENTS ? 1 : 0;
+        long long hi = p == P_MAXCLIENTS ? maxclients_limit() : UINT32_MAX;
+        if (slice_to_ll(argv[i + 1], &values[p]) != 0 || values[p] < lo || values[p] > hi) {
+            reply_errorf(c,
+                         "ERR CONFIG SET failed (possibly related to argument '%s') - argument "
+                         "must be between %lld and %lld inclusive",
+                         config_names[p], lo, hi);
+            return;
+        }
+        set[p] = true;
+    }
+    struct server *srv = c->w->srv;
+    if (set[P_MAXCLIENTS])
+        atomic_store(&srv->maxclients, (unsigned)values[P_MAXCLIENTS]);
+    if (set[P_TIMEOUT])
+        atomic_store(&srv->timeout, (unsigned)values[P_TIMEOUT]);
+    reply_ok(c);
+}
+
+static void config_resetstat(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    server_stats_reset(c->w->srv);
+    reply_ok(c);
+}
+
+static const struct subcommand config_subs[] = {
+    {"get", config_get, -3},
+    {"set", config_set, -4},
+    {"resetstat", config_resetstat, 2},
+};
+
+void cmd_config(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    subcommand_dispatch(c, "config", config_subs, sizeof(config_subs) / sizeof(config_subs[0]),
+                        argc, argv);
+}

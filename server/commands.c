@@ -1,0 +1,248 @@
+/*
+ * The command table, its lookup index and the dispatcher; see commands.h.
+ * commands_init() runs on the main thread at startup; everything else on
+ * the worker threads, reading the table and index, which never change.
+ */
+#include "commands.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conn.h"
+#include "log.h"
+#include "reply.h"
+#include "worker.h"
+
+static const struct command table[] = {
+    /* keys and values: cmd_keys.c */
+    {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1},
+    {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM, 1, 1, 1},
+    {"del", cmd_del, -2, CMD_WRITE, 1, -1, 1},
+    {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1},
+    {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1},
+    {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2},
+    {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0},
+    {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0},
+    {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0},
+    /* the connection: cmd_server.c */
+    {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"echo", cmd_echo, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"select", cmd_select, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"quit", cmd_quit, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"hello", cmd_hello, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"client", cmd_client, -2, CMD_STALE, 0, 0, 0},
+    /* the server: cmd_server.c, cmd_info.c */
+    {"command", cmd_command, -1, CMD_STALE, 0, 0, 0},
+    {"config", cmd_config, -2, CMD_ADMIN | CMD_STALE, 0, 0, 0},
+    {"info", cmd_info, -1, CMD_STALE, 0, 0, 0},
+    {"shutdown", cmd_shutdown, -1, CMD_ADMIN | CMD_STALE, 0, 0, 0},
+};
+
+#define TABLE_LEN (sizeof(table) / sizeof(table[0]))
+
+/* Open addressing over a power of two at least twice the table, so probes
+   are short; a slot holds a table index + 1, 0 when empty. */
+#define INDEX_SIZE 64
+#define NAME_MAX_LEN 16
+static uint8_t index_slots[INDEX_SIZE];
+
+_Static_assert(TABLE_LEN * 2 <= INDEX_SIZE, "command index too small");
+
+static inline unsigned char lower(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + ('a' - 'A')) : ch;
+}
+
+/* FNV-1a over the lower-cased name. */
+static uint32_t name_hash(const unsigned char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ lower(s[i])) * 16777619u;
+    return h;
+}
+
+bool slice_is(kvs_slice s, const char *lit)
+{
+    const unsigned char *p = s.data;
+    size_t i = 0;
+    for (; i < s.len; i++) {
+        if (!lit[i] || lower(p[i]) != lower((unsigned char)lit[i]))
+            return false;
+    }
+    return lit[i] == '\0';
+}
+
+void commands_init(void)
+{
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        const char *name = table[i].name;
+        size_t slot = name_hash((const unsigned char *)name, strlen(name)) & (INDEX_SIZE - 1);
+        while (index_slots[slot])
+            slot = (slot + 1) & (INDEX_SIZE - 1);
+        index_slots[slot] = (uint8_t)(i + 1);
+    }
+}
+
+const struct command *command_lookup(kvs_slice name)
+{
+    if (name.len == 0 || name.len > NAME_MAX_LEN)
+        return NULL;
+    size_t slot = name_hash(name.data, name.len) & (INDEX_SIZE - 1);
+    while (index_slots[slot]) {
+        const struct command *cmd = &table[index_slots[slot] - 1];
+        if (slice_is(name, cmd->name))
+            return cmd;
+        slot = (slot + 1) & (INDEX_SIZE - 1);
+    }
+    return NULL;
+}
+
+size_t command_count(void)
+{
+    return TABLE_LEN;
+}
+
+const struct command *command_at(size_t i)
+{
+    return i < TABLE_LEN ? &table[i] : NULL;
+}
+
+int slice_to_ll(kvs_slice s, long long *out)
+{
+    const unsigned char *p = s.data;
+    size_t i = 0;
+    bool neg = false;
+    if (s.len == 0 || s.len > 20)
+        return -1;
+    if (p[0] == '-') {
+        neg = true;
+        i = 1;
+        if (s.len == 1)
+            return -1;
+    }
+    unsigned long long v = 0;
+    unsigned long long limit = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+    for (; i < s.len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        unsigned digit = p[i] - '0';
+        if (v > (limit - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *out = neg ? (long long)(0 - v) : (long long)v;
+    return 0;
+}
+
+/* Bytes of s up to its first NUL: what Redis's "%s" of an argument shows. */
+static int printable_len(kvs_slice s, size_t max)
+{
+    if (s.len == 0)
+        return 0;
+    const char *nul = memchr(s.data, '\0', s.len);
+    size_t len = nul ? (size_t)(nul - (const char *)s.data) : s.len;
+    return (int)(len < max ? len : max);
+}
+
+/* Redis 7's text, byte for byte: the name cut at 128 bytes, then quoted
+   arguments until their text passes 128 bytes, each cut to what is left;
+   CR and LF become spaces so the error stays one line. */
+static void reply_unknown(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    char text[512];
+    size_t used = (size_t)snprintf(text, sizeof(text),
+                                   "ERR unknown command '%.*s', with args beginning with: ",
+                                   printable_len(argv[0], 128), (const char *)argv[0].data);
+    size_t args_start = used;
+    for (size_t i = 1; i < argc && used - args_start < 128; i++) {
+        size_t left = 128 - (used - args_start);
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "'%.*s' ",
+                                 printable_len(argv[i], left), (const char *)argv[i].data);
+    }
+    for (size_t i = 0; i < used; i++) {
+        if (text[i] == '\r' || text[i] == '\n')
+            text[i] = ' ';
+    }
+    reply_error(c, text);
+}
+
+void reply_arity_error(struct conn *c, const char *name)
+{
+    reply_errorf(c, "ERR wrong number of arguments for '%s' command", name);
+}
+
+void subcommand_dispatch(struct conn *c, const char *parent, const struct subcommand *subs,
+                         size_t nsubs, size_t argc, const kvs_slice *argv)
+{
+    for (size_t i = 0; i < nsubs; i++) {
+        const struct subcommand *sub = &subs[i];
+        if (!slice_is(argv[1], sub->name))
+            continue;
+        if ((sub->arity > 0 && argc != (size_t)sub->arity) ||
+            (sub->arity < 0 && argc < (size_t)-sub->arity)) {
+            reply_errorf(c, "ERR wrong number of arguments for '%s|%s' command", parent, sub->name);
+            return;
+        }
+        sub->proc(c, argc, argv);
+        return;
+    }
+    char upper[32];
+    size_t n = 0;
+    for (; parent[n] && n < sizeof(upper) - 1; n++)
+        upper[n] =
+            (char)(parent[n] >= 'a' && parent[n] <= 'z' ? parent[n] - ('a' - 'A') : parent[n]);
+    upper[n] = '\0';
+    char text[256];
+    int len = printable_len(argv[1], 128);
+    snprintf(text, sizeof(text), "ERR unknown subcommand '%.*s'. Try %s HELP.", len,
+             (const char *)argv[1].data, upper);
+    for (char *p = text; *p; p++) {
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    }
+    reply_error(c, text);
+}
+
+void reply_kvs_error(struct conn *c, int err)
+{
+    const kvs_engine *engine = kvs_db_engine(c->w->srv->store.db);
+    if (err == KVS_EKEYSIZE)
+        reply_errorf(c, "ERR key too long: engine %s accepts keys up to %zu bytes",
+                     kvs_engine_name(engine), kvs_engine_max_key(engine));
+    else if (err == KVS_EVALSIZE)
+        reply_errorf(c, "ERR value too long: engine %s accepts values up to %zu bytes",
+                     kvs_engine_name(engine), kvs_engine_max_value(engine));
+    else
+        reply_errorf(c, "ERR %s", kvs_strerror(err));
+}
+
+/* Redis closes a connection whose first word is POST or Host:, the start
+   of an HTTP request that a browser was tricked into sending to the port. */
+static bool looks_like_http(kvs_slice name)
+{
+    return slice_is(name, "post") || slice_is(name, "host:");
+}
+
+void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (looks_like_http(argv[0])) {
+        log_warn("client id=%llu sent an HTTP request line (cross-protocol attack?); closing it",
+                 (unsigned long long)c->id);
+        c->flags |= CONN_KILL;
+        return;
+    }
+    const struct command *cmd = command_lookup(argv[0]);
+    if (!cmd) {
+        reply_unknown(c, argc, argv);
+        return;
+    }
+    if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
+        (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+        reply_arity_error(c, cmd->name);
+        return;
+    }
+    stat_add(&c->w->stats.commands, 1);
+    cmd->proc(c, argc, argv);
+}

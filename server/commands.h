@@ -1,0 +1,85 @@
+/*
+ * The command table: every command kvs-server answers, as data.
+ *
+ * As in Redis, an entry is {name, handler, arity, flags, key positions};
+ * arity counts the command name, and a negative arity -N means "at least
+ * N". The dispatcher checks arity before a handler runs, so handlers index
+ * argv without checking argc against it. Names are looked up through a
+ * small hash index built once at startup: no string compare per entry.
+ *
+ * Handlers run on the connection's worker thread; they append exactly one
+ * reply to the connection (or set CONN_QUIT/CONN_KILL) and never block on
+ * anything but the store.
+ */
+#ifndef KVS_SERVER_COMMANDS_H
+#define KVS_SERVER_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kvs/slice.h"
+
+struct conn;
+
+typedef void cmd_proc(struct conn *c, size_t argc, const kvs_slice *argv);
+
+enum cmd_flag {
+    CMD_WRITE = 1u << 0,    /* may change the store */
+    CMD_READONLY = 1u << 1, /* reads the store */
+    CMD_DENYOOM = 1u << 2,  /* may grow the store */
+    CMD_ADMIN = 1u << 3,    /* server administration */
+    CMD_FAST = 1u << 4,     /* O(1) or O(argc) */
+    CMD_STALE = 1u << 5,    /* answers without touching the store */
+};
+
+struct command {
+    const char *name; /* lower case, as COMMAND and error messages show it */
+    cmd_proc *proc;
+    int arity;
+    unsigned flags;                    /* enum cmd_flag */
+    int first_key, last_key, key_step; /* as COMMAND reports them */
+};
+
+/* Build the lookup index. Main thread, before any worker starts. */
+void commands_init(void);
+
+/* The command named name, in any case, or NULL. */
+const struct command *command_lookup(kvs_slice name);
+
+/* Walk the table (COMMAND, COMMAND COUNT). */
+size_t command_count(void);
+const struct command *command_at(size_t i);
+
+/* Execute one parsed command; argc >= 1. */
+void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv);
+
+/* A command's subcommands (CONFIG GET, CLIENT ID...): small tables
+   searched in order; arity counts argv from the command's name. */
+struct subcommand {
+    const char *name; /* lower case */
+    cmd_proc *proc;
+    int arity;
+};
+
+/* Run the subcommand named by argv[1] of parent (e.g. "config"), or reply
+   Redis's errors for an unknown one or a wrong count. argc >= 2. */
+void subcommand_dispatch(struct conn *c, const char *parent, const struct subcommand *subs,
+                         size_t nsubs, size_t argc, const kvs_slice *argv);
+
+/* "ERR wrong number of arguments for 'NAME' command", where NAME is a
+   command or "command|subcommand". */
+void reply_arity_error(struct conn *c, const char *name);
+
+/* Whether s equals the ASCII text lit, ignoring case. */
+bool slice_is(kvs_slice s, const char *lit);
+
+/* Parse s as a decimal long long, as Redis does (no spaces, no '+').
+   Returns 0 or -1. */
+int slice_to_ll(kvs_slice s, long long *out);
+
+/* The handlers, one per command (cmd_keys.c, cmd_server.c, cmd_info.c). */
+cmd_proc cmd_get, cmd_set, cmd_del, cmd_exists, cmd_mget, cmd_mset, cmd_dbsize, cmd_flushdb;
+cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello;
+cmd_proc cmd_command, cmd_config, cmd_info;
+
+#endif

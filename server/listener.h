@@ -1,0 +1,36 @@
+/*
+ * The listening socket: accepts connections on the main thread and hands
+ * each to a worker, round-robin. Refuses clients beyond maxclients with
+ * Redis's error. The main thread is the only one that touches it.
+ */
+#ifndef KVS_SERVER_LISTENER_H
+#define KVS_SERVER_LISTENER_H
+
+#include "server.h"
+
+struct event_base;
+struct event;
+
+struct listener {
+    struct server *srv;
+    int fd;
+    struct event *accept_ev;
+    struct event *resume_ev; /* re-enables accepting after running out of fds */
+    unsigned next_worker;
+};
+
+/*
+ * listener_bind - create the socket and bind it to srv->cfg.addr, with
+ * SO_REUSEADDR. Nothing is accepted yet (not even by the kernel: no
+ * listen()), so a failure after this leaves no client half-connected.
+ * Returns 0, or -1 with a one-line explanation in why (size bytes).
+ */
+int listener_bind(struct listener *l, struct server *srv, char *why, size_t size);
+
+/* listen() and start accepting on base. Returns 0 or -1 with why. */
+int listener_start(struct listener *l, struct event_base *base, char *why, size_t size);
+
+/* Stop accepting and close the socket; safe to call twice. */
+void listener_close(struct listener *l);
+
+#endif

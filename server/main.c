@@ -1,0 +1,219 @@
+/*
+ * kvs-server: startup and shutdown. Main thread.
+ *
+ * Startup is ordered so that every failure costs nothing: the arguments
+ * are checked, then the address is bound (a taken port fails here), and
+ * only then is the store opened, which creates the data directory. Then
+ * the socket starts listening, the one startup line is logged, and the
+ * main thread runs the listener and the signal events while the workers
+ * serve the clients.
+ *
+ * Shutdown (SIGINT, SIGTERM, SHUTDOWN): stop accepting, let every worker
+ * execute what its clients already sent and write the replies, join the
+ * workers, close the store (which flushes it), exit 0.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "commands.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+/* Descriptors needed besides the clients': stdio, the store's files, the
+   listener, the signal and wake-up pipes of libevent. Plus two per worker. */
+#define FD_RESERVE 32
+
+static struct server srv;
+
+static void engine_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    log_info("engine: %s", line);
+}
+
+static void libevent_log(int severity, const char *msg)
+{
+    log_msg(severity >= EVENT_LOG_ERR ? LVL_ERROR : LVL_WARN, "libevent: %s", msg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info("received %s; finishing requests already received, then exiting",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(arg);
+}
+
+/* Raise the descriptor limit to fit maxclients, or lower maxclients to fit
+   the limit, as Redis does. Returns 0, or -1 when not even one client fits. */
+static int fit_fd_limit(struct server_config *cfg)
+{
+    rlim_t reserve = FD_RESERVE + 2 * (rlim_t)cfg->threads;
+    rlim_t want = (rlim_t)cfg->maxclients + reserve;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur >= want)
+        return 0;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = old;
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_cur <= reserve) {
+        log_error("the open file limit (%llu) leaves no room for clients",
+                  (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    log_warn("the open file limit (%llu) allows %llu clients; maxclients lowered from %u",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - reserve),
+             cfg->maxclients);
+    cfg->maxclients = (unsigned)(rl.rlim_cur - reserve);
+    return 0;
+}
+
+static int start_workers(void)
+{
+    srv.workers = calloc(srv.cfg.threads, sizeof(*srv.workers));
+    if (!srv.workers) {
+        log_error("out of memory");
+        return -1;
+    }
+    srv.nworkers = srv.cfg.threads;
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        if (worker_init(&srv.workers[i], &srv, i) != 0) {
+            log_error("cannot set up worker %u: %s", i, strerror(errno));
+            srv.nworkers = i + 1; /* the ones stop_workers() must release */
+            return -1;
+        }
+    }
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        int rc = worker_start(&srv.workers[i]);
+        if (rc != 0) {
+            log_error("cannot start worker thread %u: %s", i, strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void stop_workers(void)
+{
+    if (!srv.workers)
+        return;
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        if (srv.workers[i].started)
+            worker_stop(&srv.workers[i]);
+    }
+    for (unsigned i = 0; i < srv.nworkers; i++)
+        worker_destroy(&srv.workers[i]);
+    free(srv.workers);
+    srv.workers = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    switch (config_parse(&srv.cfg, argc, argv)) {
+    case CONFIG_EXIT:
+        return 0;
+    case CONFIG_BAD:
+        return 1;
+    case CONFIG_OK:
+        break;
+    }
+    struct server_config *cfg = &srv.cfg;
+    log_set_level(cfg->log_level);
+    event_set_log_callback(libevent_log);
+    signal(SIGPIPE, SIG_IGN);
+    if (fit_fd_limit(cfg) != 0)
+        return 1;
+    atomic_init(&srv.maxclients, cfg->maxclients);
+    atomic_init(&srv.timeout, cfg->timeout);
+    atomic_init(&srv.next_id, 1);
+    pthread_mutex_init(&srv.stats_lock, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &srv.started);
+    commands_init();
+
+    int status = 1;
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    char why[KVS_WHY_MAX];
+    struct listener listener;
+    if (listener_bind(&listener, &srv, why, sizeof(why)) != 0) {
+        log_error("%s", why);
+        return 1;
+    }
+
+    kvs_options opts;
+    kvs_options_init(&opts);
+    opts.engine = cfg->engine;
+    opts.fsync = cfg->fsync;
+    opts.log = engine_log;
+    kvs_db *db = NULL;
+    why[0] = '\0';
+    int rc = kvs_db_open(cfg->data_dir, &opts, &db, why);
+    if (rc != 0) {
+        log_error("cannot open the store in %s: %s", cfg->data_dir,
+                  why[0] ? why : kvs_strerror(rc));
+        goto out_listener;
+    }
+    if (store_init(&srv.store, db) != 0) {
+        log_error("out of memory");
+        goto out_db;
+    }
+    srv.engine_name = kvs_engine_name(kvs_db_engine(db));
+
+    base = event_base_new();
+    sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
+    sigint = base ? evsignal_new(base, SIGINT, on_signal, base) : NULL;
+    if (!sigterm || !sigint || event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0) {
+        log_error("cannot set up the event loop");
+        goto out_events;
+    }
+    if (start_workers() != 0)
+        goto out_workers;
+    if (listener_start(&listener, base, why, sizeof(why)) != 0) {
+        log_error("%s", why);
+        goto out_workers;
+    }
+    log_info("kvs-server %s ready: engine %s, fsync %s, address %s, data directory %s, "
+             "%u threads, maxclients %u",
+             KVS_VERSION, srv.engine_name, kvs_fsync_name(cfg->fsync), cfg->addr_text,
+             cfg->data_dir, srv.nworkers, cfg->maxclients);
+    event_base_dispatch(base);
+    status = 0;
+
+out_workers:
+    listener_close(&listener);
+    stop_workers();
+out_events:
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (base)
+        event_base_free(base);
+    store_destroy(&srv.store);
+out_db:
+    rc = kvs_db_close(db);
+    if (rc != 0) {
+        log_error("closing the store: %s", kvs_strerror(rc));
+        status = 1;
+    }
+out_listener:
+    listener_close(&listener);
+    pthread_mutex_destroy(&srv.stats_lock);
+    libevent_global_shutdown();
+    if (status == 0)
+        log_info("store closed; exiting");
+    return status;
+}

@@ -1,0 +1,94 @@
+/*
+ * kvs-server's shared state: the configuration it was started with, the
+ * store, the workers and the counters INFO reports.
+ *
+ * One struct server lives in main.c for the life of the process. Fields
+ * that never change after startup are read by every thread without locks;
+ * the few that CONFIG SET can change, and the counters, are atomics.
+ */
+#ifndef KVS_SERVER_SERVER_H
+#define KVS_SERVER_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "kvs/addr.h"
+#include "kvs/kvs.h"
+#include "log.h"
+#include "store.h"
+
+struct worker;
+
+struct server_config {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char addr_text[KVS_ADDR_STRLEN];
+    const char *engine; /* NULL: the directory's recorded engine, else kvs */
+    const char *data_dir;
+    kvs_fsync fsync;
+    unsigned threads;
+    unsigned maxclients;
+    unsigned timeout; /* seconds of idleness before a client is closed; 0 never */
+    enum log_level log_level;
+};
+
+/* Counters INFO's stats section reports. Each worker owns one set and is its
+   only writer (stat_add), so updates need no locked instruction; INFO sums
+   them from another thread, hence the atomics. */
+struct server_stats {
+    _Atomic uint64_t connections; /* connections accepted */
+    _Atomic uint64_t commands;    /* commands executed */
+    _Atomic uint64_t net_in;      /* bytes read from clients */
+    _Atomic uint64_t net_out;     /* bytes written to clients */
+    _Atomic uint64_t hits;        /* GET/MGET of a present key */
+    _Atomic uint64_t misses;      /* GET/MGET of a missing key */
+    _Atomic uint64_t rejected;    /* refused by maxclients (listener only) */
+};
+
+struct server {
+    struct server_config cfg;
+    struct store store;
+    const char *engine_name; /* of the open store */
+    struct timespec started; /* CLOCK_MONOTONIC at startup, for uptime */
+
+    struct worker *workers;
+    unsigned nworkers;
+    struct server_stats listener_stats;
+
+    /* CONFIG SET may change these while clients are served. */
+    _Atomic unsigned maxclients;
+    _Atomic unsigned timeout;
+
+    _Atomic unsigned clients; /* connections open now, counted by the listener */
+    _Atomic uint64_t next_id; /* CLIENT ID of the next connection */
+
+    /* CONFIG RESETSTAT records the totals at that moment here; INFO reports
+       the difference, so that the workers' counters stay single-writer.
+       Protected by stats_lock. */
+    pthread_mutex_t stats_lock;
+    struct server_stats_base {
+        uint64_t connections, commands, net_in, net_out, hits, misses, rejected;
+    } stats_base;
+};
+
+/* Add n to a counter whose only writer is the calling thread. */
+static inline void stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* The counters since startup or the last CONFIG RESETSTAT. Any thread. */
+void server_stats_read(struct server *srv, struct server_stats_base *out);
+
+/* CONFIG RESETSTAT. Any thread. */
+void server_stats_reset(struct server *srv);
+
+/* Begin a graceful stop, as SIGTERM does. Any thread. */
+void server_request_stop(struct server *srv);
+
+#endif

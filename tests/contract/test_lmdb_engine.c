@@ -1,0 +1,257 @@
+/*
+ * Tests of the "lmdb" engine beyond the shared contract: the map grows when
+ * full while readers run (a scenario of scenarios.c), another process growing the map is adopted
+ * (MDB_MAP_RESIZED), a failed fsync makes the store refuse writes, the key
+ * limit matches the library's, and the stats it reports.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "contract/scenarios.h"
+#include "contract/testdir.h"
+#include "engines/fileio.h"
+#include "engines/lmdb/lmdb_internal.h"
+#include "kvs/kvs.h"
+
+#define MIB ((size_t)1 << 20)
+
+static char dir[256];
+static kvs_db *db;
+
+/* Log lines arrive from any thread; the test waits on log_cond. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
+static int grown_lines, refusing_lines;
+
+static void on_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    pthread_mutex_lock(&log_lock);
+    if (strstr(line, "map grown"))
+        grown_lines++;
+    if (strstr(line, "refusing writes"))
+        refusing_lines++;
+    pthread_cond_broadcast(&log_cond);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static void setup(void)
+{
+    cr_assert_not_null(kvs_test_mkdtemp(dir, sizeof(dir), "lmdb"), "mkdtemp failed");
+}
+
+static void teardown(void)
+{
+    kvs_db_close(db);
+    db = NULL;
+    kvs__fault_set(KVS__FAULT_FSYNC, 0, 0);
+    if (dir[0])
+        kvs_test_rmtree(dir);
+}
+
+TestSuite(lmdb, .init = setup, .fini = teardown, .timeout = 120);
+
+static void open_lmdb(kvs_fsync policy)
+{
+    kvs_options opts;
+    kvs_options_init(&opts);
+    opts.engine = "lmdb";
+    opts.fsync = policy;
+    opts.log = on_log;
+    char why[KVS_WHY_MAX] = "";
+    int rc = kvs_db_open(dir, &opts, &db, why);
+    cr_assert_eq(rc, 0, "open: %s (%s)", kvs_err_name(rc), why);
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(seed * 131 + i * 7 + (i >> 12));
+}
+
+static bool value_is(const char *key, const void *want, size_t len)
+{
+    kvs_buf buf = KVS_BUF_INIT;
+    int rc = kvs_db_get(db, kvs_slice_str(key), &buf);
+    bool same = rc == 0 && buf.len == len && memcmp(buf.data, want, len) == 0;
+    kvs_buf_free(&buf);
+    return same;
+}
+
+Test(lmdb, map_grows_while_readers_run)
+{
+    enum { BIG = 80 }; /* 80 MiB of values in a 64 MiB map */
+    open_lmdb(KVS_FSYNC_NO);
+    char msg[256] = "";
+    cr_assert(kvs_scn_big_writes(db, 3, BIG, msg, sizeof(msg)), "%s", msg);
+    pthread_mutex_lock(&log_lock);
+    int grown = grown_lines;
+    pthread_mutex_unlock(&log_lock);
+    cr_assert_geq(grown, 1, "the map never grew");
+
+    kvs_stats st;
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 32 + BIG);
+    cr_assert_gt(st.disk_bytes, (uint64_t)BIG * MIB);
+    cr_assert_geq(st.live_bytes, (uint64_t)BIG * MIB);
+    cr_assert_eq(kvs_db_close(db), 0);
+    db = NULL;
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 32 + BIG);
+    cr_assert(value_is("small-3", "small value 3", 13));
+}
+
+/*
+ * In a child process, open the environment with raw LMDB and a larger map,
+ * and commit count 1 MiB values under the engine's tagged keys. The parent's
+ * next transaction then finds data beyond its map (MDB_MAP_RESIZED).
+ */
+static void grow_from_other_process(size_t map, int first, int count)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        unsigned char *big = malloc(MIB);
+        int rc = big ? mdb_env_create(&env) : ENOMEM;
+        if (rc == 0)
+            rc = mdb_env_set_mapsize(env, map);
+        if (rc == 0)
+            rc = mdb_env_open(env, dir, MDB_NOSYNC, 0644);
+        if (rc == 0)
+            rc = mdb_txn_begin(env, NULL, 0, &txn);
+        if (rc == 0)
+            rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+        for (int i = first; rc == 0 && i < first + count; i++) {
+            char key[32];
+            int len = snprintf(key, sizeof(key), "%cother-%d", LMDB_KEY_TAG, i);
+            fill(big, MIB, (unsigned)i);
+            MDB_val k = {(size_t)len, key}, v = {MIB, big};
+            rc = mdb_put(txn, dbi, &k, &v, 0);
+        }
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child could not write");
+}
+
+Test(lmdb, adopts_map_grown_by_another_process)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("mine"), kvs_slice_str("before")), 0);
+    /* 70 MiB under a 96 MiB map: beyond our 64 MiB; our write adopts it. */
+    grow_from_other_process(96 * MIB, 0, 70);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("mine"), kvs_slice_str("after")), 0);
+    /* 40 MiB more under 160 MiB: beyond the adopted 96 MiB; a read adopts it. */
+    grow_from_other_process(160 * MIB, 70, 40);
+    unsigned char *big = malloc(MIB);
+    cr_assert_not_null(big);
+    fill(big, MIB, 100);
+    char key[32];
+    snprintf(key, sizeof(key), "other-%d", 100);
+    bool same = value_is(key, big, MIB);
+    free(big);
+    cr_assert(same, "value written by the other process");
+    cr_assert(value_is("mine", "after", 5));
+    kvs_stats st;
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 111);
+}
+
+Test(lmdb, failed_sync_refuses_writes)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("v")), 0);
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    cr_assert_eq(kvs_db_sync(db), KVS_EIO);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("w")), KVS_EREADONLY);
+    cr_assert_eq(kvs_db_remove(db, kvs_slice_str("k")), KVS_EREADONLY);
+    cr_assert_eq(kvs_db_clear(db), KVS_EREADONLY);
+    /* The failure sticks: a later sync does not pretend all is well. */
+    cr_assert_eq(kvs_db_sync(db), KVS_EIO);
+    cr_assert(value_is("k", "v", 1), "reads go on after a failed sync");
+    int rc = kvs_db_close(db);
+    db = NULL;
+    cr_assert_eq(rc, KVS_EIO, "close reports the failed sync: %s", kvs_err_name(rc));
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert(value_is("k", "v", 1));
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("again")), 0);
+}
+
+Test(lmdb, failed_background_sync_refuses_writes)
+{
+    open_lmdb(KVS_FSYNC_EVERYSEC);
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("v")), 0);
+    /* The everysec thread syncs within about a second and logs the failure. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&log_lock);
+    int rc = 0;
+    while (refusing_lines == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&log_cond, &log_lock, &deadline);
+    int refusing = refusing_lines;
+    pthread_mutex_unlock(&log_lock);
+    cr_assert_eq(refusing, 1, "no failed background sync within 10 s");
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("w")), KVS_EREADONLY);
+    cr_assert(value_is("k", "v", 1));
+}
+
+Test(lmdb, key_limit_matches_the_library)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    const kvs_engine *e = kvs_engine_find("lmdb");
+    cr_assert_eq(kvs_db_close(db), 0);
+    db = NULL;
+    /* The directory is closed; a raw environment reads the library's limit. */
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    int lib_max = mdb_env_get_maxkeysize(env);
+    mdb_env_close(env);
+    cr_assert_eq(kvs_engine_max_key(e) + 1, (size_t)lib_max,
+                 "max_key %zu, library %d: one byte goes to the key tag", kvs_engine_max_key(e),
+                 lib_max);
+}
+
+Test(lmdb, stats_and_no_compaction)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    unsigned char val[3000];
+    fill(val, sizeof(val), 1);
+    char key[32];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "s-%d", i);
+            cr_assert_eq(kvs_db_set(db, kvs_slice_str(key), kvs_slice_of(val, sizeof(val))), 0);
+        }
+    }
+    kvs_stats st;
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 200);
+    cr_assert_geq(st.live_bytes, 200 * sizeof(val));
+    cr_assert_geq(st.disk_bytes, st.live_bytes);
+    cr_assert_gt(st.stale_bytes, 0, "overwrites left no free pages");
+    cr_assert_eq(st.compactions, 0);
+    cr_assert_eq(kvs_db_compact(db), KVS_ENOTSUP);
+    cr_assert_eq(kvs_db_clear(db), 0);
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 0);
+    cr_assert_eq(st.live_bytes, 0);
+}
