@@ -452,6 +452,8 @@ static int start_locked(struct compaction *c)
        four-digit sub number. */
     uint64_t target = db->live_rec / (LOG_SEG_MAX_SUB - 1) + LOG_SEG_HDR;
     c->target = target > db->seg_max ? target : db->seg_max;
+    if (c->target > LOG_SEG_CAP_BYTES)
+        c->target = LOG_SEG_CAP_BYTES; /* 32-bit offsets; past ~20 TB open_output says ENOSPC */
     return 0;
 }
 

@@ -110,9 +110,6 @@ int log_seg_register(struct log_db *db, struct log_seg *s);
    The caller has made sure the index no longer points into s. */
 void log_seg_retire(struct log_db *db, struct log_seg *s);
 
-/* Remove s from the segment list (wlock held). */
-void log_segs_remove_locked(struct log_db *db, struct log_seg *s);
-
 /* Make room for n more segments in the list. Returns 0 or KVS_ENOMEM. */
 int log_segs_reserve_locked(struct log_db *db, size_t n);
 

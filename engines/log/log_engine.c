@@ -79,17 +79,6 @@ int log_segs_reserve_locked(struct log_db *db, size_t n)
     return 0;
 }
 
-void log_segs_remove_locked(struct log_db *db, struct log_seg *s)
-{
-    for (size_t i = 0; i < db->nsegs; i++) {
-        if (db->segs[i] == s) {
-            memmove(&db->segs[i], &db->segs[i + 1], (db->nsegs - i - 1) * sizeof(db->segs[0]));
-            db->nsegs--;
-            return;
-        }
-    }
-}
-
 void log_fsync_failed(struct log_db *db, int rc, const char *name)
 {
     if (!atomic_exchange(&db->readonly, true))

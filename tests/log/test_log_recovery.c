@@ -512,3 +512,78 @@ Test(log_recovery, compaction_crash_after_last_step)
 {
     crash_at(6, NULL);
 }
+
+/* Damage after open: a get verifies every record it returns, and a
+   compaction refuses to copy a bad record into a fresh segment. */
+Test(log_recovery, damage_found_while_running)
+{
+    kvs_db *db = lt_open(dir, &opts);
+    char path[512];
+    lt_path(path, sizeof(path), dir, SEG1);
+    lt_set(db, "a", "first value");
+    lt_set(db, "b", "second value");
+    uint64_t b_end = lt_file_size(path);
+    lt_set(db, "c", "third value");
+    lt_flip(path, b_end - 3);
+
+    kvs_buf buf = KVS_BUF_INIT;
+    cr_assert_eq(kvs_db_get(db, kvs_slice_str("b"), &buf), KVS_ECORRUPT);
+    kvs_buf_free(&buf);
+    lt_expect(db, "a", "first value");
+    lt_expect(db, "c", "third value");
+    lt_log_clear();
+    cr_assert_eq(kvs_db_compact(db), KVS_ECORRUPT);
+    cr_assert_not_null(strstr(lt_log_text(), "corrupt record in"), "log: %s", lt_log_text());
+    char names[8][64];
+    cr_assert_eq(lt_list(dir, ".tmp", names, 8), 0, "compaction left temp files");
+    cr_assert_eq(access(path, F_OK), 0, "a segment was dropped");
+    lt_set(db, "d", "still writable");
+    kvs_db_close(db);
+
+    char why[KVS_WHY_MAX] = "";
+    cr_assert_eq(kvs_db_open(dir, &opts, &db, why), KVS_ECORRUPT);
+    cr_assert_not_null(strstr(why, SEG1), "why: %s", why);
+}
+
+/* A clear interrupted while it deletes the old segments: the synced clear
+   record makes whatever is left replay to nothing. */
+Test(log_recovery, clear_interrupted)
+{
+    opts.segment_max_bytes = 4096;
+    opts.compact_min_stale_bytes = UINT64_MAX;
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        kvs_db *db = NULL;
+        if (kvs_db_open(dir, &opts, &db, NULL) != 0)
+            _exit(1);
+        struct model m;
+        workload(db, &m);
+        crash_step = 5; /* the first old segment is gone, its hint not yet */
+        kvs__log_crash_hook = crash_here;
+        kvs_db_clear(db);
+        _exit(2);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42, "child did not stop");
+    lt_log_clear();
+    kvs_db *db = lt_open(dir, &opts);
+    cr_assert_not_null(strstr(lt_log_text(), "its segment is gone"), "log: %s", lt_log_text());
+    kvs_stats st;
+    kvs_db_stats(db, &st);
+    cr_assert_eq(st.keys, 0);
+    char key[32];
+    for (int k = 0; k < NKEYS; k++) {
+        key_of(key, sizeof(key), k);
+        lt_expect(db, key, NULL);
+    }
+    /* Compacting drops the clear record and the old segments together. */
+    cr_assert_eq(kvs_db_compact(db), 0);
+    kvs_db_close(db);
+    db = lt_open(dir, &opts);
+    kvs_db_stats(db, &st);
+    cr_assert_eq(st.keys, 0);
+    kvs_db_close(db);
+}

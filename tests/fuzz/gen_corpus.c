@@ -1,0 +1,207 @@
+/*
+ * Writes the seed corpora of the fuzz harnesses: gen_corpus DIR fills
+ * DIR/resp, DIR/record and DIR/hint (which must exist). Run by hand when a
+ * format changes; its output is checked in under tests/fuzz/corpus.
+ *
+ * RESP seeds are commands (multibulk, inline, pipelines) and Redis's edge
+ * cases, each behind the harness's two header bytes. Record and hint seeds
+ * are the files of a real store: the kvs engine writes some keys, removes
+ * one, compacts (which writes a hint) and writes again; each segment and
+ * hint is copied behind its harness's flag bytes, plus a few made with the
+ * encoders directly.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engines/log/hint.h"
+#include "engines/log/record.h"
+#include "kvs/kvs.h"
+
+static void die(const char *what)
+{
+    fprintf(stderr, "gen_corpus: %s\n", what);
+    exit(1);
+}
+
+/* Write head (hlen bytes) then body (blen bytes) to dir/name. */
+static void emit(const char *dir, const char *name, const void *head, size_t hlen, const void *body,
+                 size_t blen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(head, 1, hlen, f) != hlen || fwrite(body, 1, blen, f) != blen ||
+        fclose(f) != 0)
+        die(path);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die(path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    void *p = malloc(n ? (size_t)n : 1);
+    if (!p || fread(p, 1, (size_t)n, f) != (size_t)n)
+        die(path);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static void gen_resp(const char *dir)
+{
+    static const struct {
+        const char *name;
+        unsigned char head[4]; /* limits, split count, splits */
+        size_t hlen;
+        const char *body;
+    } seeds[] = {
+        {"set", {0, 0}, 2, "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"},
+        {"get-bytewise", {0, 1, 0}, 3, "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"},
+        {"pipeline",
+         {0, 2, 2, 6},
+         4,
+         "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*3\r\n$4\r\nMSET\r\n$1\r\na\r\n$"
+         "1\r\nb\r\n"},
+        {"inline", {0, 1, 3}, 3, "SET k \"a \\x41\\n\" 'it\\'s'\r\nGET k\nPING\r\n\r\n"},
+        {"inline-small-limits", {0x0d, 1, 1}, 3, "GET   abc\r\nDEL x\n"},
+        {"mbulk-negative", {0, 0}, 2, "*-10\r\n*0\r\n*1\r\n$4\r\nPING\r\n"},
+        {"mbulk-huge", {0, 0}, 2, "*3000000000\r\n"},
+        {"bulk-bad", {0, 0}, 2, "*1\r\n$blabla\r\n"},
+        {"bulk-huge", {0, 1, 4}, 3, "*1\r\n$2000000000\r\n"},
+        {"expected-dollar", {0, 0}, 2, "*2\r\n$3\r\nGET\r\n:1\r\n"},
+        {"bulk-small-limits", {0x60, 1, 0}, 3, "*2\r\n$2\r\nab\r\n$5\r\nabcde\r\n"},
+        {"unbalanced", {0, 0}, 2, "SET \"abc\r\n"},
+        {"replies", {0, 0}, 2, "+OK\r\n-ERR no\r\n:-42\r\n$3\r\nabc\r\n$-1\r\n*2\r\n*-1\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+        emit(dir, seeds[i].name, seeds[i].head, seeds[i].hlen, seeds[i].body,
+             strlen(seeds[i].body));
+}
+
+/* Copy the segments and hints of the store in dir, behind the flag bytes,
+   with names starting with prefix; then empty dir. */
+static void copy_store(const char *dir, const char *prefix, const char *rec_dir,
+                       const char *hint_dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        die(dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[4096], seed[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(seed, sizeof(seed), "%s-%s", prefix, e->d_name);
+        size_t len;
+        const char *ext = strrchr(e->d_name, '.');
+        if (ext && strcmp(ext, ".log") == 0) {
+            unsigned char flags = 4; /* SEG_HEAD */
+            void *p = slurp(path, &len);
+            emit(rec_dir, seed, &flags, 1, p, len);
+            free(p);
+        } else if (ext && strcmp(ext, ".hint") == 0) {
+            unsigned char flags[2] = {0, 0};
+            void *p = slurp(path, &len);
+            emit(hint_dir, seed, flags, 2, p, len);
+            free(p);
+            unsigned char name_flags[2] = {4, 0}; /* NAMES */
+            snprintf(seed, sizeof(seed), "name-%s", e->d_name);
+            emit(hint_dir, seed, name_flags, 2, e->d_name, strlen(e->d_name));
+        }
+        if (e->d_name[0] != '.')
+            unlink(path);
+    }
+    closedir(d);
+}
+
+static void set(kvs_db *db, const char *key, const char *val)
+{
+    if (kvs_db_set(db, kvs_slice_str(key), kvs_slice_str(val)) != 0)
+        die("set");
+}
+
+/* Make three small stores and copy their files: each with overwrites and
+   a removal, then nothing more, a clear, or a compaction (which writes a
+   hint), then written again. */
+static void gen_stores(const char *rec_dir, const char *hint_dir)
+{
+    char tmp[] = "/tmp/kvs-gen-corpus-XXXXXX";
+    if (!mkdtemp(tmp))
+        die("mkdtemp");
+    kvs_options opts;
+    kvs_options_init(&opts);
+    opts.engine = "kvs";
+    opts.fsync = KVS_FSYNC_NO;
+    static const char *const keys[] = {"user:1", "user:2", "", "k", "a-longer-key-here"};
+    static const char *const names[] = {"plain", "cleared", "compacted"};
+    for (int mode = 0; mode < 3; mode++) {
+        kvs_db *db;
+        char why[KVS_WHY_MAX];
+        if (kvs_db_open(tmp, &opts, &db, why) != 0)
+            die(why);
+        for (int round = 0; round < 2; round++)
+            for (size_t i = 0; i < 5; i++)
+                set(db, keys[i], round ? "v2" : "");
+        if (kvs_db_remove(db, kvs_slice_str("k")) != 0)
+            die("remove");
+        if (mode == 1 && kvs_db_clear(db) != 0)
+            die("clear");
+        if (mode == 2 && kvs_db_compact(db) != 0)
+            die("compact");
+        set(db, "after", names[mode]);
+        if (kvs_db_remove(db, kvs_slice_str("user:1")) != 0 && mode != 1)
+            die("remove");
+        if (kvs_db_close(db) != 0)
+            die("close");
+        copy_store(tmp, names[mode], rec_dir, hint_dir);
+    }
+    rmdir(tmp);
+}
+
+/* Records and a hint made with the encoders alone. */
+static void gen_encoded(const char *rec_dir, const char *hint_dir)
+{
+    unsigned char rec[LOG_REC_HDR + 8];
+    unsigned char flags = 0;
+    log_rec_encode(rec, LOG_REC_PUT, kvs_slice_of("key", 3), kvs_slice_of("value", 5));
+    memcpy(rec + LOG_REC_HDR, "keyvalue", 8);
+    emit(rec_dir, "put", &flags, 1, rec, sizeof(rec));
+    emit(rec_dir, "put-torn", &flags, 1, rec, sizeof(rec) - 3);
+    log_rec_encode(rec, LOG_REC_DEL, kvs_slice_of("key", 3), kvs_slice_of(NULL, 0));
+    memcpy(rec + LOG_REC_HDR, "key", 3);
+    flags = 3; /* FIX_HEAD | FIX_SUM */
+    emit(rec_dir, "del-fixed", &flags, 1, rec, LOG_REC_HDR + 3);
+    log_rec_encode(rec, LOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0));
+    flags = 0;
+    emit(rec_dir, "clear", &flags, 1, rec, LOG_REC_HDR);
+
+    struct log_hint_buf h = {NULL, 0, 0};
+    if (log_hint_begin(&h, 7, 1) != 0 || log_hint_add(&h, 0x1234, 32, 40) != 0 ||
+        log_hint_add(&h, 0x5678, 72, 24) != 0 || log_hint_finish(&h, 96) != 0)
+        die("hint");
+    unsigned char hflags[2] = {0, 0};
+    emit(hint_dir, "encoded", hflags, 2, h.data, h.len);
+    hflags[0] = 3; /* FIX_SUM | FIX_MAGIC */
+    emit(hint_dir, "encoded-fixed-empty", hflags, 2, h.data, LOG_HINT_HDR + 8);
+    log_hint_buf_free(&h);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        die("usage: gen_corpus DIR (with subfolders resp, record and hint)");
+    char resp[4096], rec[4096], hint[4096];
+    snprintf(resp, sizeof(resp), "%s/resp", argv[1]);
+    snprintf(rec, sizeof(rec), "%s/record", argv[1]);
+    snprintf(hint, sizeof(hint), "%s/hint", argv[1]);
+    gen_resp(resp);
+    gen_stores(rec, hint);
+    gen_encoded(rec, hint);
+    return 0;
+}
