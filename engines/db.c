@@ -156,6 +156,40 @@ int kvs_db_stats(kvs_db *db, kvs_stats *st)
     return db->engine->stats(db, st);
 }
 
+int kvs_db_write(kvs_db *db, kvs_op *ops, size_t n)
+{
+    if (!db || (!ops && n))
+        return KVS_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_key(db, ops[i].key);
+        if (rc)
+            return rc;
+        if (ops[i].type == KVS_OP_SET) {
+            if (!ops[i].value.data && ops[i].value.len)
+                return KVS_EINVAL;
+            if (ops[i].value.len > db->engine->max_value)
+                return KVS_EVALSIZE;
+        } else if (ops[i].type != KVS_OP_REMOVE) {
+            return KVS_EINVAL;
+        }
+    }
+    if (db->engine->write)
+        return db->engine->write(db, ops, n);
+    /* One by one: acknowledged ops stay applied if a later one fails. */
+    for (size_t i = 0; i < n; i++) {
+        int rc = ops[i].type == KVS_OP_SET ? db->engine->set(db, ops[i].key, ops[i].value)
+                                           : db->engine->remove(db, ops[i].key);
+        if (rc == KVS_ENOTFOUND && ops[i].type == KVS_OP_REMOVE) {
+            ops[i].result = rc;
+            continue;
+        }
+        if (rc != 0)
+            return rc;
+        ops[i].result = 0;
+    }
+    return 0;
+}
+
 int kvs_db_clear(kvs_db *db)
 {
     if (!db)

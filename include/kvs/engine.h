@@ -61,6 +61,9 @@ struct kvs_engine {
     /* Optional from here on (may be NULL). */
     int (*clear)(struct kvs_db *db);
     int (*compact)(struct kvs_db *db);
+    /* Apply a batch as one write (see kvs_db_write); NULL: the wrapper
+       applies the ops one by one with set/remove. Ops are validated. */
+    int (*write)(struct kvs_db *db, kvs_op *ops, size_t n);
 };
 
 /* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */

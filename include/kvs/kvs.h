@@ -156,6 +156,30 @@ int kvs_db_sync(kvs_db *db);
    while writes run concurrently. */
 int kvs_db_stats(kvs_db *db, kvs_stats *st);
 
+/* One change of a batch passed to kvs_db_write(). */
+typedef enum kvs_op_type { KVS_OP_SET, KVS_OP_REMOVE } kvs_op_type;
+
+typedef struct kvs_op {
+    kvs_op_type type;
+    kvs_slice key;
+    kvs_slice value; /* KVS_OP_SET only */
+    int result;      /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
+} kvs_op;
+
+/*
+ * kvs_db_write - apply n sets and removes in order, as one write: one
+ * append for the kvs engine, one transaction for lmdb, and one fsync for
+ * the whole batch under KVS_FSYNC_ALWAYS. Used for MSET and for the writes
+ * a server worker gathered in one turn.
+ * Arguments are checked first (KVS_EKEYSIZE, KVS_EVALSIZE, KVS_EINVAL) and
+ * nothing is applied if one is bad.
+ * Returns 0 when every op was applied (each op's result says whether a
+ * remove found its key), or an I/O error (KVS_ENOSPC, KVS_EIO,
+ * KVS_EREADONLY) after which a prefix of the ops may have been applied,
+ * never an op after a failed one. The same holds after a crash.
+ */
+int kvs_db_write(kvs_db *db, kvs_op *ops, size_t n);
+
 /* kvs_db_clear - remove every key (FLUSHDB). Returns 0 or an error. */
 int kvs_db_clear(kvs_db *db);
 

@@ -35,10 +35,17 @@ static const char *log_text(struct h_server *h)
     return text;
 }
 
-static void start(struct h_server *h, const char *const *extra)
+/* Start the server; port 0 picks a free port, another reuses that one. */
+static void start(struct h_server *h, const char *const *extra, uint16_t port)
 {
     const char *args[MAX_ARGS];
     size_t n = 0;
+    char addr[64];
+    if (port) {
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)port);
+        args[n++] = "--addr";
+        args[n++] = addr;
+    }
     args[n++] = "--engine";
     args[n++] = h->engine;
     args[n++] = "--data-dir";
@@ -50,7 +57,11 @@ static void start(struct h_server *h, const char *const *extra)
         args[n++] = extra[i];
     }
     args[n] = NULL;
-    ts_server_opts opts = {.binary = h_server_binary(), .args = args, .log_path = h->log};
+    ts_server_opts opts = {.binary = h_server_binary(),
+                           .args = args,
+                           .log_path = h->log,
+                           .no_addr = port != 0,
+                           .port = port};
     int rc = ts_server_start(&h->s, &opts);
     if (rc != TS_READY)
         cr_assert_fail("kvs-server --engine %s did not start (%d, status %d): %s", h->engine, rc,
@@ -64,12 +75,12 @@ void h_start(struct h_server *h, const char *engine, const char *const *extra)
     cr_assert_eq(ts_tmpdir_make(h->dir), 0, "tmpdir: %s", strerror(errno));
     snprintf(h->data, sizeof(h->data), "%s/data", h->dir);
     snprintf(h->log, sizeof(h->log), "%s/server.log", h->dir);
-    start(h, extra);
+    start(h, extra, 0);
 }
 
 void h_restart(struct h_server *h, const char *const *extra)
 {
-    start(h, extra);
+    start(h, extra, h->s.port);
 }
 
 void h_stop_keep(struct h_server *h)

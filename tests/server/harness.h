@@ -48,7 +48,9 @@ struct h_server {
    arguments (NULL-terminated, or NULL). Fails the test unless it is ready. */
 void h_start(struct h_server *h, const char *engine, const char *const *extra);
 
-/* Start again on the same data directory (after h_stop_keep). */
+/* Start again on the same data directory and the same port (after
+   h_stop_keep): the port is still held by the old server's closed
+   connections (TIME_WAIT), which SO_REUSEADDR must let the new one bind. */
 void h_restart(struct h_server *h, const char *const *extra);
 
 /* SIGTERM, expect exit status 0, keep the directory. */
