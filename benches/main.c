@@ -50,6 +50,8 @@ static void usage(FILE *f)
             "                     with no; always waits for the disk on every write: use it\n"
             "                     with a small --keys)\n"
             "  --seed N           seed of keys, values and random streams (default 1)\n"
+            "  --batch N          sets per kvs_db_write() call in fill and overwrite\n"
+            "                     (default 1: kvs_db_set); a set's latency is its batch's\n"
             "  --workloads LIST   default: fill,overwrite,read-hit,read-miss,mixed,delete,\n"
             "                     set-4095,get-2^8,get-2^12,get-2^16,get-2^20\n"
             "                     (also get-N, set-N for other N)\n"
@@ -64,7 +66,10 @@ static void usage(FILE *f)
             "Workloads: fill (new random keys), overwrite and read-hit (uniform random over\n"
             "the keys), read-miss, mixed (90%% reads, 10%% writes), delete (every key once),\n"
             "set-4095 (fresh store, key1..key4095 = \"value\"), get-N (fresh store of N keys,\n"
-            "random gets). Every read checks its value; a wrong one stops with exit 1.\n"
+            "random gets), and two not run by default: read-while-compact (random gets while\n"
+            "an untimed thread overwrites random keys, timed from the first compaction on)\n"
+            "and read-while-write (the same with compaction off: its baseline).\n"
+            "Every read checks its value; a wrong one stops with exit 1.\n"
             "Latency percentiles come from log-bucket histograms (within about 3%%).\n",
             KEY_MIN, VALUE_MIN, QUICK_KEYS);
 }
@@ -156,7 +161,7 @@ static void on_signal(int sig)
 
 struct cli {
     const char *engines, *threads, *fsyncs, *workloads, *dir, *csv, *json;
-    const char *keys, *ops, *key_size, *value_size, *seed;
+    const char *keys, *ops, *key_size, *value_size, *seed, *batch;
     bool quick, csv_stdout, json_stdout;
 };
 
@@ -169,6 +174,7 @@ enum {
     OPT_VALUE_SIZE,
     OPT_FSYNC,
     OPT_SEED,
+    OPT_BATCH,
     OPT_WORKLOADS,
     OPT_DIR,
     OPT_QUICK,
@@ -187,6 +193,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
         {"value-size", required_argument, NULL, OPT_VALUE_SIZE},
         {"fsync", required_argument, NULL, OPT_FSYNC},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"batch", required_argument, NULL, OPT_BATCH},
         {"workloads", required_argument, NULL, OPT_WORKLOADS},
         {"dir", required_argument, NULL, OPT_DIR},
         {"quick", no_argument, NULL, OPT_QUICK},
@@ -221,6 +228,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
             break;
         case OPT_SEED:
             cli->seed = optarg;
+            break;
+        case OPT_BATCH:
+            cli->batch = optarg;
             break;
         case OPT_WORKLOADS:
             cli->workloads = optarg;
@@ -307,6 +317,9 @@ static int configure(const struct cli *cli, bench_config *cfg)
     cfg->value_size = (size_t)v;
     if (number(cli->seed ? cli->seed : "1", "--seed", 0, UINT64_MAX, &cfg->seed))
         return -1;
+    if (number(cli->batch ? cli->batch : "1", "--batch", 1, 100000, &v))
+        return -1;
+    cfg->batch = (size_t)v;
     return 0;
 }
 

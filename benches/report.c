@@ -41,7 +41,7 @@ void report_begin(report *r, const report_params *p)
                 p->keys, p->ops, p->key_size, p->value_size, p->seed, p->dir);
         fprintf(r->table, "# latencies in microseconds; rss = process VmRSS after the run, "
                           "including mapped file pages\n");
-        fprintf(r->table, "%-6s %-8s %3s %-12s %9s %9s %11s %8s %8s %8s %9s %8s %8s\n", "engine",
+        fprintf(r->table, "%-6s %-8s %3s %-18s %9s %9s %11s %8s %8s %8s %9s %8s %8s\n", "engine",
                 "fsync", "thr", "workload", "keys", "ops", "ops/s", "p50", "p99", "p99.9", "max",
                 "rss_MB", "disk_MB");
     }
@@ -65,7 +65,7 @@ void report_row(report *r, const bench_row *row)
     double secs = (double)row->wall_ns / 1e9;
     if (r->table) {
         fprintf(r->table,
-                "%-6s %-8s %3u %-12s %9" PRIu64 " %9" PRIu64
+                "%-6s %-8s %3u %-18s %9" PRIu64 " %9" PRIu64
                 " %11.0f %8.2f %8.2f %8.2f %9.1f %8.1f %8.1f\n",
                 row->engine, row->fsync, row->threads, row->workload, row->keys, row->ops,
                 per_sec(row), usec(row->p50_ns), usec(row->p99_ns), usec(row->p999_ns),

@@ -39,6 +39,10 @@ struct worker {
     uint8_t *val;
     kvs_buf out;
     hist lat;
+    /* Sets gathered for one kvs_db_write() (spec->batch > 1). */
+    kvs_op *ops;
+    uint8_t *bkeys, *bvals;
+    size_t nops;
 };
 
 typedef int (*op_fn)(struct worker *w, uint64_t n);
@@ -67,9 +71,40 @@ static kvs_slice key_slice(struct worker *w, uint64_t id)
     return kvs_slice_of(w->key, w->sh->spec->ks->key_size);
 }
 
+/* Write the gathered sets as one batch; each counts the batch's latency. */
+static int flush_batch(struct worker *w)
+{
+    if (w->nops == 0)
+        return 0;
+    uint64_t t0 = now_ns();
+    int rc = kvs_db_write(w->sh->spec->db, w->ops, w->nops);
+    uint64_t ns = now_ns() - t0;
+    for (size_t i = 0; i < w->nops; i++)
+        hist_add(&w->lat, ns);
+    size_t n = w->nops;
+    w->nops = 0;
+    if (rc != 0)
+        return fail(w, "batch of %zu sets: %s", n, kvs_strerror(rc));
+    return 0;
+}
+
+static int batched_set(struct worker *w, uint64_t id)
+{
+    const run_spec *s = w->sh->spec;
+    uint8_t *key = w->bkeys + w->nops * s->ks->key_size;
+    uint8_t *val = w->bvals + w->nops * s->ks->value_size;
+    key_make(s->ks, id, key);
+    value_make(s->ks, id, s->version, val);
+    w->ops[w->nops++] = (kvs_op){KVS_OP_SET, kvs_slice_of(key, s->ks->key_size),
+                                 kvs_slice_of(val, s->ks->value_size), 0};
+    return w->nops == s->batch ? flush_batch(w) : 0;
+}
+
 static int timed_set(struct worker *w, uint64_t id, const char *what)
 {
     const run_spec *s = w->sh->spec;
+    if (w->ops) /* batching (the background writer never does) */
+        return batched_set(w, id);
     kvs_slice key = key_slice(w, id);
     value_make(s->ks, id, s->version, w->val);
     uint64_t t0 = now_ns();
@@ -198,6 +233,8 @@ static void *worker_main(void *arg)
             break;
         w->done++;
     }
+    if (flush_batch(w) != 0)
+        w->done = 0;
     w->end_ns = now_ns();
     return NULL;
 }
@@ -229,6 +266,13 @@ static int workers_init(struct worker *ws, struct shared *sh, const run_spec *s)
         hist_init(&w->lat);
         if (!w->key || !w->val)
             return -1;
+        if (s->batch > 1) {
+            w->ops = calloc(s->batch, sizeof(*w->ops));
+            w->bkeys = malloc(s->batch * s->ks->key_size);
+            w->bvals = malloc(s->batch * s->ks->value_size);
+            if (!w->ops || !w->bkeys || !w->bvals)
+                return -1;
+        }
     }
     return 0;
 }
@@ -238,9 +282,70 @@ static void workers_free(struct worker *ws, unsigned n)
     for (unsigned t = 0; t < n; t++) {
         free(ws[t].key);
         free(ws[t].val);
+        free(ws[t].ops);
+        free(ws[t].bkeys);
+        free(ws[t].bvals);
         kvs_buf_free(&ws[t].out);
     }
     free(ws);
+}
+
+/* ---- the background writer of read-while-* ---- */
+
+struct bg {
+    struct worker w; /* its own stream, buffers and histogram (unused) */
+    atomic_bool stop;
+    atomic_ullong writes;
+    pthread_t tid;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *bg = arg;
+    while (!atomic_load_explicit(&bg->stop, memory_order_relaxed) &&
+           !atomic_load_explicit(&bg->w.sh->stop, memory_order_relaxed)) {
+        if (op_overwrite(&bg->w, 0) != 0)
+            break;
+        atomic_fetch_add_explicit(&bg->writes, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static uint64_t compactions_now(kvs_db *db)
+{
+    kvs_stats st;
+    return kvs_db_stats(db, &st) == 0 ? st.compactions : 0;
+}
+
+/* Start the writer, then wait for a compaction to complete (so that they
+   run from now on) or for the time limit. */
+static int bg_start(struct bg *bg, struct shared *sh)
+{
+    const run_spec *s = sh->spec;
+    bg->w = (struct worker){.sh = sh, .rng = s->seed ^ 0x5bd1e995u};
+    rng_next(&bg->w.rng);
+    bg->w.key = malloc(s->ks->key_size);
+    bg->w.val = malloc(s->ks->value_size);
+    hist_init(&bg->w.lat);
+    atomic_init(&bg->stop, false);
+    atomic_init(&bg->writes, 0);
+    if (!bg->w.key || !bg->w.val || pthread_create(&bg->tid, NULL, bg_main, bg) != 0)
+        return -1;
+    uint64_t before = compactions_now(s->db), deadline = now_ns() + s->wait_compaction_ns;
+    while (compactions_now(s->db) == before && now_ns() < deadline && !atomic_load(&sh->stop) &&
+           !atomic_load(&bench_interrupted)) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void bg_stop(struct bg *bg)
+{
+    atomic_store(&bg->stop, true);
+    pthread_join(bg->tid, NULL);
+    free(bg->w.key);
+    free(bg->w.val);
 }
 
 int run_ops(const run_spec *spec, run_result *res, char *err, size_t size)
@@ -256,6 +361,17 @@ int run_ops(const run_spec *spec, run_result *res, char *err, size_t size)
     }
     pthread_mutex_init(&sh.lock, NULL);
     pthread_barrier_init(&sh.barrier, NULL, spec->threads);
+    struct bg *bg = NULL;
+    uint64_t bg_writes0 = 0, compactions0 = 0;
+    if (spec->bg_writer) {
+        bg = calloc(1, sizeof(*bg));
+        if (!bg || bg_start(bg, &sh) != 0) {
+            fprintf(stderr, "kvs-bench: cannot start the background writer\n");
+            exit(1);
+        }
+        bg_writes0 = atomic_load(&bg->writes);
+        compactions0 = compactions_now(spec->db);
+    }
     for (; started < spec->threads; started++) {
         if (pthread_create(&tids[started], NULL, worker_main, &ws[started]) != 0)
             break;
@@ -279,6 +395,13 @@ int run_ops(const run_spec *spec, run_result *res, char *err, size_t size)
         res->ops += ws[t].done;
     }
     res->wall_ns = last > first ? last - first : 0;
+    res->bg_writes = res->compactions = 0;
+    if (bg) {
+        res->bg_writes = atomic_load(&bg->writes) - bg_writes0;
+        res->compactions = compactions_now(spec->db) - compactions0;
+        bg_stop(bg);
+        free(bg);
+    }
     pthread_barrier_destroy(&sh.barrier);
     pthread_mutex_destroy(&sh.lock);
     if (sh.failed) {

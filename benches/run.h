@@ -15,6 +15,7 @@
 #define KVS_BENCH_RUN_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,12 +43,24 @@ typedef struct run_spec {
     uint64_t version;     /* version that writes store */
     uint64_t max_version; /* newest version a read may find */
     uint64_t seed;        /* seeds the threads' random streams */
+    /* An extra, untimed thread that overwrites uniformly random keys at
+       version until the timed threads are done (read-while-*). The timed
+       threads start once the store completed a compaction since the writer
+       started, or the writer overwrote twice as many keys as there are (an
+       engine without compaction), or after wait_compaction_ns. */
+    bool bg_writer;
+    uint64_t wait_compaction_ns;
+    /* Sets per kvs_db_write() call for OP_INSERT and OP_OVERWRITE (also in
+       OP_MIXED); 1: kvs_db_set(). A set's latency is its batch's. */
+    size_t batch;
 } run_spec;
 
 typedef struct run_result {
-    uint64_t ops;     /* operations completed */
-    uint64_t wall_ns; /* first start after the barrier to the last end */
-    hist lat;         /* latency of every operation, merged */
+    uint64_t ops;         /* operations completed */
+    uint64_t wall_ns;     /* first start after the barrier to the last end */
+    hist lat;             /* latency of every operation, merged */
+    uint64_t bg_writes;   /* overwrites by the bg_writer while the timed threads ran */
+    uint64_t compactions; /* compactions completed while they ran */
 } run_result;
 
 /* Set (from a signal handler too) to make running workloads stop early. */

@@ -29,6 +29,7 @@ struct store {
     unsigned serial;
     bool standard;    /* holds exactly the standard keys */
     uint64_t version; /* newest version written to the standard keys */
+    bool compaction;  /* opened with compaction on (the default) */
 };
 
 struct combo {
@@ -58,8 +59,14 @@ int workload_parse(const char *text, workload *out)
         const char *name;
         wl_kind kind;
     } fixed[] = {
-        {"fill", WL_FILL},           {"overwrite", WL_OVERWRITE}, {"read-hit", WL_READ_HIT},
-        {"read-miss", WL_READ_MISS}, {"mixed", WL_MIXED},         {"delete", WL_DELETE},
+        {"fill", WL_FILL},
+        {"overwrite", WL_OVERWRITE},
+        {"read-hit", WL_READ_HIT},
+        {"read-miss", WL_READ_MISS},
+        {"mixed", WL_MIXED},
+        {"delete", WL_DELETE},
+        {"read-while-compact", WL_READ_COMPACT},
+        {"read-while-write", WL_READ_WRITE},
     };
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
@@ -109,16 +116,15 @@ static void store_close(struct combo *c)
     heap_trim();
 }
 
-/* Replace the store by a fresh empty one in a new directory. */
-static int store_fresh(struct combo *c)
+/* Open the store's directory; compaction off for read-while-write. */
+static int store_open(struct combo *c, bool compaction)
 {
-    store_close(c);
-    snprintf(c->st.path, sizeof(c->st.path), "%s/kvs-bench-%ld-%s-%u", c->cfg->dir, (long)getpid(),
-             c->engine, c->st.serial++);
     kvs_options opts;
     kvs_options_init(&opts);
     opts.engine = c->engine;
     opts.fsync = c->fsync;
+    if (!compaction)
+        opts.compact_min_stale_bytes = UINT64_MAX;
     char why[KVS_WHY_MAX] = "";
     int rc = kvs_db_open(c->st.path, &opts, &c->st.db, why);
     if (rc != 0) {
@@ -127,9 +133,33 @@ static int store_fresh(struct combo *c)
         c->st.db = NULL;
         return 1;
     }
+    c->st.compaction = compaction;
+    return 0;
+}
+
+/* Replace the store by a fresh empty one in a new directory. */
+static int store_fresh(struct combo *c)
+{
+    store_close(c);
+    snprintf(c->st.path, sizeof(c->st.path), "%s/kvs-bench-%ld-%s-%u", c->cfg->dir, (long)getpid(),
+             c->engine, c->st.serial++);
     c->st.standard = false;
     c->st.version = 0;
-    return 0;
+    return store_open(c, true);
+}
+
+/* Close and open the same store again, with compaction on or off. */
+static int store_reopen(struct combo *c, bool compaction)
+{
+    if (c->st.compaction == compaction)
+        return 0;
+    int rc = kvs_db_close(c->st.db);
+    c->st.db = NULL;
+    if (rc != 0) {
+        fprintf(stderr, "kvs-bench: closing %s: %s\n", c->st.path, kvs_strerror(rc));
+        return 1;
+    }
+    return store_open(c, compaction);
 }
 
 /* Run spec, reporting a failure. Returns 0, 1 (failed) or 130. */
@@ -159,6 +189,7 @@ static run_spec spec_for(struct combo *c, op_kind kind, uint64_t keys)
         .version = c->st.version,
         .max_version = c->st.version,
         .seed = c->cfg->seed,
+        .batch = c->cfg->batch,
     };
     return s;
 }
@@ -168,6 +199,7 @@ static int preload(struct combo *c, uint64_t n, const char *why)
 {
     run_spec s = spec_for(c, OP_INSERT, n);
     s.version = 0;
+    s.batch = 1;
     run_result *res = malloc(sizeof(*res));
     if (!res)
         return 1;
@@ -238,8 +270,14 @@ static int prepare(struct combo *c, const workload *w, run_spec *s)
     default:
         break;
     }
+    if (c->st.db && c->st.standard)
+        rc = store_reopen(c, w->kind != WL_READ_WRITE);
+    if (rc != 0)
+        return rc;
     if (!c->st.db || !c->st.standard) {
         rc = store_fresh(c);
+        if (rc == 0 && w->kind == WL_READ_WRITE)
+            rc = store_reopen(c, false);
         if (rc == 0)
             rc = preload(c, keys, "loading the standard keys");
         if (rc != 0)
@@ -248,11 +286,15 @@ static int prepare(struct combo *c, const workload *w, run_spec *s)
     }
     static const op_kind kinds[] = {
         [WL_OVERWRITE] = OP_OVERWRITE, [WL_READ_HIT] = OP_READ, [WL_READ_MISS] = OP_MISS,
-        [WL_MIXED] = OP_MIXED,         [WL_DELETE] = OP_DELETE,
+        [WL_MIXED] = OP_MIXED,         [WL_DELETE] = OP_DELETE, [WL_READ_COMPACT] = OP_READ,
+        [WL_READ_WRITE] = OP_READ,
     };
-    if (w->kind == WL_OVERWRITE || w->kind == WL_MIXED)
+    bool bg = w->kind == WL_READ_COMPACT || w->kind == WL_READ_WRITE;
+    if (w->kind == WL_OVERWRITE || w->kind == WL_MIXED || bg)
         c->st.version++;
     *s = spec_for(c, kinds[w->kind], keys);
+    s->bg_writer = bg;
+    s->wait_compaction_ns = w->kind == WL_READ_COMPACT ? 30000000000ull : 0;
     return 0;
 }
 
@@ -289,6 +331,11 @@ static int run_workload(struct combo *c, const workload *w, report *r)
     rc = run_checked(c, &spec, res, w->name);
     if (rc == 0)
         rc = settle(c, w);
+    if (rc == 0 && spec.bg_writer)
+        fprintf(stderr,
+                "kvs-bench: %s, %s, %u threads: %" PRIu64 " overwrites and %" PRIu64
+                " compactions ran beside the reads\n",
+                c->engine, w->name, c->threads, res->bg_writes, res->compactions);
     if (rc == 0) {
         bench_row row = {
             .engine = c->engine,

@@ -30,6 +30,11 @@ typedef enum wl_kind {
     WL_DELETE,    /* remove every standard key once */
     WL_SET_NAMED, /* fresh store: set key1..key<n> to "value" */
     WL_GET_N,     /* fresh store loaded with n keys: random gets */
+    /* get random standard keys while an untimed thread overwrites random
+       ones: with compaction running (kvs; the thresholds as opened), or
+       with compaction switched off, the baseline for the former */
+    WL_READ_COMPACT,
+    WL_READ_WRITE,
 } wl_kind;
 
 typedef struct workload {
@@ -53,6 +58,7 @@ typedef struct bench_config {
     uint64_t ops;  /* operations of the random-access workloads */
     size_t key_size;
     size_t value_size;
+    size_t batch; /* sets per kvs_db_write() in the timed set workloads */
     uint64_t seed;
     const char *dir; /* stores are made in directories below this one */
 } bench_config;

@@ -204,6 +204,8 @@ static int apply(kvs_client *c, kvs_client_request *req, const resp_reply *r)
 static int parse_replies(kvs_client *c, kvs_client_request *reqs, size_t n, size_t *done)
 {
     while (*done < n) {
+        if (c->in.len == c->rpos)
+            return 0; /* nothing received yet (in.data may still be NULL) */
         resp_reply r;
         size_t used;
         int rc = resp_parse_reply((const char *)c->in.data + c->rpos, c->in.len - c->rpos,

@@ -28,6 +28,12 @@ typedef struct resp_limits {
     size_t max_bulk;
     size_t max_args;
     size_t max_inline;
+    /* Error texts for a multibulk count over max_args and a bulk length
+       over max_bulk that the defaults would allow: a caller that lowers the
+       limits for some clients (Redis's "unauthenticated multibulk length")
+       names why. NULL: the invalid-length errors. Static storage. */
+    const char *args_error;
+    const char *bulk_error;
 } resp_limits;
 
 enum resp_status {

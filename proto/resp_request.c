@@ -46,6 +46,8 @@ int resp_parser_init(resp_parser *p, const resp_limits *limits)
             p->limits.max_args = limits->max_args;
         if (limits->max_inline)
             p->limits.max_inline = limits->max_inline;
+        p->limits.args_error = limits->args_error;
+        p->limits.bulk_error = limits->bulk_error;
     }
     /* Keep "bulk + 2" and "pos + line" free of overflow. */
     if (p->limits.max_bulk > SIZE_MAX / 4)
@@ -175,9 +177,12 @@ static int parse_count(resp_parser *p, const char *buf, size_t len)
     if (found == 0)
         return RESP_MORE;
     long long count;
-    if (buf[cr + 1] != '\n' || !resp__parse_ll(buf + 1, cr - 1, &count) ||
-        (count > 0 && (unsigned long long)count > p->limits.max_args))
+    if (buf[cr + 1] != '\n' || !resp__parse_ll(buf + 1, cr - 1, &count))
         return resp__fail(p, RESP__ERR_MBULK_LEN);
+    if (count > 0 && (unsigned long long)count > p->limits.max_args)
+        return resp__fail(p, p->limits.args_error && count <= (long long)RESP_DEFAULT_MAX_ARGS
+                                 ? p->limits.args_error
+                                 : RESP__ERR_MBULK_LEN);
     p->pending = count > 0 ? count : 0;
     p->pos = p->scan = cr + 2;
     p->argc = 0;
@@ -200,8 +205,12 @@ static int parse_bulk_len(resp_parser *p, const char *buf, size_t len)
         return RESP_MORE;
     long long bulk;
     if (buf[cr + 1] != '\n' || !resp__parse_ll(buf + p->pos + 1, cr - p->pos - 1, &bulk) ||
-        bulk < 0 || (unsigned long long)bulk > p->limits.max_bulk)
+        bulk < 0)
         return resp__fail(p, RESP__ERR_BULK_LEN);
+    if ((unsigned long long)bulk > p->limits.max_bulk)
+        return resp__fail(p, p->limits.bulk_error && bulk <= (long long)RESP_DEFAULT_MAX_BULK
+                                 ? p->limits.bulk_error
+                                 : RESP__ERR_BULK_LEN);
     p->bulk = bulk;
     p->pos = p->scan = cr + 2;
     return RESP_DONE;

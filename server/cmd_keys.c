@@ -2,9 +2,12 @@
  * Commands on keys and values: GET, SET, DEL, EXISTS, MGET, MSET, DBSIZE,
  * FLUSHDB/FLUSHALL. Run on the connection's worker thread.
  *
- * Reads go to the engine directly; every write goes through
- * store_write(). Values read are copied into the worker's scratch buffer,
- * then into the reply: the engine never hands out pointers into itself.
+ * Reads go to the engine directly. Plain writes (SET k v, DEL, MSET) are
+ * queued in the worker's batch of the turn (worker.h) and answered by
+ * their done() once it is applied through store_write_batch(); writes that
+ * read first (SET NX/XX/GET) and FLUSHDB go through store_write() at once.
+ * Values read are copied into the worker's scratch buffer, then into the
+ * reply: the engine never hands out pointers into itself.
  */
 #include "commands.h"
 #include "conn.h"
@@ -19,6 +22,52 @@ static kvs_db *db_of(struct conn *c)
 static struct store *store_of(struct conn *c)
 {
     return &c->w->srv->store;
+}
+
+/* The size check kvs_db_write() would make, done per command so that one
+   oversized key fails its own command and not the whole batch. */
+static int check_sizes(struct conn *c, kvs_slice key, const kvs_slice *value)
+{
+    const kvs_engine *engine = kvs_db_engine(db_of(c));
+    if (key.len > kvs_engine_max_key(engine))
+        return KVS_EKEYSIZE;
+    if (value && value->len > kvs_engine_max_value(engine))
+        return KVS_EVALSIZE;
+    return 0;
+}
+
+/* Queue a command's ops; when out of memory nothing is queued and the
+   connection is closed, as when a reply cannot be built. */
+static kvs_op *batch_add(struct conn *c, batch_done_fn *done, size_t nops, int err)
+{
+    kvs_op *ops = worker_batch_add(c->w, c, done, nops, err);
+    if (!ops)
+        c->flags |= CONN_KILL; /* as a reply that cannot be built */
+    return ops;
+}
+
+/* SET and MSET: OK once applied. */
+static void set_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
+{
+    (void)ops;
+    (void)nops;
+    if (rc != 0)
+        reply_kvs_error(c, rc);
+    else
+        reply_ok(c);
+}
+
+/* DEL: the number of keys that were there. */
+static void del_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
+{
+    if (rc != 0) {
+        reply_kvs_error(c, rc);
+        return;
+    }
+    long long removed = 0;
+    for (size_t i = 0; i < nops; i++)
+        removed += ops[i].result == 0;
+    reply_int(c, removed);
 }
 
 void cmd_get(struct conn *c, size_t argc, const kvs_slice *argv)
@@ -48,6 +97,13 @@ static bool is_expiry_option(kvs_slice opt, bool *takes_value)
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] */
 void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
 {
+    if (argc == 3) {
+        int err = check_sizes(c, argv[1], &argv[2]);
+        kvs_op *op = batch_add(c, set_done, err ? 0 : 1, err);
+        if (op && !err)
+            *op = (kvs_op){.type = KVS_OP_SET, .key = argv[1], .value = argv[2]};
+        return;
+    }
     enum store_cond cond = STORE_ALWAYS;
     bool get = false;
     kvs_slice expiry = {NULL, 0};
@@ -90,19 +146,17 @@ void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
         reply_ok(c);
 }
 
+/* The keys are removed in one batch, with the writes around them. */
 void cmd_del(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    long long removed = 0;
-    kvs_slice none = {NULL, 0};
-    for (size_t i = 1; i < argc; i++) {
-        int rc = store_write(store_of(c), STORE_DEL, argv[i], none, STORE_ALWAYS, NULL, NULL);
-        if (rc < 0) {
-            reply_kvs_error(c, rc);
-            return;
-        }
-        removed += rc == 0;
-    }
-    reply_int(c, removed);
+    int err = 0;
+    for (size_t i = 1; i < argc && !err; i++)
+        err = check_sizes(c, argv[i], NULL);
+    kvs_op *ops = batch_add(c, del_done, err ? 0 : argc - 1, err);
+    if (!ops || err)
+        return;
+    for (size_t i = 1; i < argc; i++)
+        ops[i - 1] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i]};
 }
 
 /* Counts a key named twice twice, as Redis does. */
@@ -143,23 +197,25 @@ void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
     }
 }
 
-/* Not atomic: the keys are written one by one, so a reader may see some
-   of them before the others (the engine interface has no batch yet). */
+/* All the pairs go into the same kvs_db_write() as the rest of the turn's
+   batch (one append for kvs, one transaction for lmdb, once the engines
+   implement .write). An oversized key or value fails the whole command,
+   writing nothing. */
 void cmd_mset(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     if ((argc - 1) % 2 != 0) {
         reply_arity_error(c, "mset");
         return;
     }
-    for (size_t i = 1; i < argc; i += 2) {
-        int rc =
-            store_write(store_of(c), STORE_SET, argv[i], argv[i + 1], STORE_ALWAYS, NULL, NULL);
-        if (rc < 0) {
-            reply_kvs_error(c, rc);
-            return;
-        }
-    }
-    reply_ok(c);
+    int err = 0;
+    for (size_t i = 1; i < argc && !err; i += 2)
+        err = check_sizes(c, argv[i], &argv[i + 1]);
+    size_t npairs = (argc - 1) / 2;
+    kvs_op *ops = batch_add(c, set_done, err ? 0 : npairs, err);
+    if (!ops || err)
+        return;
+    for (size_t i = 0; i < npairs; i++)
+        ops[i] = (kvs_op){.type = KVS_OP_SET, .key = argv[1 + 2 * i], .value = argv[2 + 2 * i]};
 }
 
 void cmd_dbsize(struct conn *c, size_t argc, const kvs_slice *argv)

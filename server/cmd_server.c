@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include "auth.h"
 #include "commands.h"
 #include "conn.h"
 #include "log.h"
@@ -141,9 +142,48 @@ void cmd_client(struct conn *c, size_t argc, const kvs_slice *argv)
                         argc, argv);
 }
 
-/* HELLO [protover [AUTH user pass] [SETNAME name]]. kvs speaks RESP2 only
-   and has no passwords: AUTH as "default" is accepted with any password,
-   as Redis accepts it for its default user without a password. */
+static const char wrongpass[] = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/* Authenticate as user with pass, as Redis's default user: with no
+   password set it takes any password, else only the password. Replies
+   WRONGPASS and returns false on failure; replies nothing on success. */
+static bool authenticate(struct conn *c, kvs_slice user, kvs_slice pass)
+{
+    const struct server_config *cfg = &c->w->srv->cfg;
+    bool ok = slice_is(user, "default");
+    /* Compared even for a wrong user, so that its time tells nothing. */
+    bool match = auth_password_matches(cfg, pass);
+    if (ok && auth_required(cfg))
+        ok = match;
+    if (!ok) {
+        log_debug("client id=%llu: AUTH failed", (unsigned long long)c->id);
+        reply_error(c, wrongpass);
+        return false;
+    }
+    auth_conn_grant(c);
+    return true;
+}
+
+/* AUTH [username] password, as Redis 6+ answers it for its default user. */
+void cmd_auth(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    if (argc > 3) {
+        reply_error(c, "ERR syntax error");
+        return;
+    }
+    if (argc == 2 && !auth_required(&c->w->srv->cfg)) {
+        reply_error(c, "ERR AUTH <password> called without any password configured for the "
+                       "default user. Are you sure your configuration is correct?");
+        return;
+    }
+    kvs_slice user = argc == 3 ? argv[1] : (kvs_slice){"default", 7};
+    if (authenticate(c, user, argv[argc - 1]))
+        reply_ok(c);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]]. kvs speaks RESP2 only.
+   AUTH authenticates as the AUTH command does; without it, a client that
+   must authenticate gets Redis's NOAUTH text for HELLO. */
 void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     if (argc >= 2) {
@@ -158,12 +198,11 @@ void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
         }
     }
     kvs_slice name = {NULL, 0};
+    const kvs_slice *user = NULL, *pass = NULL;
     for (size_t i = 2; i < argc; i++) {
         if (slice_is(argv[i], "auth") && i + 2 < argc) {
-            if (!slice_is(argv[i + 1], "default")) {
-                reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
-                return;
-            }
+            user = &argv[i + 1];
+            pass = &argv[i + 2];
             i += 2;
         } else if (slice_is(argv[i], "setname") && i + 1 < argc) {
             name = argv[++i];
@@ -172,6 +211,15 @@ void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
                          (const char *)argv[i].data);
             return;
         }
+    }
+    if (user && !authenticate(c, *user, *pass))
+        return;
+    if (!auth_conn_allowed(c)) {
+        reply_error(c, "NOAUTH HELLO must be called with the client already authenticated, "
+                       "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                       "authenticate the client and select the RESP protocol version at the "
+                       "same time");
+        return;
     }
     if (name.data && !set_client_name(c, name))
         return;
@@ -200,8 +248,9 @@ static void reply_command_info(struct conn *c, const struct command *cmd)
         unsigned flag;
         const char *name;
     } flag_names[] = {
-        {CMD_WRITE, "write"}, {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
-        {CMD_ADMIN, "admin"}, {CMD_FAST, "fast"},         {CMD_STALE, "stale"},
+        {CMD_WRITE, "write"},    {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
+        {CMD_ADMIN, "admin"},    {CMD_FAST, "fast"},         {CMD_STALE, "stale"},
+        {CMD_NOAUTH, "no_auth"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)

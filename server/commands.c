@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "reply.h"
@@ -29,8 +30,9 @@ static const struct command table[] = {
     {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
     {"echo", cmd_echo, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
     {"select", cmd_select, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
-    {"quit", cmd_quit, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
-    {"hello", cmd_hello, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
+    {"quit", cmd_quit, -1, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
+    {"hello", cmd_hello, -1, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
+    {"auth", cmd_auth, -2, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
     {"client", cmd_client, -2, CMD_STALE, 0, 0, 0},
     /* the server: cmd_server.c, cmd_info.c */
     {"command", cmd_command, -1, CMD_STALE, 0, 0, 0},
@@ -218,6 +220,23 @@ void reply_kvs_error(struct conn *c, int err)
         reply_errorf(c, "ERR %s", kvs_strerror(err));
 }
 
+/* --max-output-buffer: a client owed more than this is closed, as Redis's
+   client-output-buffer-limit hard limit does. The connection stops
+   executing a client's commands while 1 MiB of replies waits for it, so
+   a client that never reads is held near that; what this catches is one
+   reply too big to owe (MGET of many large values). */
+static void check_output_limit(struct conn *c)
+{
+    size_t limit = c->w->srv->cfg.max_output_buffer;
+    size_t owed = c->out.len - c->out_sent;
+    if (limit == 0 || owed <= limit || (c->flags & CONN_KILL))
+        return;
+    log_warn("client id=%llu owed %zu bytes of replies, over --max-output-buffer (%zu); "
+             "closing it",
+             (unsigned long long)c->id, owed, limit);
+    c->flags |= CONN_KILL;
+}
+
 /* Redis closes a connection whose first word is POST or Host:, the start
    of an HTTP request that a browser was tricked into sending to the port. */
 static bool looks_like_http(kvs_slice name)
@@ -243,6 +262,13 @@ void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
         reply_arity_error(c, cmd->name);
         return;
     }
+    /* As Redis: an unknown command or a wrong count is answered as such
+       before authentication is asked for. */
+    if (!(cmd->flags & CMD_NOAUTH) && !auth_conn_allowed(c)) {
+        reply_error(c, "NOAUTH Authentication required.");
+        return;
+    }
     stat_add(&c->w->stats.commands, 1);
     cmd->proc(c, argc, argv);
+    check_output_limit(c);
 }

@@ -30,6 +30,7 @@ enum cmd_flag {
     CMD_ADMIN = 1u << 3,    /* server administration */
     CMD_FAST = 1u << 4,     /* O(1) or O(argc) */
     CMD_STALE = 1u << 5,    /* answers without touching the store */
+    CMD_NOAUTH = 1u << 6,   /* allowed before AUTH under --requirepass */
 };
 
 struct command {
@@ -79,7 +80,7 @@ int slice_to_ll(kvs_slice s, long long *out);
 
 /* The handlers, one per command (cmd_keys.c, cmd_server.c, cmd_info.c). */
 cmd_proc cmd_get, cmd_set, cmd_del, cmd_exists, cmd_mget, cmd_mset, cmd_dbsize, cmd_flushdb;
-cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello;
+cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
 
 #endif

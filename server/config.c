@@ -12,11 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define DEFAULT_DATA_DIR "data"
 #define DEFAULT_MAXCLIENTS 10000
 #define MAX_THREADS 1024
+#define DEFAULT_MAX_QUERY_BUFFER (1ull << 30)    /* Redis's client-query-buffer-limit */
+#define DEFAULT_MAX_OUTPUT_BUFFER (256ull << 20) /* a hard limit, per client */
+#define MIN_BUFFER_LIMIT (1ull << 20)
+#define MAX_PASSWORD_FILE (64u << 10)
 
 static const char usage[] =
     "Usage: kvs-server [OPTIONS]\n"
@@ -30,6 +35,15 @@ static const char usage[] =
     "  --threads N           worker threads (default: one per core)\n"
     "  --maxclients N        most clients connected at once (default 10000)\n"
     "  --timeout SECONDS     close clients idle this long; 0 never (default 0)\n"
+    "  --requirepass PASS    clients must AUTH with PASS before other commands\n"
+    "                        (shown to other local users by ps: prefer the next)\n"
+    "  --requirepass-file F  the same, the password being the first line of F\n"
+    "  --protected-mode yes|no  with no password, serve only loopback clients\n"
+    "                        (default yes)\n"
+    "  --max-query-buffer N  close a client whose request reaches N bytes; N may\n"
+    "                        end in kb, mb or gb (default 1gb, at least 1mb)\n"
+    "  --max-output-buffer N close a client owed more than N bytes of replies;\n"
+    "                        0 for no limit (default 256mb, else at least 1mb)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n";
@@ -94,7 +108,12 @@ enum {
     OPT_THREADS,
     OPT_MAXCLIENTS,
     OPT_TIMEOUT,
-    OPT_LOG_LEVEL
+    OPT_LOG_LEVEL,
+    OPT_REQUIREPASS,
+    OPT_REQUIREPASS_FILE,
+    OPT_PROTECTED_MODE,
+    OPT_MAX_QUERY_BUFFER,
+    OPT_MAX_OUTPUT_BUFFER
 };
 
 static const struct option options[] = {
@@ -106,14 +125,105 @@ static const struct option options[] = {
     {"maxclients", required_argument, NULL, OPT_MAXCLIENTS},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
+    {"requirepass-file", required_argument, NULL, OPT_REQUIREPASS_FILE},
+    {"protected-mode", required_argument, NULL, OPT_PROTECTED_MODE},
+    {"max-query-buffer", required_argument, NULL, OPT_MAX_QUERY_BUFFER},
+    {"max-output-buffer", required_argument, NULL, OPT_MAX_OUTPUT_BUFFER},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
+/* A size in bytes as Redis writes them: digits, then optionally k, kb, m,
+   mb, g or gb (k = 1000, kb = 1024, and so on), any case. */
+static int parse_bytes(const char *text, unsigned long long *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long unit;
+    } units[] = {
+        {"", 1},        {"b", 1},         {"k", 1000},       {"kb", 1024},
+        {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
+    };
+    size_t digits = strspn(text, "0123456789");
+    if (digits == 0 || digits > 15)
+        return -1;
+    unsigned long long v = strtoull(text, NULL, 10);
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(text + digits, units[i].suffix) == 0) {
+            *out = v * units[i].unit;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void drop_password(struct server_config *cfg)
+{
+    if (cfg->requirepass) {
+        explicit_bzero(cfg->requirepass, cfg->requirepass_len);
+        free(cfg->requirepass);
+    }
+    cfg->requirepass = NULL;
+    cfg->requirepass_len = 0;
+}
+
+static int set_password(struct server_config *cfg, const char *pass, size_t len)
+{
+    drop_password(cfg);
+    if (len == 0)
+        return 0; /* as Redis's requirepass "": no password */
+    cfg->requirepass = malloc(len + 1);
+    if (!cfg->requirepass) {
+        bad("out of memory");
+        return -1;
+    }
+    memcpy(cfg->requirepass, pass, len);
+    cfg->requirepass[len] = '\0';
+    cfg->requirepass_len = len;
+    return 0;
+}
+
+/* The password is the file's first line, without its line end. */
+static int read_password_file(struct server_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        bad("cannot read --requirepass-file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = malloc(MAX_PASSWORD_FILE + 1);
+    size_t len = text ? fread(text, 1, MAX_PASSWORD_FILE + 1, f) : 0;
+    bool failed = !text || ferror(f);
+    fclose(f);
+    int rc = -1;
+    if (failed) {
+        bad("cannot read --requirepass-file '%s'", path);
+    } else if (len > MAX_PASSWORD_FILE) {
+        bad("--requirepass-file '%s' is over %u bytes", path, MAX_PASSWORD_FILE);
+    } else {
+        char *nl = memchr(text, '\n', len);
+        if (nl)
+            len = (size_t)(nl - text);
+        if (len && text[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            bad("--requirepass-file '%s' holds no password", path);
+        else
+            rc = set_password(cfg, text, len);
+    }
+    if (text) {
+        explicit_bzero(text, MAX_PASSWORD_FILE + 1);
+        free(text);
+    }
+    return rc;
+}
+
 /* One option and its value; returns 0, or -1 after printing why. */
 static int apply(struct server_config *cfg, int opt, const char *val)
 {
+    unsigned long long bytes;
     char names[128];
     switch (opt) {
     case OPT_ADDR:
@@ -163,11 +273,42 @@ static int apply(struct server_config *cfg, int opt, const char *val)
             return -1;
         }
         return 0;
+    case OPT_REQUIREPASS:
+        if (set_password(cfg, val, strlen(val)) != 0)
+            return -1;
+        /* Out of /proc/PID/cmdline from now on; ps may have seen it
+           already, hence --requirepass-file. */
+        memset((char *)val, 'x', strlen(val));
+        return 0;
+    case OPT_REQUIREPASS_FILE:
+        return read_password_file(cfg, val);
+    case OPT_PROTECTED_MODE:
+        if (strcasecmp(val, "yes") != 0 && strcasecmp(val, "no") != 0) {
+            bad("invalid --protected-mode '%s': expected yes or no", val);
+            return -1;
+        }
+        cfg->protected_mode = strcasecmp(val, "yes") == 0;
+        return 0;
+    case OPT_MAX_QUERY_BUFFER:
+        if (parse_bytes(val, &bytes) != 0 || bytes < MIN_BUFFER_LIMIT || bytes > SIZE_MAX / 4) {
+            bad("invalid --max-query-buffer '%s': expected a size of at least 1mb", val);
+            return -1;
+        }
+        cfg->max_query_buffer = (size_t)bytes;
+        return 0;
+    case OPT_MAX_OUTPUT_BUFFER:
+        if (parse_bytes(val, &bytes) != 0 || (bytes && bytes < MIN_BUFFER_LIMIT) ||
+            bytes > SIZE_MAX / 4) {
+            bad("invalid --max-output-buffer '%s': expected 0 or a size of at least 1mb", val);
+            return -1;
+        }
+        cfg->max_output_buffer = (size_t)bytes;
+        return 0;
     }
     return -1;
 }
 
-enum config_result config_parse(struct server_config *cfg, int argc, char **argv)
+static enum config_result parse(struct server_config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->data_dir = DEFAULT_DATA_DIR;
@@ -175,6 +316,9 @@ enum config_result config_parse(struct server_config *cfg, int argc, char **argv
     cfg->threads = default_threads();
     cfg->maxclients = DEFAULT_MAXCLIENTS;
     cfg->log_level = LVL_INFO;
+    cfg->protected_mode = true;
+    cfg->max_query_buffer = DEFAULT_MAX_QUERY_BUFFER;
+    cfg->max_output_buffer = DEFAULT_MAX_OUTPUT_BUFFER;
     if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
         return CONFIG_BAD;
 
@@ -209,4 +353,17 @@ enum config_result config_parse(struct server_config *cfg, int argc, char **argv
         return CONFIG_BAD;
     }
     return CONFIG_OK;
+}
+
+enum config_result config_parse(struct server_config *cfg, int argc, char **argv)
+{
+    enum config_result r = parse(cfg, argc, argv);
+    if (r != CONFIG_OK)
+        drop_password(cfg);
+    return r;
+}
+
+void config_free(struct server_config *cfg)
+{
+    drop_password(cfg);
 }

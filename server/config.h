@@ -14,7 +14,11 @@ enum config_result {
 };
 
 /* Parse argv into cfg (defaults for what is not given). argv strings are
-   borrowed for the life of the process. */
+   borrowed for the life of the process; the text of --requirepass is
+   copied and then overwritten in argv. */
 enum config_result config_parse(struct server_config *cfg, int argc, char **argv);
+
+/* Release what config_parse() allocated (the password, wiped first). */
+void config_free(struct server_config *cfg);
 
 #endif

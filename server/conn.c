@@ -8,6 +8,7 @@
  */
 #include "conn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -15,25 +16,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "commands.h"
 #include "log.h"
 #include "reply.h"
 #include "worker.h"
 
-/* The input buffer's size, and how far it may grow for one command before
-   the client is dropped (Redis's client-query-buffer-limit). */
+/* The input buffer's first size; it may grow for one command up to
+   --max-query-buffer before the client is dropped (Redis's
+   client-query-buffer-limit). */
 #define IN_INITIAL (16u << 10)
-#define IN_MAX (1u << 30)
 /* A buffer larger than this is freed once empty, so one big request does
    not pin its memory for the life of the connection. */
 #define BUF_SHRINK (1u << 20)
 /* Commands stop being executed while this much output waits to be
    written; a connection holds at most this plus one reply. */
 #define OUT_SOFT_LIMIT (1u << 20)
-/* Reads a stop makes to collect what a client sent before it. */
-#define STOP_READS 16
-
-enum read_result { READ_DATA, READ_AGAIN, READ_DONE };
+/* READ_FULL: `in` is full and may not move while writes are queued. */
+enum read_result { READ_DATA, READ_AGAIN, READ_FULL, READ_DONE };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -49,6 +49,7 @@ int conn_open(struct worker *w, int fd)
     c->last_active = w->now;
     if (resp_parser_init(&c->parser, NULL) != 0)
         goto out_conn;
+    auth_conn_init(c);
     c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) != 0)
@@ -80,6 +81,7 @@ out_fd:
 void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
+    assert(c->npending == 0);
     log_debug("client id=%llu closed", (unsigned long long)c->id);
     if (c->prev)
         c->prev->next = c->next;
@@ -106,11 +108,18 @@ void conn_free(struct conn *c)
    connection is done with reading. */
 static enum read_result conn_read(struct conn *c)
 {
+    /* Queued writes point into `in`: it may not move until they are
+       applied, at the end of this turn; the socket stays readable. */
+    if (c->in.len == c->in.cap && c->npending)
+        return READ_FULL;
     if (c->in.len == c->in.cap) {
+        size_t max = c->w->srv->cfg.max_query_buffer;
         size_t want = c->in.cap ? c->in.cap * 2 : IN_INITIAL;
-        if (want > IN_MAX) {
-            log_warn("client id=%llu: request over %u bytes, closing", (unsigned long long)c->id,
-                     IN_MAX);
+        if (want > max)
+            want = c->in.cap < max ? max : 0;
+        if (want == 0) {
+            log_warn("client id=%llu: request over the query buffer limit (%zu bytes), closing",
+                     (unsigned long long)c->id, max);
             reply_error(c, "ERR Protocol error: query buffer limit reached");
             c->flags |= CONN_QUIT;
             return READ_DONE;
@@ -136,14 +145,51 @@ static enum read_result conn_read(struct conn *c)
     return READ_DONE;
 }
 
-/* Execute every complete command in `in`, appending the replies to `out`,
-   then drop the executed bytes. Stops early when out is over its soft
-   limit (CONN_INPUT_PENDING) or a command ended the connection. */
+/* Whether a command, run now, would be queued in the worker's batch with
+   no reply of its own: it must get past every check of commands_execute()
+   (lookup, arity, authentication) and be a write cmd_keys.c batches. */
+static bool is_batched_write(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    const struct command *cmd = command_lookup(argv[0]);
+    if (!cmd || !auth_conn_allowed(c))
+        return false;
+    if (cmd->proc == cmd_set)
+        return argc == 3;
+    if (cmd->proc == cmd_del)
+        return argc >= 2;
+    if (cmd->proc == cmd_mset)
+        return argc >= 3 && argc % 2 == 1;
+    return false;
+}
+
+/* Drop the executed bytes from `in`, once no queued write points there. */
+static void conn_drop_input(struct conn *c)
+{
+    if (c->in_off > 0) {
+        c->in.len -= c->in_off;
+        memmove(c->in.data, (char *)c->in.data + c->in_off, c->in.len);
+        c->in_off = 0;
+    }
+    if (c->in.len == 0 && c->in.cap > BUF_SHRINK)
+        kvs_buf_free(&c->in);
+}
+
+/* Execute every complete command in `in`, appending the replies to `out`
+   (or queueing writes, whose replies come after the batch), then drop the
+   executed bytes unless writes are queued. Stops early when out is over
+   its soft limit (CONN_INPUT_PENDING), when a command must wait for the
+   queued writes (batch_wait), or when a command ended the connection. */
 static void conn_process(struct conn *c)
 {
-    size_t off = 0;
+    size_t off = c->in_off;
     c->flags &= ~CONN_INPUT_PENDING;
-    while (off < c->in.len && !(c->flags & (CONN_QUIT | CONN_KILL))) {
+    c->batch_wait = false;
+    if (c->bad_input && c->npending == 0) {
+        reply_error(c, c->parser.error);
+        c->flags |= CONN_QUIT;
+        c->bad_input = false;
+    }
+    while (off < c->in.len && !(c->flags & (CONN_QUIT | CONN_KILL)) && !c->bad_input) {
         if (c->out.len - c->out_sent >= OUT_SOFT_LIMIT) {
             c->flags |= CONN_INPUT_PENDING;
             break;
@@ -155,20 +201,35 @@ static void conn_process(struct conn *c)
             break;
         if (rc == RESP_ERROR) {
             log_debug("client id=%llu: %s", (unsigned long long)c->id, c->parser.error);
+            if (c->npending) {
+                c->bad_input = true; /* answered after the queued writes */
+                c->batch_wait = true;
+                break;
+            }
             reply_error(c, c->parser.error);
             c->flags |= CONN_QUIT;
             break;
         }
+        size_t argc = c->parser.argc;
+        if (argc > 0 && c->npending && !is_batched_write(c, argc, c->parser.argv)) {
+            /* Parsed again once the queued writes are answered (a parse
+               that returned RESP_DONE leaves the parser at rest). */
+            c->batch_wait = true;
+            break;
+        }
         off += consumed;
-        if (c->parser.argc > 0)
-            commands_execute(c, c->parser.argc, c->parser.argv);
+        if (argc > 0) {
+#ifndef NDEBUG
+            size_t npending = c->npending, out_len = c->out.len;
+#endif
+            commands_execute(c, argc, c->parser.argv);
+            /* A reply may not overtake the replies of queued writes. */
+            assert(npending == 0 || c->out.len == out_len || (c->flags & CONN_KILL));
+        }
     }
-    if (off > 0) {
-        c->in.len -= off;
-        memmove(c->in.data, (char *)c->in.data + off, c->in.len);
-    }
-    if (c->in.len == 0 && c->in.cap > BUF_SHRINK)
-        kvs_buf_free(&c->in);
+    c->in_off = off;
+    if (c->npending == 0)
+        conn_drop_input(c);
 }
 
 enum flush_result { FLUSH_DONE, FLUSH_BLOCKED, FLUSH_FAILED };
@@ -223,6 +284,8 @@ static void conn_run(struct conn *c)
 {
     for (;;) {
         conn_process(c);
+        if (c->npending)
+            return; /* the worker's batch_run goes on: conn_batch_done() */
         if (c->flags & CONN_KILL)
             break;
         enum flush_result fr = conn_flush(c);
@@ -242,12 +305,18 @@ static void conn_run(struct conn *c)
     conn_free(c);
 }
 
+void conn_batch_done(struct conn *c)
+{
+    conn_run(c);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    if (conn_read(c) == READ_AGAIN)
+    enum read_result rr = conn_read(c);
+    if (rr == READ_AGAIN || rr == READ_FULL)
         return;
     conn_run(c);
 }
@@ -259,18 +328,24 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     conn_run(arg);
 }
 
+bool conn_stop_read(struct conn *c)
+{
+    if (c->flags & (CONN_WRITE_WAIT | CONN_QUIT | CONN_EOF | CONN_KILL | CONN_INPUT_PENDING))
+        return false;
+    switch (conn_read(c)) {
+    case READ_FULL:
+        return true; /* room comes once the worker's batch is applied */
+    case READ_DATA:
+        conn_process(c);
+        return !(c->flags & CONN_INPUT_PENDING);
+    default:
+        c->flags |= CONN_EOF; /* nothing more: the stop closes it once answered */
+        return false;
+    }
+}
+
 void conn_stop(struct conn *c)
 {
-    /* The client may have sent commands that are still in the socket: they
-       count as received, so read them (a bounded number of times, against
-       a client that never stops sending) before the last batch. */
-    if (!(c->flags & (CONN_WRITE_WAIT | CONN_QUIT | CONN_EOF | CONN_KILL))) {
-        for (int i = 0; i < STOP_READS && conn_read(c) == READ_DATA; i++) {
-            conn_process(c);
-            if (c->flags & CONN_INPUT_PENDING)
-                break;
-        }
-    }
     c->flags |= CONN_EOF;
     conn_run(c);
 }

@@ -10,10 +10,19 @@
  * one send(). While `out` cannot be written entirely the connection stops
  * reading (a client that does not read its replies cannot make the server
  * buffer without end) and waits for EV_WRITE.
+ *
+ * Writes are batched per worker turn (worker.h): SET/DEL/MSET queue their
+ * ops and their replies are appended once the batch is applied. While a
+ * connection has queued writes (npending) it executes only further
+ * batchable writes; anything else waits, unparsed (batch_wait), so that
+ * replies keep their order and a read sees the writes before it. The
+ * input bytes of queued writes stay where they are until then (in_off).
  */
 #ifndef KVS_SERVER_CONN_H
 #define KVS_SERVER_CONN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kvs/slice.h"
@@ -28,6 +37,7 @@ enum conn_flag {
     CONN_KILL = 1u << 2,          /* close without writing anything more */
     CONN_WRITE_WAIT = 1u << 3,    /* out is partly written; EV_WRITE armed, reading paused */
     CONN_INPUT_PENDING = 1u << 4, /* in holds commands held back while out is too full */
+    CONN_AUTHED = 1u << 5,        /* passed AUTH (only looked at under --requirepass) */
 };
 
 struct conn {
@@ -38,7 +48,11 @@ struct conn {
     uint64_t id;         /* CLIENT ID */
     int64_t last_active; /* worker clock (seconds) of the last read or write, for --timeout */
     struct event *ev_read, *ev_write;
-    kvs_buf in;      /* bytes read and not yet executed; the current command starts at 0 */
+    kvs_buf in;      /* bytes read and not yet dropped; unexecuted ones start at in_off */
+    size_t in_off;   /* executed bytes still in `in`: queued writes point into them */
+    size_t npending; /* commands queued in the worker's batch, not yet answered */
+    bool batch_wait; /* a command waits for npending to reach 0 before it runs */
+    bool bad_input;  /* parser.error found while npending > 0: reply once it is 0 */
     kvs_buf out;     /* replies not yet written */
     size_t out_sent; /* bytes of out already written */
     resp_parser parser;
@@ -49,11 +63,22 @@ struct conn {
    On failure the socket is closed. Returns 0 or KVS_ENOMEM. Worker thread. */
 int conn_open(struct worker *w, int fd);
 
-/* Graceful stop: execute what the client has already sent, write the
-   replies, then close. Worker thread. */
+/* Graceful stop, first step, repeated a bounded number of times with the
+   worker's batch applied in between: read once more what the client has
+   already sent and execute it. Returns whether it may have more to read.
+   Never frees c. Worker thread. */
+bool conn_stop_read(struct conn *c);
+
+/* Graceful stop, last step: read nothing more; write the replies, then
+   close (which may free c at once). Worker thread. */
 void conn_stop(struct conn *c);
 
-/* Close and free at once. Worker thread, never from inside a command. */
+/* Close and free at once. Worker thread, never from inside a command,
+   never with npending > 0. */
 void conn_free(struct conn *c);
+
+/* The worker answered the last of c's queued writes: go on with its input
+   and write its replies (which may free c). Worker thread. */
+void conn_batch_done(struct conn *c);
 
 #endif

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "worker.h"
 
@@ -32,9 +33,26 @@ static void reject(struct listener *l, int fd)
     stat_add(&l->srv->listener_stats.rejected, 1);
 }
 
-static void take(struct listener *l, int fd)
+/* Protected mode: no password and a peer from outside this machine. The
+   refusal is sent as Redis sends it, then the socket is closed. */
+static void deny(struct listener *l, int fd)
+{
+    (void)!send(fd, auth_denied_reply, auth_denied_reply_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    stat_add(&l->srv->listener_stats.rejected, 1);
+}
+
+static void take(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
     struct server *srv = l->srv;
+    if (auth_protected_refuses(srv->cfg.protected_mode, auth_required(&srv->cfg), peer)) {
+        char text[KVS_ADDR_STRLEN];
+        if (kvs_addr_format(peer, peer_len, text, sizeof(text)) != 0)
+            snprintf(text, sizeof(text), "?");
+        log_debug("protected mode: refused a connection from %s (no password is set)", text);
+        deny(l, fd);
+        return;
+    }
     unsigned max = atomic_load_explicit(&srv->maxclients, memory_order_relaxed);
     if (atomic_fetch_add_explicit(&srv->clients, 1, memory_order_relaxed) >= max) {
         atomic_fetch_sub_explicit(&srv->clients, 1, memory_order_relaxed);
@@ -59,9 +77,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     struct listener *l = arg;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            take(l, fd);
+            take(l, fd, (const struct sockaddr *)&peer, peer_len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "auth.h"
 #include "commands.h"
 #include "config.h"
 #include "listener.h"
@@ -134,8 +135,10 @@ int main(int argc, char **argv)
     log_set_level(cfg->log_level);
     event_set_log_callback(libevent_log);
     signal(SIGPIPE, SIG_IGN);
-    if (fit_fd_limit(cfg) != 0)
+    if (fit_fd_limit(cfg) != 0) {
+        config_free(cfg);
         return 1;
+    }
     atomic_init(&srv.maxclients, cfg->maxclients);
     atomic_init(&srv.timeout, cfg->timeout);
     atomic_init(&srv.next_id, 1);
@@ -150,6 +153,7 @@ int main(int argc, char **argv)
     struct listener listener;
     if (listener_bind(&listener, &srv, why, sizeof(why)) != 0) {
         log_error("%s", why);
+        config_free(cfg);
         return 1;
     }
 
@@ -189,6 +193,11 @@ int main(int argc, char **argv)
              "%u threads, maxclients %u",
              KVS_VERSION, srv.engine_name, kvs_fsync_name(cfg->fsync), cfg->addr_text,
              cfg->data_dir, srv.nworkers, cfg->maxclients);
+    if (auth_required(cfg))
+        log_info("clients must authenticate (AUTH) before other commands");
+    else if (cfg->protected_mode && !auth_peer_is_loopback((const struct sockaddr *)&cfg->addr))
+        log_warn("no password is set and protected mode is on: only loopback clients will be "
+                 "served (see --requirepass and --protected-mode)");
     event_base_dispatch(base);
     status = 0;
 
@@ -213,6 +222,7 @@ out_listener:
     listener_close(&listener);
     pthread_mutex_destroy(&srv.stats_lock);
     libevent_global_shutdown();
+    config_free(cfg);
     if (status == 0)
         log_info("store closed; exiting");
     return status;

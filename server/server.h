@@ -34,6 +34,13 @@ struct server_config {
     unsigned maxclients;
     unsigned timeout; /* seconds of idleness before a client is closed; 0 never */
     enum log_level log_level;
+    /* Access control (auth.h): the default user's password, NULL for none;
+       owned by the config, freed by config_free(). */
+    char *requirepass;
+    size_t requirepass_len;
+    bool protected_mode;      /* no password: serve loopback peers only */
+    size_t max_query_buffer;  /* bytes a client's unexecuted input may reach */
+    size_t max_output_buffer; /* bytes of replies a client may owe; 0 no limit */
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its

@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include <stdint.h>
 #include <xxhash.h>
 
 int store_init(struct store *st, kvs_db *db)
@@ -13,30 +14,32 @@ int store_init(struct store *st, kvs_db *db)
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     int rc = pthread_rwlock_init(&st->clear_lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
     if (rc != 0)
-        return KVS_ENOMEM;
+        goto out_attr;
     for (size_t i = 0; i < STORE_STRIPES; i++) {
-        if (pthread_mutex_init(&st->stripes[i], NULL) != 0) {
+        rc = pthread_rwlock_init(&st->stripes[i], &attr);
+        if (rc != 0) {
             while (i-- > 0)
-                pthread_mutex_destroy(&st->stripes[i]);
+                pthread_rwlock_destroy(&st->stripes[i]);
             pthread_rwlock_destroy(&st->clear_lock);
-            return KVS_ENOMEM;
+            break;
         }
     }
-    return 0;
+out_attr:
+    pthread_rwlockattr_destroy(&attr);
+    return rc != 0 ? KVS_ENOMEM : 0;
 }
 
 void store_destroy(struct store *st)
 {
     for (size_t i = 0; i < STORE_STRIPES; i++)
-        pthread_mutex_destroy(&st->stripes[i]);
+        pthread_rwlock_destroy(&st->stripes[i]);
     pthread_rwlock_destroy(&st->clear_lock);
 }
 
-static pthread_mutex_t *stripe_of(struct store *st, kvs_slice key)
+static size_t stripe_index(kvs_slice key)
 {
-    return &st->stripes[XXH3_64bits(key.data, key.len) & (STORE_STRIPES - 1)];
+    return XXH3_64bits(key.data, key.len) & (STORE_STRIPES - 1);
 }
 
 /* A SET with its optional check and read of the old value; the key's
@@ -69,9 +72,12 @@ int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice val
     }
     if (cond != STORE_ALWAYS && (op != STORE_SET || !old))
         return KVS_EINVAL;
-    pthread_mutex_t *stripe = stripe_of(st, key);
+    pthread_rwlock_t *stripe = &st->stripes[stripe_index(key)];
     pthread_rwlock_rdlock(&st->clear_lock);
-    pthread_mutex_lock(stripe);
+    if (old)
+        pthread_rwlock_wrlock(stripe);
+    else
+        pthread_rwlock_rdlock(stripe);
     if (op == STORE_SET) {
         rc = set_locked(st, key, value, cond, old, had_old);
     } else {
@@ -79,7 +85,27 @@ int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice val
         if (rc == KVS_ENOTFOUND)
             rc = STORE_SKIPPED;
     }
-    pthread_mutex_unlock(stripe);
+    pthread_rwlock_unlock(stripe);
+    pthread_rwlock_unlock(&st->clear_lock);
+    return rc;
+}
+
+_Static_assert(STORE_STRIPES <= 64, "a batch's stripes are one 64-bit mask");
+
+int store_write_batch(struct store *st, kvs_op *ops, size_t n)
+{
+    if (n == 0)
+        return 0;
+    /* The stripes the batch touches, taken in ascending order. */
+    uint64_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used |= UINT64_C(1) << stripe_index(ops[i].key);
+    pthread_rwlock_rdlock(&st->clear_lock);
+    for (uint64_t m = used; m; m &= m - 1)
+        pthread_rwlock_rdlock(&st->stripes[__builtin_ctzll(m)]);
+    int rc = kvs_db_write(st->db, ops, n);
+    for (uint64_t m = used; m; m &= m - 1)
+        pthread_rwlock_unlock(&st->stripes[__builtin_ctzll(m)]);
     pthread_rwlock_unlock(&st->clear_lock);
     return rc;
 }

@@ -2,12 +2,19 @@
  * The server's door to the store: every write a client asks for passes
  * through store_write(), and only there.
  *
- * Why one function: a write is checked (NX/XX), applied and, later,
- * forwarded to replicas in one place, under one lock per key, so that the
- * order in which writes to a key reach the engine is the order in which a
- * replication hook placed here would see them, and so that SET NX/XX are
+ * Why one place: a write is checked (NX/XX), applied and, later,
+ * forwarded to replicas here, under per-key locks, so that SET NX/XX are
  * atomic against every other write. Reads go to kvs_db_get() directly:
  * they need no ordering and never wait for a writer.
+ *
+ * Two doors: store_write() for one write that may need the current value
+ * (SET NX/XX/GET, FLUSHDB), and store_write_batch() for the unconditional
+ * sets and removes a worker gathered in one loop turn, applied with one
+ * kvs_db_write() (one append, one fsync under --fsync always). Batches of
+ * different workers may run at once; where they write the same key the
+ * engine's order decides, and both were unacknowledged, so either order is
+ * a valid history. (A replication hook must take its order from the
+ * engine's, or serialise batches, when it comes.)
  *
  * Thread safety: any thread, any number at once.
  */
@@ -19,9 +26,12 @@
 
 #include "kvs/kvs.h"
 
-/* Power of two; writes to keys in different stripes never wait for each
-   other. 256 makes two threads colliding on unrelated keys rare. */
-#define STORE_STRIPES 256
+/* Power of two, at most 64. Stripes only make a write that reads first
+   (SET NX/XX/GET) wait for the other writes to keys of its stripe; batches
+   hold every stripe they touch at once, so fewer stripes mean fewer lock
+   operations per batch (and stay within ThreadSanitizer's 64 locks held
+   per thread). */
+#define STORE_STRIPES 32
 
 struct store {
     kvs_db *db;
@@ -30,9 +40,14 @@ struct store {
        Prefers writers (FLUSHDB), so a stream of writes cannot starve it.
        Taken before a stripe. */
     pthread_rwlock_t clear_lock;
-    /* stripes[i] serialises the writes to the keys hashing to i: check,
-       write and, later, the replication hook. Never more than one held. */
-    pthread_mutex_t stripes[STORE_STRIPES];
+    /* stripes[i] orders the writes to the keys hashing to i: a write that
+       reads the key first (NX/XX/GET) holds it exclusive across read and
+       write; plain writes and batches hold it shared, so batches never wait
+       for each other (nor for each other's fsync). A batch takes the
+       stripes of its keys shared in ascending index order; an exclusive
+       holder holds no other stripe; so no cycle can form. Taken after
+       clear_lock. Prefers writers, so batches cannot starve a SET NX. */
+    pthread_rwlock_t stripes[STORE_STRIPES];
 };
 
 enum store_op {
@@ -68,5 +83,16 @@ void store_destroy(struct store *st);
  */
 int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice value,
                 enum store_cond cond, kvs_buf *old, bool *had_old);
+
+/*
+ * store_write_batch - apply n unconditional sets and removes, in order, as
+ * one kvs_db_write() (see kvs.h for what an error leaves applied).
+ * Ordered against store_write() on the same keys and against FLUSHDB.
+ * Keys and values must be within the engine's limits (checked by the
+ * caller, since one bad op would fail the whole batch).
+ * Returns 0 (each op's result says whether a remove found its key) or a
+ * kvs_err.
+ */
+int store_write_batch(struct store *st, kvs_op *ops, size_t n);
 
 #endif

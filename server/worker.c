@@ -1,7 +1,7 @@
 /*
  * Worker threads; see worker.h. Everything below except worker_init,
  * worker_start, worker_hand_off, worker_stop and worker_destroy runs on the
- * worker's own thread, inside its event loop.
+ * worker's own thread, inside its event loop or between its turns.
  */
 #include "worker.h"
 
@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,18 @@
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
+/* Reads a stop makes per client to collect what it sent before it. */
+#define STOP_READS 16
+/* A batch array larger than this (entries) is freed once applied, so one
+   huge MSET does not pin its memory. */
+#define BATCH_SHRINK (1u << 16)
+
+/* End the loop after the current turn. */
+static void worker_exit(struct worker *w)
+{
+    w->exiting = true;
+    event_base_loopbreak(w->base);
+}
 
 static int64_t mono_seconds(void)
 {
@@ -40,7 +53,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     struct conn *next;
     for (struct conn *c = w->conns; c; c = next) {
         next = c->next;
-        if (w->now - c->last_active > (int64_t)timeout) {
+        if (w->now - c->last_active > (int64_t)timeout && c->npending == 0) {
             log_debug("client id=%llu idle for %u s, closing", (unsigned long long)c->id, timeout);
             conn_free(c);
         }
@@ -53,12 +66,13 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
+    worker_batch_run(w); /* no connection may go with writes queued */
     if (w->nconns)
         log_warn("worker %u: %zu clients did not take their replies in %d s; closing them",
                  w->index, w->nconns, STOP_GRACE_SECONDS);
     while (w->conns)
         conn_free(w->conns);
-    event_base_loopbreak(w->base);
+    worker_exit(w);
 }
 
 static void begin_stop(struct worker *w)
@@ -68,13 +82,25 @@ static void begin_stop(struct worker *w)
     event_del(w->cron_ev);
     struct timeval grace = {STOP_GRACE_SECONDS, 0};
     event_add(w->deadline_ev, &grace);
+    /* Clients may have sent commands that are still in their sockets: they
+       count as received, so read them (a bounded number of times, against
+       clients that never stop sending), applying the writes read between
+       rounds, since queued writes pin a connection's input buffer. */
+    for (int i = 0; i < STOP_READS; i++) {
+        bool more = false;
+        for (struct conn *c = w->conns; c; c = c->next)
+            more |= conn_stop_read(c);
+        worker_batch_run(w); /* may free connections */
+        if (!more)
+            break;
+    }
     struct conn *next;
     for (struct conn *c = w->conns; c; c = next) {
         next = c->next;
         conn_stop(c);
     }
     if (w->nconns == 0)
-        event_base_loopbreak(w->base);
+        worker_exit(w);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -98,7 +124,81 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 void worker_conn_gone(struct worker *w)
 {
     if (w->stopping && w->nconns == 0)
-        event_base_loopbreak(w->base);
+        worker_exit(w);
+}
+
+/* Room for need entries of size bytes in *arr (capacity *cap, doubling);
+   false when out of memory, leaving *arr as it was. */
+static bool grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap && *arr)
+        return true;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / size)
+            return false;
+        ncap *= 2;
+    }
+    void *p = realloc(*arr, ncap * size);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = ncap;
+    return true;
+}
+
+kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
+                         int err)
+{
+    struct batch *b = &w->batches[w->cur];
+    void *ops = b->ops, *cmds = b->cmds;
+    bool ok =
+        nops <= SIZE_MAX / 2 - b->nops && grow(&ops, &b->ops_cap, b->nops + nops, sizeof(*b->ops));
+    b->ops = ops;
+    ok = ok && grow(&cmds, &b->cmds_cap, b->ncmds + 1, sizeof(*b->cmds));
+    b->cmds = cmds;
+    if (!ok)
+        return NULL;
+    b->cmds[b->ncmds++] = (struct batch_cmd){c, done, b->nops, nops, err};
+    kvs_op *first = b->ops + b->nops;
+    b->nops += nops;
+    c->npending++;
+    return first;
+}
+
+/* Apply one batch and answer its commands, in the order they came. A
+   connection whose last queued command is answered goes on at once
+   (conn_batch_done), queueing into the other batch. */
+static void batch_apply(struct worker *w, struct batch *b)
+{
+    int rc = store_write_batch(&w->srv->store, b->ops, b->nops);
+    for (size_t i = 0; i < b->ncmds; i++) {
+        const struct batch_cmd *bc = &b->cmds[i];
+        struct conn *c = bc->c;
+        bc->done(c, b->ops + bc->first, bc->nops, bc->err ? bc->err : rc);
+        if (--c->npending == 0)
+            conn_batch_done(c);
+    }
+    b->nops = b->ncmds = 0;
+    if (b->ops_cap > BATCH_SHRINK) {
+        free(b->ops);
+        b->ops = NULL;
+        b->ops_cap = 0;
+    }
+    if (b->cmds_cap > BATCH_SHRINK) {
+        free(b->cmds);
+        b->cmds = NULL;
+        b->cmds_cap = 0;
+    }
+}
+
+void worker_batch_run(struct worker *w)
+{
+    while (w->batches[w->cur].ncmds > 0) {
+        struct batch *b = &w->batches[w->cur];
+        w->cur ^= 1;
+        batch_apply(w, b);
+    }
 }
 
 int worker_init(struct worker *w, struct server *srv, unsigned index)
@@ -130,7 +230,14 @@ int worker_init(struct worker *w, struct server *srv, unsigned index)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    event_base_dispatch(w->base);
+    /* One turn at a time, so that the writes of a turn are applied together
+       once every ready connection has been read. */
+    while (!w->exiting) {
+        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        worker_batch_run(w);
+        if (rc != 0)
+            break; /* -1: error; 1: nothing left to wait for */
+    }
     return NULL;
 }
 
@@ -189,4 +296,8 @@ void worker_destroy(struct worker *w)
     if (w->notify_wr >= 0)
         close(w->notify_wr);
     kvs_buf_free(&w->scratch);
+    for (size_t i = 0; i < 2; i++) {
+        free(w->batches[i].ops);
+        free(w->batches[i].cmds);
+    }
 }

@@ -13,6 +13,18 @@
  * extra machinery. One syscall per accept is noise next to accept() itself.
  * The value -1 asks the worker to stop; since the pipe is FIFO, every fd
  * handed off before it is served first.
+ *
+ * The batch of a turn: the loop runs one epoll turn at a time
+ * (EVLOOP_ONCE). Unconditional writes (SET k v, DEL, MSET) parsed during
+ * the turn, from any of the worker's connections, are not applied at once
+ * but queued here, and after the turn worker_batch_run() applies them all
+ * with one store_write_batch() (one append, one fsync under --fsync
+ * always) and only then builds their replies, in each connection's order.
+ * A connection with queued writes executes nothing else until they are
+ * applied (conn.c pauses it), so a read after a write on one connection
+ * sees the write, and replies never overtake each other. The ops' keys and
+ * values point into the connections' input buffers, which stay put until
+ * their writes are applied.
  */
 #ifndef KVS_SERVER_WORKER_H
 #define KVS_SERVER_WORKER_H
@@ -21,12 +33,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kvs/kvs.h"
 #include "kvs/slice.h"
 #include "server.h"
 
 struct event_base;
 struct event;
 struct conn;
+
+/* Builds the reply of a batched command once its ops were applied: rc is 0
+   (each op's result is set) or the error that failed the batch or, before
+   it, this command. */
+typedef void batch_done_fn(struct conn *c, const kvs_op *ops, size_t nops, int rc);
+
+/* A command waiting for the batch. */
+struct batch_cmd {
+    struct conn *c;
+    batch_done_fn *done;
+    size_t first, nops; /* its ops: ops[first, first + nops) */
+    int err;            /* refused before the batch (a size limit): its reply */
+};
+
+/* Writes gathered in a turn; arrays reused from turn to turn. */
+struct batch {
+    kvs_op *ops;
+    size_t nops, ops_cap;
+    struct batch_cmd *cmds;
+    size_t ncmds, cmds_cap;
+};
 
 struct worker {
     struct server *srv;
@@ -41,6 +75,11 @@ struct worker {
     struct conn *conns;        /* open connections, most recent first */
     size_t nconns;
     bool stopping;
+    bool exiting; /* the loop is to end (event_base_loopbreak) */
+    /* batches[cur] gathers this turn's writes; the other is the one being
+       applied and answered, whose replies may queue writes for later. */
+    struct batch batches[2];
+    unsigned cur;
     int64_t now;               /* CLOCK_MONOTONIC seconds, refreshed by cron */
     kvs_buf scratch;           /* values read by commands before they are copied out */
     struct server_stats stats; /* written by this worker only */
@@ -65,5 +104,19 @@ void worker_destroy(struct worker *w);
 
 /* Called by conn_free() after unlinking a connection. Worker thread. */
 void worker_conn_gone(struct worker *w);
+
+/* Queue a write command of c with nops ops in the turn's batch and return
+   the ops for the caller to fill (type, key, value), or NULL when out of
+   memory (nothing queued). With err != 0 the command is refused and its
+   done() gets err in order with the others; nops must then be 0 (the
+   return value is then only NULL on failure). c->npending counts it until
+   done() runs. Worker thread. */
+kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
+                         int err);
+
+/* Apply the queued writes and answer them, then let their connections go
+   on (which may queue more, applied in turn) until nothing is queued.
+   Worker thread, never from inside a command. */
+void worker_batch_run(struct worker *w);
 
 #endif

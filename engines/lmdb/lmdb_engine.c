@@ -5,9 +5,9 @@
  *
  * Locking (details in lmdb_txn.c): a get runs in a pooled read transaction
  * that holds resize_lock shared and never waits for a writer; writers are
- * serialized by write_lock, each set/remove/clear being one committed write
- * transaction; growing the map when it fills takes resize_lock exclusively
- * for the remap, so readers wait only during that rare resize.
+ * serialized by write_lock, each set/remove/clear, and each batch of
+ * kvs_db_write(), being one committed write transaction; growing the map when it fills takes
+ * resize_lock exclusively for the remap, so readers wait only during that rare resize.
  *
  * Fsync policies map onto LMDB's flags: always = LMDB's synchronous commits
  * (data, then meta page); everysec = MDB_NOSYNC commits and a thread that
@@ -265,6 +265,38 @@ static int lmdb_remove(struct kvs_db *base, kvs_slice key)
     return kvs__lmdb_write((struct lmdb_db *)base, &w);
 }
 
+/* A batch is one write transaction: all of it or nothing is applied. */
+static int lmdb_write(struct kvs_db *base, kvs_op *ops, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t key_bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        key_bytes += ops[i].key.len + 1;
+    size_t head = n * (sizeof(struct lmdb_write) + sizeof(int));
+    /* One block: the writes, their results, then the tagged keys. */
+    unsigned char *mem = malloc(head + key_bytes);
+    if (!mem)
+        return KVS_ENOMEM;
+    struct lmdb_write *w = (struct lmdb_write *)mem;
+    int *results = (int *)(mem + n * sizeof(struct lmdb_write));
+    unsigned char *keys = mem + head;
+    for (size_t i = 0; i < n; i++) {
+        bool set = ops[i].type == KVS_OP_SET;
+        w[i] = (struct lmdb_write){
+            .op = set ? LMDB_PUT : LMDB_DEL,
+            .key = tag_key(keys, ops[i].key),
+            .val = {set ? ops[i].value.len : 0, set ? (void *)ops[i].value.data : NULL},
+        };
+        keys += ops[i].key.len + 1;
+    }
+    int rc = kvs__lmdb_write_batch((struct lmdb_db *)base, w, n, results);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ops[i].result = results[i];
+    free(mem);
+    return rc;
+}
+
 static int lmdb_clear(struct kvs_db *base)
 {
     struct lmdb_write w = {.op = LMDB_DROP};
@@ -342,4 +374,5 @@ const struct kvs_engine kvs__lmdb_engine = {
     .stats = lmdb_stats,
     .clear = lmdb_clear,
     .compact = NULL, /* LMDB reuses freed pages; no compaction */
+    .write = lmdb_write,
 };

@@ -99,6 +99,14 @@ struct lmdb_write {
  */
 int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w);
 
+/*
+ * Apply n writes in one transaction and commit it, as kvs__lmdb_write()
+ * does for one. results[i] gets 0, or KVS_ENOTFOUND for a DEL of a missing
+ * key (which does not fail the batch). Returns 0 with every write applied,
+ * or an error with none applied.
+ */
+int kvs__lmdb_write_batch(struct lmdb_db *db, const struct lmdb_write *w, size_t n, int *results);
+
 /* Flush data.mdb now; a failure makes the store refuse writes. */
 int kvs__lmdb_sync_now(struct lmdb_db *db);
 

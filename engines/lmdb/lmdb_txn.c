@@ -11,6 +11,7 @@
  * MDB_MAP_RESIZED (another process grew the map; adopt its size).
  */
 #include <stdint.h>
+#include <sys/statvfs.h>
 
 #include "engines/fileio.h"
 #include "lmdb_internal.h"
@@ -171,35 +172,50 @@ void kvs__lmdb_pool_drain(struct lmdb_db *db)
     pthread_mutex_unlock(&db->pool_lock);
 }
 
-/* One attempt: begin, apply, commit. *in_commit tells whether a failure
-   came from the commit, after which what reached the disk is unknown. */
-static int write_once(struct lmdb_db *db, const struct lmdb_write *w, bool *in_commit)
+/* One attempt: begin, apply every write, commit. A DEL of a missing key is
+   not a failure: its result says so. */
+static int write_once(struct lmdb_db *db, const struct lmdb_write *w, size_t n, int *results)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     if (rc != 0)
         return rc;
-    MDB_val key = w->key, val = w->val;
-    switch (w->op) {
-    case LMDB_PUT:
-        rc = mdb_put(txn, db->dbi, &key, &val, 0);
-        break;
-    case LMDB_DEL:
-        rc = mdb_del(txn, db->dbi, &key, NULL);
-        break;
-    case LMDB_DROP:
-        rc = mdb_drop(txn, db->dbi, 0);
-        break;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        MDB_val key = w[i].key, val = w[i].val;
+        switch (w[i].op) {
+        case LMDB_PUT:
+            rc = mdb_put(txn, db->dbi, &key, &val, 0);
+            break;
+        case LMDB_DEL:
+            rc = mdb_del(txn, db->dbi, &key, NULL);
+            break;
+        case LMDB_DROP:
+            rc = mdb_drop(txn, db->dbi, 0);
+            break;
+        }
+        results[i] = rc == MDB_NOTFOUND ? KVS_ENOTFOUND : 0;
+        if (rc == MDB_NOTFOUND && w[i].op == LMDB_DEL)
+            rc = 0; /* mdb_del() leaves the transaction usable */
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    *in_commit = true;
     return mdb_txn_commit(txn); /* frees txn, also on failure */
 }
 
-int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w)
+/* Whether the file system holding the store has no room for another map
+   page, to tell a full disk from other I/O errors LMDB reports as EIO. */
+static bool disk_full(struct lmdb_db *db)
+{
+    mdb_filehandle_t fd;
+    struct statvfs sv;
+    if (mdb_env_get_fd(db->env, &fd) != 0 || fstatvfs(fd, &sv) != 0)
+        return false;
+    return (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
+}
+
+int kvs__lmdb_write_batch(struct lmdb_db *db, const struct lmdb_write *w, size_t n, int *results)
 {
     int rc;
     pthread_mutex_lock(&db->write_lock);
@@ -208,9 +224,8 @@ int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w)
             rc = KVS_EREADONLY;
             break;
         }
-        bool in_commit = false;
         pthread_rwlock_rdlock(&db->resize_lock);
-        int mrc = db->broken ? MDB_PANIC : write_once(db, w, &in_commit);
+        int mrc = db->broken ? MDB_PANIC : write_once(db, w, n, results);
         pthread_rwlock_unlock(&db->resize_lock);
         if (mrc == 0) {
             atomic_store(&db->dirty, true);
@@ -226,12 +241,27 @@ int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w)
             continue;
         }
         rc = kvs__lmdb_err(mrc);
-        /* A failed commit may have failed in its fsync: whatever it wrote
-           may be lost while a later fsync succeeds, so never write again. */
-        if ((in_commit && mrc != MDB_MAP_FULL) || mrc == MDB_PANIC)
+        /* A commit that failed before its meta page was written committed
+           nothing, and LMDB never overwrites the pages of the last committed
+           transaction, so the store stays as it was and later commits may be
+           tried (this is how writes resume after a full disk). Data at risk
+           from a failed fsync is data acknowledged without one: under
+           `always` there is none, and under everysec/no the background sync
+           (kvs__lmdb_sync_now) turns the store read-only when it fails. A
+           failed meta page write is MDB_PANIC: LMDB itself stops then. */
+        if (mrc == MDB_PANIC)
             fail_writes(db, rc, "commit");
+        else if (rc == KVS_EIO && disk_full(db))
+            rc = KVS_ENOSPC; /* LMDB reports a short write as EIO */
         break;
     }
     pthread_mutex_unlock(&db->write_lock);
     return rc;
+}
+
+int kvs__lmdb_write(struct lmdb_db *db, const struct lmdb_write *w)
+{
+    int result = 0;
+    int rc = kvs__lmdb_write_batch(db, w, 1, &result);
+    return rc ? rc : result;
 }

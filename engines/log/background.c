@@ -3,9 +3,10 @@
  *
  * About once a second it fdatasyncs the active segment if the "everysec"
  * policy is in force and something was appended since the last sync, and
- * lets the epoch free what was retired. When a writer sees the compaction
- * thresholds passed it wakes the thread, which compacts (writers and
- * readers carry on meanwhile). A failed fsync turns the store read-only.
+ * lets the epoch free what was retired. When a writer sees a compaction
+ * due it wakes the thread, which compacts step by step while segments are
+ * due (writers and readers carry on meanwhile). A failed fsync turns the
+ * store read-only.
  */
 #include <errno.h>
 #include <time.h>
@@ -43,24 +44,34 @@ static void sync_active(struct log_db *db)
     log_epoch_exit(&db->epoch, token);
 }
 
-/* Compact if a writer asked and the thresholds still hold. writes_seen
-   keeps a compaction that could not help from running again and again
-   while nothing is written. */
+/* Compact while a writer asked and segments are due (select.c), one
+   short step at a time. writes_seen keeps a compaction that could not help
+   from running again and again while nothing is written. */
 static void maybe_compact(struct log_db *db, uint64_t *writes_seen)
 {
     if (!atomic_exchange(&db->bg_compact, false))
         return;
-    pthread_mutex_lock(&db->wlock);
-    bool due =
-        log_compact_due_locked(db) && db->writes != *writes_seen && !atomic_load(&db->readonly);
-    uint64_t writes = db->writes;
-    pthread_mutex_unlock(&db->wlock);
-    if (!due)
-        return;
-    *writes_seen = writes;
-    int rc = log_compact(db);
-    if (rc != 0 && rc != KVS_ECLOSED)
-        kvs__log(&db->opts, "kvs: compaction of %s failed: %s", db->dir, kvs_strerror(rc));
+    for (;;) {
+        pthread_mutex_lock(&db->wlock);
+        bool due =
+            log_compact_due_locked(db) && db->writes != *writes_seen && !atomic_load(&db->readonly);
+        uint64_t writes = db->writes;
+        pthread_mutex_unlock(&db->wlock);
+        if (!due || atomic_load(&db->closing))
+            return;
+        int rc = log_compact_step(db);
+        if (rc == 1) {
+            *writes_seen = writes; /* nothing was due after all */
+            return;
+        }
+        if (rc != 0) {
+            *writes_seen = writes;
+            if (rc != KVS_ECLOSED)
+                kvs__log(&db->opts, "kvs: compaction of %s failed: %s", db->dir, kvs_strerror(rc));
+            return;
+        }
+        log_epoch_reclaim(&db->epoch);
+    }
 }
 
 static void add_second(struct timespec *t)

@@ -1,57 +1,86 @@
 /*
- * Compaction and clear for the kvs engine.
+ * Compaction for the kvs engine.
  *
- * Compaction merges every segment into new ones holding only live records.
- * Under the write lock it seals the active segment and takes a fresh id A
- * (later writes get ids above A); every existing segment, all with ids
- * below A and all fsynced, is an input. Without the write lock it walks the
- * index and copies each live record that sits in an input into outputs
- * (A, 1), (A, 2), ... written as .tmp files with a hint each; fsyncs them,
- * renames them and fsyncs the directory. Then it points the index at the
- * copies in batches under the write lock, skipping keys written since they
- * were copied (a newer write wins), retires the inputs, and unlinks them
- * oldest first before fsyncing the directory again. Tombstones and clear
- * records are not copied: after a full merge nothing older remains for
- * them to hide.
+ * A compaction copies the live records of some sealed segments, its
+ * inputs, into new segments, its outputs, and deletes the inputs. Which
+ * segments are inputs is decided in select.c: the background thread
+ * compacts incrementally, a few segments whose own stale share passed the
+ * threshold at a time, so that the space a compaction needs beside its
+ * inputs stays about one segment; kvs_db_compact() compacts everything.
  *
- * (The lead's design names the outputs (A, k) after the sealed segment A.
- * A fresh id does the same job and stays correct when two compactions run
- * with no write in between, where (A, k) names would collide.)
+ * Naming. Outputs must replay after every input and before every record
+ * written later. The write path leaves a free id below each segment it
+ * creates (ids step by two), and outputs are named (gap, sub): gap is the
+ * id below the active segment, or below the next one when there is none,
+ * and sub counts on from the subs already used there. So outputs sort
+ * after every sealed segment and before the active segment and everything
+ * newer, and no name is ever used twice.
+ *
+ * Steps; the write lock is held only for short moments:
+ *  1. under wlock: choose the inputs (select.c) and note the gap;
+ *  2. copy the tombstones that must be kept (below) into a first output,
+ *     then every live record of an input, found by walking the index, into
+ *     more outputs, all written as .tmp files with a hint each (none for
+ *     the tombstone output), fsync them;
+ *  3. rename them, fsync the directory;
+ *  4. point the index at the copies in batches under wlock, skipping keys
+ *     written since they were copied (a newer write wins);
+ *  5. replace the inputs by the outputs in the segment list, retire the
+ *     inputs, unlink them oldest first, fsync the directory.
+ *
+ * Tombstones and clear records. A tombstone of key K in an input may be
+ * dropped when nothing older of K can remain on disk without it to hide
+ * it: when every older segment is an input too (the input is "covered"),
+ * or when K is live at a record in a synced segment, which is newer than
+ * the tombstone, on disk, and overrides anything older. Every segment but
+ * the active one is synced (sealing syncs a segment, open syncs the
+ * newest); the active one may hold records only the page cache has, and
+ * replays after the gap anyway, so a tombstone of a key live there is
+ * kept. A kept tombstone is copied, and its bytes stay needed in the output
+ * ("pinned", not counted as stale there). A clear record voids everything
+ * older, so a segment holding one is an input only when covered, and the
+ * record is dropped.
  *
  * Why every crash leaves files that replay to the acknowledged state:
- *  - An output record is a copy of a record R of key K that the index held
- *    when it was read, so R was K's last write so far: the last record of K
- *    in the inputs, and K's value unless a later segment (id > A) rewrote
- *    it. Outputs sort after every input and before every later segment.
+ *  - A put in the outputs is a copy of a record R of key K that the index
+ *    held when it was read, so R was K's newest record then; every later
+ *    record of K lands in the active segment or a newer one, which replay
+ *    after the outputs. A kept tombstone T of K was copied while K was not
+ *    live, so K's last record before the gap was a removal and replaying
+ *    T again there changes nothing. The tombstone output replays before
+ *    the put outputs: a put of K copied after T was kept is newer than T.
  *  - Crash before the outputs are all renamed and the directory synced:
  *    every input is still there. .tmp files are deleted on open; an output
- *    already renamed only repeats, after the inputs, values the inputs end
- *    with, and later segments still come after it.
+ *    already renamed only repeats, at the gap, what the segments before it
+ *    end with (previous point).
  *  - Crash while inputs are being unlinked: they go oldest first, so what
- *    remains is a suffix S of the inputs, replayed before the outputs. For a
- *    key whose input history ends in a put R, the outputs hold R (or a later
- *    segment decides). For a key whose input history ends removed (a
- *    tombstone or a clear record), the outputs hold nothing; S can only hold
- *    a put of it if S also holds the newer removal, because S is a suffix.
- *    So S, outputs, later segments replay to the same index as all inputs,
- *    later segments did. With S empty this is also the finished state.
+ *    is left of them is a suffix S of the inputs. Take a key K and its
+ *    newest record X before the gap. X a put in an input: the outputs hold
+ *    it and replay after S. X in a segment that is not an input: it is
+ *    still there and newer than anything S holds of K. X a kept tombstone:
+ *    the tombstone output holds it. X a tombstone dropped as covered, or a
+ *    clear record (always covered): every segment older than X's is an
+ *    input, so S holds a put of K only if it also holds X, which then
+ *    hides it. A tombstone is never dropped for K being live when K's
+ *    newest record is that tombstone. So S, the other segments and the
+ *    outputs replay to the same index as before the compaction; with S
+ *    empty this is also the finished state.
  *  - A hint whose segment is missing belongs to a segment that was not yet
- *    renamed or was already unlinked; open deletes it. A segment without its
- *    hint is scanned, which replays the same records.
- * This needs the inputs to be every older segment on disk. The engine knows
- * every segment file (open loads them all); when a compaction or clear
- * cannot remove files it wrote or meant to delete, the store turns
- * read-only rather than let a later merge drop a tombstone that such a
- * forgotten file would need.
+ *    renamed or was already unlinked; open deletes it. A segment without
+ *    its hint is scanned, which replays the same records.
+ * This needs every segment on disk to be known to the engine (open loads
+ * them all); when a compaction or clear cannot remove files it wrote or
+ * meant to delete, the store turns read-only rather than let a later
+ * compaction drop a tombstone that such a forgotten file would need.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "compact.h"
 #include "engines/fileio.h"
-#include "hint.h"
-#include "log_db.h"
 
 void (*kvs__log_crash_hook)(int step);
 
@@ -65,7 +94,7 @@ enum {
     STEP_DONE,                /* every input unlinked, directory synced */
 };
 
-static void crash_point(int step)
+void log_crash_point(int step)
 {
     if (kvs__log_crash_hook)
         kvs__log_crash_hook(step);
@@ -73,42 +102,6 @@ static void crash_point(int step)
 
 #define COPY_BUF (256u << 10)
 #define MOVE_BATCH 4096
-
-/* An index entry to repoint once the outputs are in place. */
-struct move {
-    uint64_t hash;
-    uint64_t from;
-    uint32_t out; /* output number */
-    uint32_t off;
-};
-
-struct output {
-    struct log_seg *seg; /* the .tmp file while written; the mapped segment after */
-    uint64_t size;
-    struct log_hint_buf hint;
-    bool seg_renamed, hint_renamed;
-};
-
-/* An input, remembered by name: the segment itself is retired early. */
-struct input {
-    uint64_t id;
-    unsigned sub;
-    uint64_t hint_bytes;
-};
-
-struct compaction {
-    struct log_db *db;
-    uint64_t id;
-    uint64_t target; /* output size */
-    struct input *in;
-    size_t nin;
-    struct output *out;
-    size_t nout, out_cap;
-    struct move *moves;
-    size_t nmoves, moves_cap;
-    unsigned char *buf; /* records waiting to be written to the last output */
-    size_t buf_len;
-};
 
 /* ---- writing outputs ---- */
 
@@ -122,9 +115,10 @@ static int flush(struct compaction *c)
     return rc;
 }
 
-static int open_output(struct compaction *c, uint64_t cap)
+static int open_output(struct compaction *c, uint64_t cap, bool tombs)
 {
-    if (c->nout == LOG_SEG_MAX_SUB)
+    unsigned sub = c->sub0 + (unsigned)c->nout + 1;
+    if (sub > LOG_SEG_MAX_SUB)
         return KVS_ENOSPC;
     if (c->nout == c->out_cap) {
         size_t n = c->out_cap ? c->out_cap * 2 : 8;
@@ -136,7 +130,8 @@ static int open_output(struct compaction *c, uint64_t cap)
     }
     struct output *o = &c->out[c->nout];
     memset(o, 0, sizeof(*o));
-    unsigned sub = (unsigned)c->nout + 1;
+    o->sub = sub;
+    o->tombs = tombs;
     int rc = log_hint_begin(&o->hint, c->id, sub);
     if (rc == 0)
         rc = log_seg_create(c->db->dir_fd, c->id, sub, LOG_FILE_SEG_TMP, 0, &o->seg);
@@ -150,21 +145,45 @@ static int open_output(struct compaction *c, uint64_t cap)
     return 0;
 }
 
-/* Copy one verified record into the outputs and remember its move. */
-static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
-                       const struct log_rec *rec)
+/* Append one verified record to the last output (opening a new one when
+   it is full); returns its offset in *off. */
+static int append_record(struct compaction *c, const struct log_rec *rec, bool tombs, uint32_t *off)
 {
     struct output *o = c->nout ? &c->out[c->nout - 1] : NULL;
-    if (!o || o->size + rec->len > o->seg->cap) {
+    if (!o || o->tombs != tombs || o->size + rec->len > o->seg->cap) {
         int rc = flush(c);
         if (rc == 0) {
             uint64_t cap = LOG_SEG_HDR + rec->len;
-            rc = open_output(c, cap > c->target ? cap : c->target);
+            rc = open_output(c, cap > c->target ? cap : c->target, tombs);
         }
         if (rc != 0)
             return rc;
         o = &c->out[c->nout - 1];
     }
+    int rc = 0;
+    if (c->buf_len + rec->len > COPY_BUF)
+        rc = flush(c);
+    if (rc == 0 && rec->len > COPY_BUF) {
+        /* Too big for the buffer: straight from the input's mapping. */
+        struct iovec iov = {(void *)rec->head, rec->len};
+        rc = kvs__writev_all(o->seg->fd, &iov, 1);
+    } else if (rc == 0) {
+        memcpy(c->buf + c->buf_len, rec->head, rec->len);
+        c->buf_len += rec->len;
+    }
+    if (rc != 0)
+        return rc;
+    *off = (uint32_t)o->size;
+    o->size += rec->len;
+    if (tombs)
+        o->pinned += rec->len;
+    return 0;
+}
+
+/* Copy one live record into the outputs and remember its move. */
+static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
+                       const struct log_rec *rec)
+{
     if (c->nmoves == c->moves_cap) {
         size_t n = c->moves_cap ? c->moves_cap * 2 : 1024;
         struct move *p = realloc(c->moves, n * sizeof(*p));
@@ -173,32 +192,84 @@ static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
         c->moves = p;
         c->moves_cap = n;
     }
-    int rc = log_hint_add(&o->hint, hash, (uint32_t)o->size, (uint32_t)rec->len);
-    if (rc != 0)
+    uint32_t off;
+    int rc = append_record(c, rec, false, &off);
+    if (rc == 0)
+        rc = log_hint_add(&c->out[c->nout - 1].hint, hash, off, (uint32_t)rec->len);
+    if (rc == 0)
+        c->moves[c->nmoves++] =
+            (struct move){hash, from, (uint32_t)(c->nout - 1), off, (uint32_t)rec->len};
+    return rc;
+}
+
+static int corrupt(struct compaction *c, const struct log_seg *s, uint64_t off,
+                   enum log_rec_status st)
+{
+    char name[LOG_SEG_NAME_LEN];
+    log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
+    kvs__log(&c->db->opts,
+             "kvs: compaction stopped: corrupt record in %s/%s at offset %" PRIu64 " (%s)",
+             c->db->dir, name, off, log_rec_status_str(st));
+    return KVS_ECORRUPT;
+}
+
+/* Is K live at a record in a sealed segment (so on disk)? In an epoch
+   section. 1 yes, 0 no, or an error. */
+static int live_on_disk(struct log_db *db, const struct log_rec *t)
+{
+    struct log_key_match m = {.db = db, .key = kvs_slice_of(t->key, t->klen)};
+    uint64_t loc;
+    int rc = log_index_find(log_index_table(&db->index), log_key_hash(t->key, t->klen),
+                            log_match_key, &m, &loc);
+    if (rc <= 0)
         return rc;
-    c->moves[c->nmoves++] = (struct move){hash, from, (uint32_t)(c->nout - 1), (uint32_t)o->size};
-    if (c->buf_len + rec->len > COPY_BUF) {
-        rc = flush(c);
-        if (rc != 0)
-            return rc;
+    /* The active segment may hold records that only the page cache has. */
+    const struct log_seg *s = log_seg_at(db, loc);
+    return s && atomic_load(&s->synced);
+}
+
+/* Copy the tombstones of the inputs that must be kept (see the top). The
+   inputs cannot go away meanwhile: only compaction and clear retire
+   segments, and they hold mlock. */
+static int copy_tombstones(struct compaction *c)
+{
+    struct log_db *db = c->db;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nin; i++) {
+        const struct log_seg *s = c->in[i].seg;
+        if (c->in[i].covered || s->dels == 0)
+            continue;
+        uint64_t size = atomic_load(&s->size);
+        unsigned token = log_epoch_enter(&db->epoch);
+        for (uint64_t off = LOG_SEG_HDR; rc == 0 && off < size;) {
+            struct log_rec rec;
+            enum log_rec_status st = log_rec_head(s->map + off, size - off, &rec);
+            if (st == LOG_REC_OK && rec.type == LOG_REC_DEL)
+                st = log_rec_decode(s->map + off, size - off, &rec);
+            if (st != LOG_REC_OK) {
+                rc = corrupt(c, s, off, st);
+                break;
+            }
+            off += rec.len;
+            if (rec.type != LOG_REC_DEL)
+                continue;
+            rc = live_on_disk(db, &rec);
+            if (rc == 0) {
+                uint32_t at;
+                rc = append_record(c, &rec, true, &at);
+            } else if (rc == 1) {
+                rc = 0;
+            }
+        }
+        log_epoch_exit(&db->epoch, token);
     }
-    if (rec->len > COPY_BUF) {
-        /* Too big for the buffer: straight from the input's mapping. */
-        struct iovec iov = {(void *)rec->head, rec->len};
-        rc = kvs__writev_all(o->seg->fd, &iov, 1);
-    } else {
-        memcpy(c->buf + c->buf_len, rec->head, rec->len);
-        c->buf_len += rec->len;
-    }
-    o->size += rec->len;
     return rc;
 }
 
 /*
  * Walk the index and copy every live record that sits in an input. Runs
  * beside readers and writers: the table is read inside an epoch section,
- * and inputs cannot go away (only compaction and clear retire segments,
- * and they hold mlock).
+ * and inputs cannot go away (see copy_tombstones).
  */
 static int copy_live(struct compaction *c)
 {
@@ -211,8 +282,8 @@ static int copy_live(struct compaction *c)
         if (!log_loc_live(loc))
             continue;
         struct log_seg *s = log_seg_at(db, loc);
-        if (!s || s->id >= c->id)
-            continue; /* written after the compaction started */
+        if (!s || !s->input)
+            continue;
         if ((i & 1023) == 0 && atomic_load(&db->closing)) {
             rc = KVS_ECLOSED;
             break;
@@ -225,12 +296,7 @@ static int copy_live(struct compaction *c)
             off < size ? log_rec_decode(s->map + off, size - off, &rec) : LOG_REC_SHORT;
         if (st != LOG_REC_OK || rec.type != LOG_REC_PUT) {
             /* Never copy damage into a fresh segment. */
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
-            kvs__log(&db->opts,
-                     "kvs: compaction stopped: corrupt record in %s/%s at offset %" PRIu64 " (%s)",
-                     db->dir, name, off, log_rec_status_str(st));
-            rc = KVS_ECORRUPT;
+            rc = corrupt(c, s, off, st);
             break;
         }
         rc = copy_record(c, hash, loc, &rec);
@@ -247,13 +313,15 @@ static int finish_outputs(struct compaction *c)
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
         char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, c->id, (unsigned)i + 1, LOG_FILE_SEG_TMP);
+        log_file_name(name, c->id, o->sub, LOG_FILE_SEG_TMP);
         int rc = kvs__fdatasync(o->seg->fd);
         if (rc != 0) {
             log_fsync_failed(c->db, rc, name);
             return rc;
         }
-        log_file_name(name, c->id, (unsigned)i + 1, LOG_FILE_HINT_TMP);
+        if (o->tombs)
+            continue; /* a hint describes puts only; this one is scanned */
+        log_file_name(name, c->id, o->sub, LOG_FILE_HINT_TMP);
         bool fsync_failed = false;
         rc = log_hint_finish(&o->hint, o->size);
         if (rc == 0)
@@ -272,18 +340,19 @@ static int rename_outputs(struct compaction *c)
     int dfd = c->db->dir_fd;
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        unsigned sub = (unsigned)i + 1;
         char from[LOG_SEG_NAME_LEN], to[LOG_SEG_NAME_LEN];
-        log_file_name(from, c->id, sub, LOG_FILE_SEG_TMP);
-        log_file_name(to, c->id, sub, LOG_FILE_SEG);
+        log_file_name(from, c->id, o->sub, LOG_FILE_SEG_TMP);
+        log_file_name(to, c->id, o->sub, LOG_FILE_SEG);
         int rc = kvs__rename(dfd, from, to);
         if (rc != 0)
             return rc;
         o->seg_renamed = true;
         if (i == 0)
-            crash_point(STEP_FIRST_RENAMED);
-        log_file_name(from, c->id, sub, LOG_FILE_HINT_TMP);
-        log_file_name(to, c->id, sub, LOG_FILE_HINT);
+            log_crash_point(STEP_FIRST_RENAMED);
+        if (o->tombs)
+            continue;
+        log_file_name(from, c->id, o->sub, LOG_FILE_HINT_TMP);
+        log_file_name(to, c->id, o->sub, LOG_FILE_HINT);
         rc = kvs__rename(dfd, from, to);
         if (rc != 0)
             return rc;
@@ -295,14 +364,15 @@ static int rename_outputs(struct compaction *c)
     return rc;
 }
 
-/* Swap each written .tmp segment for the renamed file, mapped and
-   registered so that index locations can point into it. */
+/* Swap each written .tmp segment for the renamed file, mapped (pages
+   populated, so that the first reads after the switch do not fault them
+   in) and registered so that index locations can point into it. */
 static int map_outputs(struct compaction *c)
 {
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
         struct log_seg *s;
-        int rc = log_seg_open(c->db->dir_fd, c->id, (unsigned)i + 1, &s);
+        int rc = log_seg_open(c->db->dir_fd, c->id, o->sub, &s);
         if (rc == 0) {
             rc = log_seg_register(c->db, s);
             if (rc != 0)
@@ -310,7 +380,10 @@ static int map_outputs(struct compaction *c)
         }
         if (rc != 0)
             return rc;
-        s->hint_bytes = o->hint.len;
+        log_seg_populate(s);
+        s->hint_bytes = o->tombs ? 0 : o->hint.len;
+        s->pinned = s->dels = o->pinned;
+        atomic_store(&s->synced, true);
         log_seg_free(o->seg);
         o->seg = s;
     }
@@ -330,12 +403,11 @@ static void abandon(struct compaction *c)
     int rc = 0;
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        unsigned sub = (unsigned)i + 1;
         char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, c->id, sub, o->seg_renamed ? LOG_FILE_SEG : LOG_FILE_SEG_TMP);
+        log_file_name(name, c->id, o->sub, o->seg_renamed ? LOG_FILE_SEG : LOG_FILE_SEG_TMP);
         if (rc == 0)
             rc = kvs__unlink(db->dir_fd, name);
-        log_file_name(name, c->id, sub, o->hint_renamed ? LOG_FILE_HINT : LOG_FILE_HINT_TMP);
+        log_file_name(name, c->id, o->sub, o->hint_renamed ? LOG_FILE_HINT : LOG_FILE_HINT_TMP);
         if (rc == 0)
             rc = kvs__unlink(db->dir_fd, name);
         renamed = renamed || o->seg_renamed || o->hint_renamed;
@@ -366,54 +438,78 @@ static void move_index(struct compaction *c)
         pthread_mutex_lock(&db->wlock);
         for (size_t end = i + MOVE_BATCH; i < c->nmoves && i < end; i++) {
             const struct move *m = &c->moves[i];
-            uint64_t to = log_loc(c->out[m->out].seg->sno, m->off);
+            struct log_seg *to = c->out[m->out].seg;
             /* false: written since; the copy is stale and counts as such. */
-            log_index_move_locked(&db->index, m->hash, m->from, to);
+            if (log_index_move_locked(&db->index, m->hash, m->from, log_loc(to->sno, m->off))) {
+                log_seg_at(db, m->from)->live -= m->len;
+                to->live += m->len;
+            }
         }
         pthread_mutex_unlock(&db->wlock);
     }
 }
 
-/* Replace the inputs by the outputs in the segment list and retire the
-   inputs; no index location points into them any more. */
+static int by_name(const struct log_seg *a, const struct log_seg *b)
+{
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->sub < b->sub ? -1 : a->sub > b->sub;
+}
+
+/* Replace the inputs by the outputs in the segment list, which stays in
+   name order, and retire the inputs: no index location points into them
+   any more. */
 static void swap_segments(struct compaction *c)
 {
     struct log_db *db = c->db;
     pthread_mutex_lock(&db->wlock);
-    /* The inputs are the first nin segments: everything newer was appended
-       after them. Room for the outputs was reserved before. */
-    for (size_t i = 0; i < c->nin; i++) {
+    size_t kept = 0;
+    for (size_t i = 0; i < db->nsegs; i++) {
         struct log_seg *s = db->segs[i];
+        if (!s->input) {
+            db->segs[kept++] = s;
+            continue;
+        }
         db->seg_bytes -= atomic_load(&s->size);
         db->hint_bytes -= s->hint_bytes;
         log_seg_retire(db, s);
     }
-    memmove(&db->segs[c->nout], &db->segs[c->nin], (db->nsegs - c->nin) * sizeof(db->segs[0]));
+    /* Merge the outputs in; room for them was reserved before. */
+    size_t n = kept + c->nout, k = kept, o = c->nout;
+    while (o > 0) {
+        struct log_seg *out = c->out[o - 1].seg;
+        if (k > 0 && by_name(db->segs[k - 1], out) > 0) {
+            db->segs[--n] = db->segs[--k];
+        } else {
+            db->segs[--n] = out;
+            o--;
+        }
+    }
     for (size_t i = 0; i < c->nout; i++) {
-        db->segs[i] = c->out[i].seg;
         db->seg_bytes += c->out[i].size;
         db->hint_bytes += c->out[i].seg->hint_bytes;
     }
-    db->nsegs = db->nsegs - c->nin + c->nout;
+    db->nsegs = kept + c->nout;
     db->compactions++;
+    log_select_done_locked(db);
     pthread_mutex_unlock(&db->wlock);
 }
 
-/* Unlink the inputs oldest first: the crash argument at the top needs what
+/* Unlink inputs oldest first: the crash argument at the top needs what
    remains to be a suffix. */
-static int unlink_inputs(struct compaction *c)
+int log_unlink_inputs(struct log_db *db, const struct input *in, size_t nin)
 {
-    int dfd = c->db->dir_fd;
-    for (size_t i = 0; i < c->nin; i++) {
+    int dfd = db->dir_fd;
+    for (size_t i = 0; i < nin; i++) {
         char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, c->in[i].id, c->in[i].sub, LOG_FILE_SEG);
+        log_file_name(name, in[i].id, in[i].sub, LOG_FILE_SEG);
         int rc = kvs__unlink(dfd, name);
         if (rc != 0)
             return rc;
         if (i == 0)
-            crash_point(STEP_FIRST_UNLINKED);
-        if (c->in[i].hint_bytes) {
-            log_file_name(name, c->in[i].id, c->in[i].sub, LOG_FILE_HINT);
+            log_crash_point(STEP_FIRST_UNLINKED);
+        if (in[i].hint_bytes) {
+            log_file_name(name, in[i].id, in[i].sub, LOG_FILE_HINT);
             rc = kvs__unlink(dfd, name);
             if (rc != 0)
                 return rc;
@@ -421,40 +517,8 @@ static int unlink_inputs(struct compaction *c)
     }
     int rc = kvs__fsync_dir(dfd);
     if (rc != 0)
-        log_fsync_failed(c->db, rc, NULL);
+        log_fsync_failed(db, rc, NULL);
     return rc;
-}
-
-/* Seal, take the compaction's id and the list of inputs. Returns 0, or 1
-   when there is nothing to compact. */
-static int start_locked(struct compaction *c)
-{
-    struct log_db *db = c->db;
-    if (atomic_load(&db->readonly))
-        return KVS_EREADONLY;
-    int rc = log_seal_locked(db);
-    if (rc != 0)
-        return rc;
-    if (db->nsegs == 0)
-        return 1;
-    if (db->next_id > LOG_SEG_MAX_ID)
-        return KVS_ENOSPC;
-    c->id = db->next_id++;
-    c->in = malloc(db->nsegs * sizeof(c->in[0]));
-    if (!c->in)
-        return KVS_ENOMEM;
-    c->nin = db->nsegs;
-    for (size_t i = 0; i < c->nin; i++) {
-        struct log_seg *s = db->segs[i];
-        c->in[i] = (struct input){s->id, s->sub, s->hint_bytes};
-    }
-    /* Outputs no smaller than the segment limit, and few enough for the
-       four-digit sub number. */
-    uint64_t target = db->live_rec / (LOG_SEG_MAX_SUB - 1) + LOG_SEG_HDR;
-    c->target = target > db->seg_max ? target : db->seg_max;
-    if (c->target > LOG_SEG_CAP_BYTES)
-        c->target = LOG_SEG_CAP_BYTES; /* 32-bit offsets; past ~20 TB open_output says ENOSPC */
-    return 0;
 }
 
 static void compaction_free(struct compaction *c)
@@ -467,12 +531,24 @@ static void compaction_free(struct compaction *c)
     free(c->buf);
 }
 
-int log_compact(struct log_db *db)
+static uint64_t ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+           (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* Run one compaction of the inputs select.c chooses. Returns 0, 1 when
+   there was nothing to compact, or an error. */
+static int compact(struct log_db *db, bool full)
 {
     struct compaction c = {.db = db};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&db->mlock);
     pthread_mutex_lock(&db->wlock);
-    int rc = start_locked(&c);
+    int rc = atomic_load(&db->readonly) ? KVS_EREADONLY : log_select_locked(&c, full);
     pthread_mutex_unlock(&db->wlock);
     if (rc != 0)
         goto out;
@@ -480,12 +556,15 @@ int log_compact(struct log_db *db)
     c.buf = malloc(COPY_BUF);
     if (!c.buf)
         goto out_abandon;
-    rc = copy_live(&c);
+    rc = copy_tombstones(&c);
+    if (rc == 0)
+        rc = copy_live(&c);
+    db->gap_sub = c.sub0 + (unsigned)c.nout; /* used, even if abandoned */
     if (rc == 0)
         rc = finish_outputs(&c);
     if (rc != 0)
         goto out_abandon;
-    crash_point(STEP_OUTPUTS_WRITTEN);
+    log_crash_point(STEP_OUTPUTS_WRITTEN);
     rc = rename_outputs(&c);
     if (rc == 0)
         rc = map_outputs(&c);
@@ -496,12 +575,12 @@ int log_compact(struct log_db *db)
     }
     if (rc != 0)
         goto out_abandon;
-    crash_point(STEP_RENAMED);
+    log_crash_point(STEP_RENAMED);
 
     move_index(&c);
     swap_segments(&c);
-    crash_point(STEP_INDEX_MOVED);
-    rc = unlink_inputs(&c);
+    log_crash_point(STEP_INDEX_MOVED);
+    rc = log_unlink_inputs(db, c.in, c.nin);
     if (rc != 0) {
         atomic_store(&db->readonly, true);
         kvs__log(&db->opts,
@@ -510,87 +589,36 @@ int log_compact(struct log_db *db)
                  db->dir, kvs_strerror(rc));
         goto out;
     }
-    crash_point(STEP_DONE);
-    kvs__log(&db->opts, "kvs: compacted %zu segments of %s into %zu", c.nin, db->dir, c.nout);
+    log_crash_point(STEP_DONE);
+    uint64_t in_bytes = 0, out_bytes = 0;
+    for (size_t i = 0; i < c.nin; i++)
+        in_bytes += c.in[i].size;
+    for (size_t i = 0; i < c.nout; i++)
+        out_bytes += c.out[i].size;
+    kvs__log(&db->opts,
+             "kvs: compacted %zu segments of %s (%" PRIu64 " KiB) into %zu (%" PRIu64
+             " KiB) in %" PRIu64 " ms",
+             c.nin, db->dir, in_bytes >> 10, c.nout, out_bytes >> 10, ms_since(&t0));
     goto out;
 
 out_abandon:
     abandon(&c);
+    pthread_mutex_lock(&db->wlock);
+    log_select_done_locked(db);
+    pthread_mutex_unlock(&db->wlock);
 out:
     pthread_mutex_unlock(&db->mlock);
     compaction_free(&c);
+    return rc;
+}
+
+int log_compact(struct log_db *db)
+{
+    int rc = compact(db, true);
     return rc == 1 ? 0 : rc;
 }
 
-/*
- * Clear: append a clear record to a fresh segment and sync it, then drop
- * every older segment. Replay resets the index at a clear record, so every
- * crash state is right: before the record is synced the old state stands
- * (the clear was not acknowledged), after it the old segments replay to
- * nothing whether or not they are gone yet.
- */
-int log_clear(struct log_db *db)
+int log_compact_step(struct log_db *db)
 {
-    pthread_mutex_lock(&db->mlock);
-    pthread_mutex_lock(&db->wlock);
-    int rc = KVS_EREADONLY;
-    size_t nold = 0;
-    struct input *old = NULL;
-    struct log_table *fresh = NULL;
-    if (atomic_load(&db->readonly))
-        goto out_unlock;
-    /* Allocated first: once the clear record is on disk nothing may fail. */
-    rc = KVS_ENOMEM;
-    old = malloc((db->nsegs + 1) * sizeof(*old));
-    fresh = log_index_table_new();
-    if (!old || !fresh)
-        goto out_unlock;
-    /* Sealing makes the clear record start a new segment. */
-    rc = log_seal_locked(db);
-    uint64_t loc;
-    if (rc == 0)
-        rc = log_append_locked(db, LOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0),
-                               &loc);
-    if (rc == 0 && db->opts.fsync != KVS_FSYNC_ALWAYS) {
-        rc = kvs__fdatasync(db->active->fd);
-        if (rc != 0) {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, db->active->id, 0, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
-        } else {
-            db->dirty = false;
-        }
-    }
-    if (rc != 0)
-        goto out_unlock;
-    log_index_reset_locked(&db->index, fresh);
-    fresh = NULL;
-    /* Every segment but the new active one goes. */
-    for (size_t i = 0; i + 1 < db->nsegs; i++) {
-        struct log_seg *s = db->segs[i];
-        old[nold++] = (struct input){s->id, s->sub, s->hint_bytes};
-        log_seg_retire(db, s);
-    }
-    db->segs[0] = db->active;
-    db->nsegs = 1;
-    db->seg_bytes = atomic_load(&db->active->size);
-    db->hint_bytes = 0;
-    db->keys = db->live_rec = 0;
-out_unlock:
-    pthread_mutex_unlock(&db->wlock);
-    if (rc == 0 && nold) {
-        struct compaction c = {.db = db, .in = old, .nin = nold};
-        rc = unlink_inputs(&c);
-        if (rc != 0) {
-            atomic_store(&db->readonly, true);
-            kvs__log(&db->opts,
-                     "kvs: cannot remove cleared segments from %s (%s); refusing writes until "
-                     "reopened",
-                     db->dir, kvs_strerror(rc));
-        }
-    }
-    pthread_mutex_unlock(&db->mlock);
-    log_index_table_free(fresh);
-    free(old);
-    return rc;
+    return compact(db, false);
 }

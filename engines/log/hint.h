@@ -2,9 +2,10 @@
  * Hint files of the kvs engine: the index entries of one compaction output,
  * so that opening a store need not read the output's values.
  *
- * A hint is written beside each compaction output segment (same stem,
- * .hint). Outputs hold puts only, one per key, so an entry is the key's hash
- * and where its record is; replaying a hint's entries in order has the same
+ * A hint is written beside each compaction output segment of puts (same
+ * stem, .hint); an output of kept tombstones (compact.c) has none and is
+ * scanned at open. Such outputs hold puts only, one per key, so an entry is
+ * the key's hash and where its record is; replaying a hint's entries in order has the same
  * effect on the index as scanning the segment. Layout (little-endian):
  *
  *   0 magic "KVSHINT\0"  8 u32 version  12 u32 sub  16 u64 id

@@ -133,17 +133,17 @@ static void publish_locked(struct log_index *ix, struct log_table *t)
     log_epoch_retire(ix->epoch, &old->retired, table_free);
 }
 
-/* Make room for one more used slot: grow, or rehash away removed marks. */
-static int make_room_locked(struct log_index *ix)
+/* Make room for n more used slots: grow, or rehash away removed marks. */
+static int make_room_locked(struct log_index *ix, size_t more)
 {
     struct log_table *t = cur(ix);
     size_t slots = t->mask + 1;
-    if ((ix->used + 1) * 10 <= slots * 7)
+    if ((ix->used + more) * 10 <= slots * 7)
         return 0;
     /* After a rehash the load is at most one half, so rehashes are paid for
        by at least 0.2 * slots insertions each. */
     size_t want = MIN_SLOTS;
-    while (want < (ix->live + 1) * 2)
+    while (want < (ix->live + more) * 2)
         want *= 2;
     struct log_table *n = rehash(t, want);
     if (!n)
@@ -169,7 +169,7 @@ int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn ma
        table has no removed marks and lacks the key, so the first empty
        slot of the chain is the one. */
     struct log_table *before = cur(ix);
-    rc = make_room_locked(ix);
+    rc = make_room_locked(ix, 1);
     if (rc < 0)
         return rc;
     struct log_table *t = cur(ix);
@@ -180,6 +180,11 @@ int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn ma
         pos->slot = &t->slot[i];
     }
     return 0;
+}
+
+int log_index_reserve_locked(struct log_index *ix, size_t n)
+{
+    return make_room_locked(ix, n);
 }
 
 void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t hash,

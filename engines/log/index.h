@@ -125,6 +125,11 @@ struct log_index_pos {
 int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn match, void *ctx,
                             bool room, struct log_index_pos *pos);
 
+/* log_index_reserve_locked - grow the table now if n more keys would
+   overload it, so that lookups with room for up to n new keys do not need
+   to. Returns 0 or KVS_ENOMEM (nothing changed). */
+int log_index_reserve_locked(struct log_index *ix, size_t n);
+
 /* Point the key at loc; *old gets its previous location (LOG_LOC_EMPTY if
    it had none). pos comes from a lookup with room. */
 void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t hash,

@@ -1,15 +1,18 @@
 /*
  * The kvs engine's handle and the helpers its files share.
  *
- * The engine is split by concern: log_engine.c (the vtable, reads and the
- * write path), recovery.c (open: replaying segments and hints),
- * compact.c (compaction and clear), background.c (the thread that fsyncs,
- * compacts and reclaims), with record, segment, hint, index and epoch below
- * them. Locks, in the order they are taken:
+ * The engine is split by concern: log_engine.c (the vtable, opening and
+ * the read path), write.c (the write path and group commit), recovery.c
+ * (open: replaying segments and hints), compact.c (compaction and clear),
+ * background.c (the thread that fsyncs, compacts and reclaims), with
+ * record, segment, hint, index and epoch below them. Locks, in the order
+ * they are taken:
  *
  *   mlock     serialises compaction and clear (long-running maintenance)
- *   wlock     serialises writers: appends, index changes, the segment list
- *             and the counters of struct log_db
+ *   wlock     serialises writers: appends, index changes, the segment list,
+ *             the queue of records waiting for their fsync, and the
+ *             counters of struct log_db
+ *   sync_lock the group commit's state (durable, sync_err, syncing)
  *   epoch.lock, sno_lock, bg_lock   leaf locks held only briefly
  *
  * Readers (get) take none of them.
@@ -33,6 +36,25 @@
 /* Segment size limits: small for tests, offsets must stay 32-bit. */
 #define LOG_SEG_MIN_BYTES 4096ull
 #define LOG_SEG_CAP_BYTES (2048ull << 20)
+
+/*
+ * A record appended to the log but not yet applied to the index: under the
+ * "always" policy a record becomes visible only once an fsync covers it
+ * (write.c). The key is borrowed from the writer, who waits until the
+ * record is applied or its fsync failed.
+ */
+struct log_pend {
+    uint64_t end;  /* log position (db->lsn) just past the record */
+    uint64_t loc;  /* where the record is */
+    uint64_t hash; /* of the key */
+    const void *key;
+    uint32_t klen;
+    uint32_t len;  /* bytes of the record */
+    unsigned type; /* LOG_REC_PUT or LOG_REC_DEL */
+    int *result;   /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
+};
+
+struct log_waiter;
 
 struct log_db {
     struct kvs_db base; /* first: the handle the wrappers see */
@@ -60,10 +82,31 @@ struct log_db {
     uint64_t hint_bytes; /* bytes of all hint files */
     uint64_t compactions;
     uint64_t writes; /* records appended since open */
+    uint64_t lsn;    /* log position: bytes appended since open */
+    /* Records appended but not yet applied, oldest first: pend[pend_head]
+       to pend[pend_len - 1]. Empty except under "always". */
+    struct log_pend *pend;
+    size_t pend_head, pend_len, pend_cap;
+    unsigned char *wbuf; /* a batch's records, encoded for one write */
+    size_t wbuf_cap;
+    bool seg_due; /* a segment is due for compaction (select.c) */
+    /* Under mlock: compaction outputs are named (gap_id, sub) with sub
+       above gap_sub (compact.c). */
+    uint64_t gap_id;
+    unsigned gap_sub;
 
     /* Set after a failed fsync (or a write that could not be undone):
        writes answer KVS_EREADONLY from then on. */
     atomic_bool readonly;
+
+    /* Group commit under "always" (write.c). sync_lock protects durable,
+       sync_err, syncing and the list of waiting writers. Taken after wlock
+       when both are held. */
+    pthread_mutex_t sync_lock;
+    uint64_t durable; /* every record below this log position is synced and applied */
+    int sync_err;     /* the first failed fsync: waiters get it, nothing is applied after */
+    bool syncing;     /* a writer is leading an fsync */
+    struct log_waiter *waiters, **waiters_tail; /* oldest first */
 
     /* Protects the free sno stack. */
     pthread_mutex_t sno_lock;
@@ -114,34 +157,64 @@ void log_seg_retire(struct log_db *db, struct log_seg *s);
 int log_segs_reserve_locked(struct log_db *db, size_t n);
 
 /* A failed fsync of file name in the directory (NULL: the directory
-   itself): refuse writes from now on, and say so in the log. */
+   itself): refuse writes from now on, fail every writer waiting for an
+   fsync (write.c), and say so in the log. Any thread, wlock held or not. */
 void log_fsync_failed(struct log_db *db, int rc, const char *name);
+
+/* Does the record at loc hold the key? A log_match_fn for the index. */
+struct log_key_match {
+    struct log_db *db;
+    kvs_slice key;
+    struct log_rec rec; /* the matching record's header */
+};
+int log_match_key(void *ctx, uint64_t loc);
 
 /* Bytes on disk that no live key needs (wlock held). */
 uint64_t log_stale_locked(const struct log_db *db);
 
-/* Whether stale bytes pass both compaction thresholds (wlock held). */
+/* select.c: whether a compaction is due (wlock held), and noting that s
+   may have become due after its live bytes shrank or it was sealed. */
 bool log_compact_due_locked(const struct log_db *db);
+void log_seg_check_locked(struct log_db *db, const struct log_seg *s);
+/* The size at which the active segment is sealed: a share of the live
+   data, at most segment_max_bytes (wlock held). */
+uint64_t log_seg_target_locked(const struct log_db *db);
 
 /* recovery.c: build the index from the directory. On failure why says
    which file and offset. */
 int log_recover(struct log_db *db, char *why);
 
-/* compact.c */
+/* compact.c: compact everything now, or (the background thread) the
+   segments that are due, returning 1 when none is. clear.c: clear. */
 int log_compact(struct log_db *db);
+int log_compact_step(struct log_db *db);
 int log_clear(struct log_db *db);
+
+/* write.c */
+int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val);
+int log_remove(struct kvs_db *base, kvs_slice key);
+int log_write(struct kvs_db *base, kvs_op *ops, size_t n);
 
 /*
  * log_append_locked - append one record to the active segment (starting a
- * new one when it is full or absent) and make it as durable as the policy
- * asks. Returns 0 with *loc set, or an error with nothing acknowledged.
+ * new one when it is full or absent), handing it to the kernel; the caller
+ * makes it durable and updates the index. Returns 0 with *loc set, or an
+ * error with nothing appended.
  */
 int log_append_locked(struct log_db *db, unsigned type, kvs_slice key, kvs_slice val,
                       uint64_t *loc);
 
 /* Seal the active segment: fsync it so that every segment but the newest
-   is complete on disk, and stop appending to it. */
+   is complete on disk, apply the records that waited for that fsync, and
+   stop appending to it. */
 int log_seal_locked(struct log_db *db);
+
+/* After an fsync that covered the log up to position upto (wlock held):
+   apply the waiting records up to there and wake their writers. */
+void log_durable_locked(struct log_db *db, uint64_t upto);
+
+/* Per-segment accounting of the bytes of live records, for compaction. */
+void log_forget_locked(struct log_db *db, uint64_t old);
 
 /* background.c */
 int log_bg_start(struct log_db *db);

@@ -1,12 +1,10 @@
 /*
  * The native "kvs" engine: a Bitcask-style log with an in-memory hash index.
  *
- * This file holds the vtable, opening and closing, the read path and the
- * write path. A write appends one record to the active segment with one
- * writev (so it is in the kernel before we return), fsyncs it under the
- * "always" policy, and only then points the index at it. A get reads the
- * index and the record through the segment's mapping inside an epoch
- * section, without taking any lock. See log_db.h for the locks.
+ * This file holds the vtable, opening and closing and the read path; the
+ * write path is in write.c. A get reads the index and the record through
+ * the segment's mapping inside an epoch section, without taking any lock.
+ * See log_db.h for the locks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,144 +77,17 @@ int log_segs_reserve_locked(struct log_db *db, size_t n)
     return 0;
 }
 
-void log_fsync_failed(struct log_db *db, int rc, const char *name)
-{
-    if (!atomic_exchange(&db->readonly, true))
-        kvs__log(&db->opts, "kvs: fsync of %s/%s failed (%s); refusing writes until reopened",
-                 db->dir, name ? name : ".", kvs_strerror(rc));
-}
-
 uint64_t log_stale_locked(const struct log_db *db)
 {
     uint64_t overhead = db->nsegs * (uint64_t)LOG_SEG_HDR + db->live_rec;
     return db->seg_bytes > overhead ? db->seg_bytes - overhead : 0;
 }
 
-bool log_compact_due_locked(const struct log_db *db)
+/* ---- the read path ---- */
+
+int log_match_key(void *ctx, uint64_t loc)
 {
-    uint64_t stale = log_stale_locked(db);
-    return stale > db->opts.compact_min_stale_bytes &&
-           (double)stale > db->opts.compact_min_stale_ratio * (double)db->seg_bytes;
-}
-
-int log_seal_locked(struct log_db *db)
-{
-    struct log_seg *a = db->active;
-    if (!a)
-        return 0;
-    /* Under "always" every record is already synced. Otherwise sync now, so
-       that a torn record can only ever be in the newest segment. */
-    if (db->opts.fsync != KVS_FSYNC_ALWAYS) {
-        int rc = kvs__fdatasync(a->fd);
-        if (rc != 0) {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, a->id, a->sub, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
-            return rc;
-        }
-    }
-    db->active = NULL;
-    db->dirty = false;
-    return 0;
-}
-
-/* ---- the write path ---- */
-
-/* Make the active segment able to take len more bytes. */
-static int make_room_locked(struct log_db *db, uint64_t len)
-{
-    struct log_seg *a = db->active;
-    if (a && atomic_load_explicit(&a->size, memory_order_relaxed) + len <= a->cap)
-        return 0;
-    int rc = log_seal_locked(db);
-    if (rc != 0)
-        return rc;
-    if (db->next_id > LOG_SEG_MAX_ID)
-        return KVS_ENOSPC;
-    rc = log_segs_reserve_locked(db, 1);
-    if (rc != 0)
-        return rc;
-    /* A record larger than the limit gets a segment of its own. */
-    uint64_t cap = db->seg_max > LOG_SEG_HDR + len ? db->seg_max : LOG_SEG_HDR + len;
-    struct log_seg *s;
-    rc = log_seg_create(db->dir_fd, db->next_id, 0, LOG_FILE_SEG, cap, &s);
-    if (rc != 0)
-        return rc;
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, 0, LOG_FILE_SEG);
-    rc = log_seg_register(db, s);
-    if (rc != 0) {
-        kvs__unlink(db->dir_fd, name);
-        log_seg_free(s);
-        return rc;
-    }
-    db->next_id++;
-    db->segs[db->nsegs++] = s;
-    db->seg_bytes += LOG_SEG_HDR;
-    db->active = s;
-    /* The new name must be durable before anything in it is acknowledged.
-       On failure the segment stays: it holds nothing and replays as such. */
-    rc = kvs__fsync_dir(db->dir_fd);
-    if (rc != 0)
-        log_fsync_failed(db, rc, NULL);
-    return rc;
-}
-
-/* A failed write is cut off again, so that the file stays a sequence of
-   whole records. */
-int log_append_locked(struct log_db *db, unsigned type, kvs_slice key, kvs_slice val, uint64_t *loc)
-{
-    uint64_t len = (uint64_t)LOG_REC_HDR + key.len + val.len;
-    int rc = make_room_locked(db, len);
-    if (rc != 0)
-        return rc;
-    struct log_seg *a = db->active;
-    uint64_t off = atomic_load_explicit(&a->size, memory_order_relaxed);
-    unsigned char head[LOG_REC_HDR];
-    log_rec_encode(head, type, key, val);
-    struct iovec iov[3] = {
-        {head, sizeof(head)},
-        {(void *)key.data, key.len},
-        {(void *)val.data, val.len},
-    };
-    rc = kvs__writev_all(a->fd, iov, 3);
-    if (rc != 0) {
-        int trc = kvs__ftruncate(a->fd, (off_t)off);
-        if (trc != 0) {
-            atomic_store(&db->readonly, true);
-            kvs__log(&db->opts, "kvs: cannot cut a failed write off %s (%s); refusing writes",
-                     db->dir, kvs_strerror(trc));
-        }
-        return rc;
-    }
-    db->writes++;
-    db->seg_bytes += len;
-    atomic_store_explicit(&a->size, off + len, memory_order_release);
-    if (db->opts.fsync == KVS_FSYNC_ALWAYS) {
-        rc = kvs__fdatasync(a->fd);
-        if (rc != 0) {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, a->id, a->sub, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
-            return rc;
-        }
-    } else {
-        db->dirty = true;
-    }
-    *loc = log_loc(a->sno, (uint32_t)off);
-    return 0;
-}
-
-/* Does the record at loc hold key? */
-struct key_match {
-    struct log_db *db;
-    kvs_slice key;
-    struct log_rec rec; /* the matching record's header */
-};
-
-static int match_key(void *ctx, uint64_t loc)
-{
-    struct key_match *m = ctx;
+    struct log_key_match *m = ctx;
     int rc = log_read_head(m->db, loc, &m->rec);
     if (rc != 0)
         return rc;
@@ -226,90 +97,15 @@ static int match_key(void *ctx, uint64_t loc)
            (m->key.len == 0 || memcmp(m->rec.key, m->key.data, m->key.len) == 0);
 }
 
-/* After a write: live-byte accounting for the record the key had. */
-static void forget_locked(struct log_db *db, uint64_t old)
-{
-    struct log_rec rec;
-    if (log_loc_live(old) && log_read_head(db, old, &rec) == 0)
-        db->live_rec -= rec.len;
-}
-
-static void after_write_locked(struct log_db *db)
-{
-    if (log_compact_due_locked(db))
-        log_bg_kick(db);
-}
-
-static int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
-{
-    struct log_db *db = log_db_of(base);
-    uint64_t hash = log_key_hash(key.data, key.len);
-    struct key_match m = {.db = db, .key = key};
-    struct log_index_pos pos;
-    uint64_t loc, old;
-
-    pthread_mutex_lock(&db->wlock);
-    int rc = KVS_EREADONLY;
-    if (atomic_load(&db->readonly))
-        goto out_unlock;
-    rc = log_index_lookup_locked(&db->index, hash, match_key, &m, true, &pos);
-    if (rc != 0)
-        goto out_unlock;
-    rc = log_append_locked(db, LOG_REC_PUT, key, val, &loc);
-    if (rc != 0)
-        goto out_unlock;
-    log_index_put_locked(&db->index, &pos, hash, loc, &old);
-    forget_locked(db, old);
-    if (old == LOG_LOC_EMPTY)
-        db->keys++;
-    db->live_rec += (uint64_t)LOG_REC_HDR + key.len + val.len;
-    after_write_locked(db);
-out_unlock:
-    pthread_mutex_unlock(&db->wlock);
-    return rc;
-}
-
-static int log_remove(struct kvs_db *base, kvs_slice key)
-{
-    struct log_db *db = log_db_of(base);
-    uint64_t hash = log_key_hash(key.data, key.len);
-    struct key_match m = {.db = db, .key = key};
-    struct log_index_pos pos;
-    uint64_t loc, old;
-
-    pthread_mutex_lock(&db->wlock);
-    int rc = KVS_EREADONLY;
-    if (atomic_load(&db->readonly))
-        goto out_unlock;
-    rc = log_index_lookup_locked(&db->index, hash, match_key, &m, false, &pos);
-    if (rc != 0)
-        goto out_unlock;
-    rc = KVS_ENOTFOUND;
-    if (!pos.found)
-        goto out_unlock;
-    rc = log_append_locked(db, LOG_REC_DEL, key, kvs_slice_of(NULL, 0), &loc);
-    if (rc != 0)
-        goto out_unlock;
-    log_index_remove_locked(&db->index, &pos, &old);
-    forget_locked(db, old);
-    db->keys--;
-    after_write_locked(db);
-out_unlock:
-    pthread_mutex_unlock(&db->wlock);
-    return rc;
-}
-
-/* ---- the read path ---- */
-
 static int log_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
 {
     struct log_db *db = log_db_of(base);
     uint64_t hash = log_key_hash(key.data, key.len);
-    struct key_match m = {.db = db, .key = key};
+    struct log_key_match m = {.db = db, .key = key};
     uint64_t loc;
 
     unsigned token = log_epoch_enter(&db->epoch);
-    int rc = log_index_find(log_index_table(&db->index), hash, match_key, &m, &loc);
+    int rc = log_index_find(log_index_table(&db->index), hash, log_match_key, &m, &loc);
     if (rc == 0)
         rc = KVS_ENOTFOUND;
     if (rc != 1)
@@ -382,6 +178,8 @@ static void db_free(struct log_db *db)
     for (size_t i = 0; i < db->nsegs; i++)
         log_seg_free(db->segs[i]);
     free(db->segs);
+    free(db->pend);
+    free(db->wbuf);
     log_index_destroy(&db->index);
     log_epoch_destroy(&db->epoch); /* after the segments: frees retired ones */
     free(db->segtab);
@@ -391,6 +189,7 @@ static void db_free(struct log_db *db)
     pthread_mutex_destroy(&db->mlock);
     pthread_mutex_destroy(&db->bg_lock);
     pthread_cond_destroy(&db->bg_cond);
+    pthread_mutex_destroy(&db->sync_lock);
     if (db->dir_fd >= 0)
         close(db->dir_fd);
     free(db->dir);
@@ -420,6 +219,8 @@ static struct log_db *db_alloc(const char *dir, const kvs_options *opts)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->bg_cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&db->sync_lock, NULL);
+    db->waiters_tail = &db->waiters;
     atomic_init(&db->readonly, false);
     atomic_init(&db->closing, false);
     atomic_init(&db->bg_compact, false);
@@ -506,4 +307,5 @@ const struct kvs_engine kvs__log_engine = {
     .stats = log_stats,
     .clear = log_clear_op,
     .compact = log_compact_op,
+    .write = log_write,
 };

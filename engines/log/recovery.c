@@ -34,7 +34,8 @@ struct seg_name {
 struct listing {
     struct seg_name *segs;
     size_t n, cap;
-    uint64_t max_id; /* over every file of ours, also the ones deleted */
+    unsigned max_sub; /* highest sub among the files of max_id */
+    uint64_t max_id;  /* over every file of ours, also the ones deleted */
 };
 
 static int by_id_sub(const void *a, const void *b)
@@ -92,8 +93,12 @@ static int list_dir(struct log_db *db, struct listing *l, char *why)
         enum log_file_kind kind;
         if (!log_file_parse(de->d_name, &id, &sub, &kind))
             continue;
-        if (id > l->max_id)
+        if (id > l->max_id) {
             l->max_id = id;
+            l->max_sub = 0;
+        }
+        if (id == l->max_id && sub > l->max_sub)
+            l->max_sub = sub;
         switch (kind) {
         case LOG_FILE_SEG:
             rc = add_seg(l, id, sub);
@@ -162,13 +167,6 @@ static int replay_match(void *ctx, uint64_t loc)
     return rec.klen == m->key.len && (rec.klen == 0 || memcmp(rec.key, m->key.data, rec.klen) == 0);
 }
 
-static void forget(struct log_db *db, uint64_t old)
-{
-    struct log_rec rec;
-    if (log_loc_live(old) && log_read_head(db, old, &rec) == 0)
-        db->live_rec -= rec.len;
-}
-
 static int replay_put(struct log_db *db, uint64_t hash, uint64_t loc, uint64_t len,
                       const struct log_rec *rec)
 {
@@ -183,10 +181,11 @@ static int replay_put(struct log_db *db, uint64_t hash, uint64_t loc, uint64_t l
     if (rc != 0)
         return rc;
     log_index_put_locked(&db->index, &pos, hash, loc, &old);
-    forget(db, old);
+    log_forget_locked(db, old);
     if (old == LOG_LOC_EMPTY)
         db->keys++;
     db->live_rec += len;
+    log_seg_at(db, loc)->live += len;
     return 0;
 }
 
@@ -200,7 +199,7 @@ static int replay_del(struct log_db *db, const struct log_rec *rec)
     if (rc != 0 || !pos.found)
         return rc;
     log_index_remove_locked(&db->index, &pos, &old);
-    forget(db, old);
+    log_forget_locked(db, old);
     db->keys--;
     return 0;
 }
@@ -212,6 +211,8 @@ static int replay_clear(struct log_db *db)
         return KVS_ENOMEM;
     log_index_reset_locked(&db->index, t);
     db->keys = db->live_rec = 0;
+    for (size_t i = 0; i < db->nsegs; i++)
+        db->segs[i]->live = 0;
     return 0;
 }
 
@@ -227,21 +228,22 @@ static bool all_zero(const unsigned char *p, uint64_t n)
 }
 
 /* Is a bad record at off of the newest segment what a crash leaves? */
-static bool torn_tail(const struct log_seg *s, uint64_t off, enum log_rec_status st,
-                      const struct log_rec *rec)
+/*
+ * Whether the bad record at off in the newest segment is a torn tail: an
+ * append cut short by a crash, possibly followed by whatever the file system
+ * left after it (zeros, or garbage after a power loss). It is, unless a
+ * valid record starts anywhere after it: then the damage is in the middle of
+ * the log and must be reported, never cut. Runs only on the error path.
+ */
+static bool torn_tail(const struct log_seg *s, uint64_t off)
 {
     uint64_t size = atomic_load(&s->size);
-    switch (st) {
-    case LOG_REC_SHORT:
-        return true; /* a partial header, or a valid header missing bytes */
-    case LOG_REC_BAD_HEAD:
-        return all_zero(s->map + off, size - off);
-    case LOG_REC_BAD_SUM:
-        return all_zero(s->map + off + rec->len, size - off - rec->len);
-    case LOG_REC_OK:
-        break;
+    for (uint64_t at = off + 1; at < size; at++) {
+        struct log_rec rec;
+        if (log_rec_decode(s->map + at, size - at, &rec) == LOG_REC_OK)
+            return false;
     }
-    return false;
+    return true;
 }
 
 /*
@@ -258,7 +260,7 @@ static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool
         struct log_rec rec;
         enum log_rec_status st = log_rec_decode(s->map + off, size - off, &rec);
         if (st != LOG_REC_OK) {
-            if (!newest || !torn_tail(s, off, st, &rec)) {
+            if (!newest || !torn_tail(s, off)) {
                 kvs__why(why, "corrupt record in %s/%s at offset %" PRIu64 " (%s)", db->dir, name,
                          off, log_rec_status_str(st));
                 return KVS_ECORRUPT;
@@ -284,6 +286,9 @@ static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool
                 rc = log_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len);
         } else {
             *hint_ok = false;
+            s->has_clear = s->has_clear || rec.type == LOG_REC_CLEAR;
+            if (rec.type == LOG_REC_DEL)
+                s->dels += rec.len;
             rc = rec.type == LOG_REC_DEL ? replay_del(db, &rec) : replay_clear(db);
         }
         if (rc != 0) {
@@ -413,6 +418,12 @@ static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, s
     /* A cut tail shrank the file. */
     db->seg_bytes -= size - atomic_load(&s->size);
     db->hint_bytes += s->hint_bytes;
+    /* Every segment but the newest was synced when it was sealed (the
+       newest is synced at the end of log_recover). The tombstones of a
+       compaction output are ones it had to keep. */
+    atomic_store(&s->synced, !newest);
+    if (sn->sub > 0)
+        s->pinned = s->dels;
     *out = s;
     return rc;
 }
@@ -431,7 +442,24 @@ int log_recover(struct log_db *db, char *why)
         struct log_seg *s;
         rc = load_seg(db, &l.segs[i], i + 1 == l.n, &s, why);
     }
+    /* The newest segment may end in records that reached the page cache
+       only (a process crash under "no"). Sync it, so that every segment
+       but the active one is on disk: compaction relies on it when it drops
+       a tombstone because its key was written again (compact.c). */
+    struct log_seg *newest = db->nsegs ? db->segs[db->nsegs - 1] : NULL;
+    if (rc == 0 && newest && !atomic_load(&newest->synced)) {
+        rc = kvs__fdatasync(newest->fd);
+        if (rc != 0)
+            kvs__why(why, "cannot sync the newest segment of %s: %s", db->dir, kvs_strerror(rc));
+        atomic_store(&newest->synced, rc == 0);
+    }
     db->next_id = l.max_id + 1;
+    /* Compaction outputs go below the next segment, after those already
+       there (compact.c). */
+    db->gap_id = l.max_id;
+    db->gap_sub = l.max_sub;
+    for (size_t i = 0; rc == 0 && i < db->nsegs; i++)
+        log_seg_check_locked(db, db->segs[i]);
     pthread_mutex_unlock(&db->wlock);
     free(l.segs);
     return rc;

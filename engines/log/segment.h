@@ -3,10 +3,11 @@
  * read-only mapping through which every read is served.
  *
  * A segment is named seg-<id, 10 digits>-<sub, 4 digits>.log. Segments the
- * write path fills have sub 0; a compaction writes its outputs as (id, 1),
- * (id, 2), ... Replay order is by (id, sub), which is also the order of the
- * names. A compaction output may have a .hint file of the same stem, and
- * files being written by a compaction end in .tmp.
+ * write path fills have sub 0 and ids two apart; a compaction names its
+ * outputs (gap, sub) with sub from 1 up, gap being the free id below the
+ * active segment (compact.c). Replay order is by (id, sub), which is also
+ * the order of the names. A compaction output may have a .hint file of the
+ * same stem, and files being written by a compaction end in .tmp.
  *
  * A segment starts with a 32-byte header (little-endian):
  *   0 magic "KVSSEG\0\0"   8 u32 version   12 u32 sub   16 u64 id
@@ -54,7 +55,14 @@ struct log_seg {
     uint64_t cap;               /* bytes the file may grow to */
     atomic_uint_least64_t size; /* bytes written and readable */
     uint64_t hint_bytes;        /* size of its .hint file, 0 if none */
-    void *owner;                /* the engine handle, for the free callback */
+    /* Under the engine's write lock (read by compaction under mlock): */
+    uint64_t live;      /* bytes of the records the index points to */
+    uint64_t dels;      /* bytes of its tombstones */
+    uint64_t pinned;    /* bytes of tombstones a compaction had to keep here */
+    bool has_clear;     /* holds a clear record */
+    atomic_bool synced; /* complete on disk: sealed, or written by a compaction; any thread */
+    bool input;         /* an input of the running compaction (compact.c) */
+    void *owner;        /* the engine handle, for the free callback */
 };
 
 /* Write the file name of (id, sub, kind) into name (LOG_SEG_NAME_LEN bytes). */
@@ -89,6 +97,10 @@ int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kin
  * The header is not checked. Returns 0 or an error.
  */
 int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out);
+
+/* Fault the pages of the mapping in, so that the first reads of a
+   segment just written do not have to; best effort. */
+void log_seg_populate(struct log_seg *s);
 
 /* Cut the file to size bytes and sync it; the mapping stays as it is. */
 int log_seg_truncate(struct log_seg *s, uint64_t size);

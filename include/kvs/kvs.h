@@ -138,7 +138,10 @@ int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value);
 /*
  * kvs_db_set - store value under key, replacing any previous value.
  * Returns 0, KVS_EKEYSIZE, KVS_EVALSIZE, KVS_ENOSPC, KVS_EIO, KVS_EREADONLY
- * or KVS_ENOMEM. On error the store holds the previous value.
+ * or KVS_ENOMEM. An error means the write was not acknowledged; after a
+ * failed fsync its record may still have reached the kernel and be there
+ * after a reopen (as with Redis, an unacknowledged write may or may not
+ * survive).
  */
 int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value);
 

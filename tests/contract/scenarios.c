@@ -470,3 +470,150 @@ bool kvs_scn_big_writes(kvs_db *db, int readers, int mib, char *msg, size_t size
     free(w.val);
     return ok;
 }
+
+/*
+ * Batches. Thread t owns keys "batch-t-k" (k < BATCH_KEYS). In round r it
+ * writes one batch: every key set to generation r, then key r % BATCH_KEYS
+ * removed, then a key it never writes removed (KVS_ENOTFOUND). After round
+ * r the thread's key r % BATCH_KEYS is missing and the others hold
+ * generation r.
+ */
+enum { BATCH_KEYS = 10, BATCH_OPS = BATCH_KEYS + 2, BATCH_VAL = 240 };
+
+static size_t batch_value(char *buf, int t, int k, int r)
+{
+    int n = snprintf(buf, BATCH_VAL, "%d:%d:%d|", t, k, r);
+    size_t len = (size_t)n + (size_t)(k * 37 + r * 11) % (BATCH_VAL - 32);
+    memset(buf + n, 'a' + (char)((t + k + r) % 26), len - (size_t)n);
+    return len;
+}
+
+/* The generation of a well-formed value of (t, k), or -1. */
+static int batch_generation(const kvs_buf *buf, int t, int k)
+{
+    char head[32];
+    int r = -1, n = 0;
+    size_t len = buf->len < sizeof(head) - 1 ? buf->len : sizeof(head) - 1;
+    memcpy(head, buf->data, len);
+    head[len] = '\0';
+    int tt, kk;
+    if (sscanf(head, "%d:%d:%d|%n", &tt, &kk, &r, &n) != 3 || tt != t || kk != k || n == 0)
+        return -1;
+    char want[BATCH_VAL];
+    size_t want_len = batch_value(want, t, k, r);
+    return want_len == buf->len && memcmp(want, buf->data, want_len) == 0 ? r : -1;
+}
+
+struct batcher {
+    kvs_db *db;
+    int id, rounds;
+    atomic_bool *done;
+    struct tally t;
+};
+
+static void *batcher_main(void *arg)
+{
+    struct batcher *b = arg;
+    char keys[BATCH_OPS][32], vals[BATCH_KEYS][BATCH_VAL];
+    kvs_op ops[BATCH_OPS];
+    gate_wait();
+    for (int r = 0; r < b->rounds; r++) {
+        for (int k = 0; k < BATCH_KEYS; k++) {
+            snprintf(keys[k], sizeof(keys[k]), "batch-%d-%d", b->id, k);
+            size_t len = batch_value(vals[k], b->id, k, r);
+            ops[k] = (kvs_op){KVS_OP_SET, sl(keys[k]), kvs_slice_of(vals[k], len), -1};
+        }
+        ops[BATCH_KEYS] = (kvs_op){KVS_OP_REMOVE, sl(keys[r % BATCH_KEYS]), {NULL, 0}, -1};
+        snprintf(keys[BATCH_KEYS + 1], sizeof(keys[0]), "batch-%d-none", b->id);
+        ops[BATCH_KEYS + 1] = (kvs_op){KVS_OP_REMOVE, sl(keys[BATCH_KEYS + 1]), {NULL, 0}, -1};
+        int rc = kvs_db_write(b->db, ops, BATCH_OPS);
+        if (rc != 0) {
+            tally_error(&b->t, rc);
+            break;
+        }
+        for (int i = 0; i <= BATCH_KEYS; i++)
+            b->t.wrong += ops[i].result != 0;
+        b->t.wrong += ops[BATCH_KEYS + 1].result != KVS_ENOTFOUND;
+    }
+    atomic_store(b->done, true);
+    return NULL;
+}
+
+/* The caller's thread reads the batchers' keys until they are all done:
+   every value found must be one they wrote. */
+struct batch_reader {
+    struct batcher *b;
+    int threads;
+    struct tally t;
+};
+
+static void batch_read_all(void *arg)
+{
+    struct batch_reader *br = arg;
+    kvs_buf buf = KVS_BUF_INIT;
+    char key[32];
+    unsigned seed = 1;
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < br->threads; i++)
+            running += !atomic_load(br->b[i].done);
+        if (!running)
+            break;
+        seed = seed * 1103515245u + 12345u;
+        int t = (int)((seed >> 8) % (unsigned)br->threads), k = (int)((seed >> 20) % BATCH_KEYS);
+        snprintf(key, sizeof(key), "batch-%d-%d", t, k);
+        int rc = kvs_db_get(br->b[0].db, sl(key), &buf);
+        if (rc == 0 && batch_generation(&buf, t, k) < 0)
+            br->t.wrong++;
+        else if (rc != 0 && rc != KVS_ENOTFOUND)
+            tally_error(&br->t, rc);
+    }
+    kvs_buf_free(&buf);
+}
+
+bool kvs_scn_batches(kvs_db *db, int threads, int rounds, char *msg, size_t size)
+{
+    struct batcher *b = calloc((size_t)threads, sizeof(*b));
+    atomic_bool *done = calloc((size_t)threads, sizeof(*done));
+    if (!b || !done) {
+        free(b);
+        free(done);
+        return fail(msg, size, "out of memory");
+    }
+    for (int i = 0; i < threads; i++) {
+        atomic_init(&done[i], false);
+        b[i] = (struct batcher){.db = db, .id = i, .rounds = rounds, .done = &done[i]};
+    }
+    struct batch_reader br = {.b = b, .threads = threads};
+    size_t started = run_threads((size_t)threads, batcher_main, b, sizeof(*b), batch_read_all, &br);
+    bool ok = started == (size_t)threads ||
+              fail(msg, size, "only %zu of %d threads started", started, threads);
+    for (int i = 0; ok && i < threads; i++)
+        ok = tally_ok(&b[i].t, "batch writer", msg, size);
+    if (ok)
+        ok = tally_ok(&br.t, "reader", msg, size);
+    free(b);
+    free(done);
+    return ok && kvs_scn_batches_visible(db, threads, rounds, msg, size);
+}
+
+bool kvs_scn_batches_visible(kvs_db *db, int threads, int rounds, char *msg, size_t size)
+{
+    kvs_buf buf = KVS_BUF_INIT;
+    char key[32];
+    bool ok = true;
+    for (int t = 0; ok && t < threads; t++) {
+        for (int k = 0; ok && k < BATCH_KEYS; k++) {
+            snprintf(key, sizeof(key), "batch-%d-%d", t, k);
+            int rc = kvs_db_get(db, sl(key), &buf);
+            bool gone = k == (rounds - 1) % BATCH_KEYS;
+            if (gone && rc != KVS_ENOTFOUND)
+                ok = fail(msg, size, "%s: %s, expected it removed", key, kvs_err_name(rc));
+            else if (!gone && (rc != 0 || batch_generation(&buf, t, k) != rounds - 1))
+                ok = fail(msg, size, "%s: %s, generation %d, expected %d", key, kvs_err_name(rc),
+                          rc ? -1 : batch_generation(&buf, t, k), rounds - 1);
+        }
+    }
+    kvs_buf_free(&buf);
+    return ok;
+}

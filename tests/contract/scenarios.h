@@ -34,4 +34,11 @@ bool kvs_scn_overwrites(kvs_db *db, int readers, char *msg, size_t size);
    values of 1 MiB (enough to make an engine grow its files or map). */
 bool kvs_scn_big_writes(kvs_db *db, int readers, int mib, char *msg, size_t size);
 
+/* threads threads each write rounds batches (kvs_db_write) of sets and
+   removes of their own keys while the caller's thread reads them; checks
+   every op's result, every value read, and the final state. */
+bool kvs_scn_batches(kvs_db *db, int threads, int rounds, char *msg, size_t size);
+/* The final state of kvs_scn_batches() with the same arguments. */
+bool kvs_scn_batches_visible(kvs_db *db, int threads, int rounds, char *msg, size_t size);
+
 #endif

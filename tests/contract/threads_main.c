@@ -4,7 +4,7 @@
  * why). Runs every registered engine, or those named on the command line,
  * each in a fresh directory under /tmp with the default fsync policy
  * (everysec), so that an engine's background threads run beside the
- * scenario's. Prints one line per scenario and a closing
+ * scenario's, then the batch scenario under "always". Prints one line per scenario and a closing
  * "N passed, N failed" line; exits non-zero if any failed.
  */
 #include <stdio.h>
@@ -26,11 +26,20 @@ static void report(const char *engine, const char *scenario, bool ok, const char
     fflush(stdout);
 }
 
-static kvs_db *open_engine(const char *dir, const char *engine)
+/* Run one scenario call, which explains a failure in msg, and report it. */
+#define RUN(name, call)                                                                            \
+    do {                                                                                           \
+        char msg[256] = "";                                                                        \
+        bool ok_ = (call);                                                                         \
+        report(engine, name, ok_, msg);                                                            \
+    } while (0)
+
+static kvs_db *open_policy(const char *dir, const char *engine, kvs_fsync policy)
 {
     kvs_options opts;
     kvs_options_init(&opts);
     opts.engine = engine;
+    opts.fsync = policy;
     kvs_db *db = NULL;
     char why[KVS_WHY_MAX] = "";
     int rc = kvs_db_open(dir, &opts, &db, why);
@@ -43,13 +52,39 @@ static kvs_db *open_engine(const char *dir, const char *engine)
     return db;
 }
 
-/* Run one scenario call, which explains a failure in msg, and report it. */
-#define RUN(name, call)                                                                            \
-    do {                                                                                           \
-        char msg[256] = "";                                                                        \
-        bool ok_ = (call);                                                                         \
-        report(engine, name, ok_, msg);                                                            \
-    } while (0)
+static kvs_db *open_engine(const char *dir, const char *engine)
+{
+    return open_policy(dir, engine, KVS_FSYNC_EVERYSEC);
+}
+
+static void close_engine(const char *engine, kvs_db *db)
+{
+    int rc = kvs_db_close(db);
+    if (rc != 0)
+        report(engine, "close", false, kvs_err_name(rc));
+}
+
+/* Batches from many threads under "always" (group commit in the kvs
+   engine), then the same state after a reopen. */
+static void run_batches(const char *engine)
+{
+    char dir[256];
+    if (!kvs_test_mkdtemp(dir, sizeof(dir), "batches")) {
+        report(engine, "mkdtemp", false, "cannot create a directory under /tmp");
+        return;
+    }
+    kvs_db *db = open_policy(dir, engine, KVS_FSYNC_ALWAYS);
+    if (db) {
+        RUN("batches_always", kvs_scn_batches(db, 16, 20, msg, sizeof(msg)));
+        close_engine(engine, db);
+        db = open_policy(dir, engine, KVS_FSYNC_NO);
+    }
+    if (db) {
+        RUN("batches_after_reopen", kvs_scn_batches_visible(db, 16, 20, msg, sizeof(msg)));
+        close_engine(engine, db);
+    }
+    kvs_test_rmtree(dir);
+}
 
 static void run_engine(const char *engine)
 {
@@ -72,11 +107,13 @@ static void run_engine(const char *engine)
         RUN("hundred_reader_threads", kvs_scn_readers(db, 100, 100, msg, sizeof(msg)));
         RUN("readers_during_overwrites", kvs_scn_overwrites(db, 4, msg, sizeof(msg)));
         RUN("readers_during_big_writes", kvs_scn_big_writes(db, 3, 80, msg, sizeof(msg)));
+        RUN("batches", kvs_scn_batches(db, 8, 50, msg, sizeof(msg)));
         int rc = kvs_db_close(db);
         if (rc != 0)
             report(engine, "close", false, kvs_err_name(rc));
     }
     kvs_test_rmtree(dir);
+    run_batches(engine);
 }
 
 int main(int argc, char **argv)

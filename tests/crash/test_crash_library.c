@@ -240,9 +240,9 @@ static void verify(const char *dir, const kvs_options *o, struct model *m, struc
             continue;
         bool match_acked = got == m->present[k];
         bool match_fly = fly && got == (m->fly_op == OP_SET);
+        uint64_t seq = 0;
         if (got) {
             unsigned w;
-            uint64_t seq = 0;
             bool sane = cx_value_parse(val.data, val.len, key, &w, &seq);
             if (!CK(sane, "%s: %s holds a corrupt value (%zu bytes)", what, key, val.len))
                 continue;
@@ -250,19 +250,22 @@ static void verify(const char *dir, const kvs_options *o, struct model *m, struc
             match_fly = match_fly && seq == m->fly_seq;
             size_t len = cx_value(want, key, 0, seq, SPREAD);
             CK(len == val.len && !memcmp(want, val.data, len), "%s: %s value differs", what, key);
-            m->seq[k] = seq;
             f->values_checked++;
             present++;
         }
         CK(match_acked || match_fly,
-           "%s: %s is %s; acknowledged %s seq %" PRIu64 ", in flight %s seq %" PRIu64, what, key,
-           got ? "present" : "absent", m->present[k] ? "present" : "absent", m->seq[k],
-           fly ? (m->fly_op == OP_SET ? "set" : "remove") : "none", fly ? m->fly_seq : 0);
+           "%s: %s is %s (seq %" PRIu64 "); acknowledged %s seq %" PRIu64
+           ", in flight %s seq %" PRIu64,
+           what, key, got ? "present" : "absent", seq, m->present[k] ? "present" : "absent",
+           m->seq[k], fly ? (m->fly_op == OP_SET ? "set" : "remove") : "none",
+           fly ? m->fly_seq : 0);
         if (fly && match_fly && !match_acked)
             f->fly_applied++;
         else if (fly && match_acked && !match_fly)
             f->fly_lost++;
         m->present[k] = got;
+        if (got)
+            m->seq[k] = seq;
         f->keys_checked++;
     }
     m->fly_key = -1;
@@ -275,17 +278,16 @@ static void verify(const char *dir, const kvs_options *o, struct model *m, struc
     CK(cx_list(dir, "", ".tmp", names, 8) == 0, "%s: a .tmp file survived the open", what);
 }
 
-/* One cycle: fork a writer, kill it as mode says, verify. */
-static void cycle(const char *dir, const char *engine, enum mode mode, unsigned n, struct model *m,
+/* Round i of a mode: fork a writer, kill it as mode says, verify. */
+static void cycle(const char *dir, const char *engine, enum mode mode, unsigned i, struct model *m,
                   struct figures *f, uint64_t *rng)
 {
     static const kvs_fsync policies[] = {KVS_FSYNC_ALWAYS, KVS_FSYNC_EVERYSEC, KVS_FSYNC_NO};
-    /* Policies rotate across the cycles of each mode, and across steps. */
-    unsigned i = n / 3;
+    /* Policies rotate across the rounds, and across the hook's steps. */
     kvs_options o;
     fill_opts(&o, engine, policies[(i + i / 6) % 3]);
     char what[96];
-    snprintf(what, sizeof(what), "%s cycle %u (%s, fsync %s)", engine, n, mode_names[mode],
+    snprintf(what, sizeof(what), "%s %s cycle %u (fsync %s)", engine, mode_names[mode], i,
              kvs_fsync_name(o.fsync));
     unsigned kill_ms = (unsigned)cx_rand_range(rng, 5, 150);
     unsigned kill_step = (unsigned)cx_rand_range(rng, 1, 12);
@@ -377,7 +379,7 @@ static void crash_library(void *arg)
     uint64_t rng = cx_seed() ^ 0x11 ^ (uint64_t)c->engine[0] << 48;
     unsigned long failed = cx_failures();
     for (unsigned n = 0; n < c->per_mode * c->modes && cx_failures() == failed; n++)
-        cycle(dir, c->engine, (enum mode)(n % c->modes), n, &m, &f, &rng);
+        cycle(dir, c->engine, (enum mode)(n % c->modes), n / c->modes, &m, &f, &rng);
     printf("  %s: %u kill -9 cycles (time %u, step %u, hook %u); %lu acknowledged operations; "
            "%lu keys checked, %lu values verified\n",
            c->engine, f.cycles[0] + f.cycles[1] + f.cycles[2], f.cycles[0], f.cycles[1],
@@ -395,7 +397,7 @@ static void crash_library(void *arg)
 
 /* ---- kill -9 during a slow open ---- */
 
-#define BIG_KEYS 4000
+#define BIG_KEYS 2500
 
 /* The newest segment as built, and the last record in it. */
 static char newest[PATH_MAX];
@@ -502,7 +504,7 @@ static void slow_open(void *arg)
         }
         close(p[1]);
         /* Cycle 0 measures; the others kill at a random point of it. */
-        int wait_ms = n == 0 ? 60000 : (int)cx_rand_range(&rng, 0, (uint64_t)(open_s * 1000));
+        int wait_ms = n == 0 ? 20000 : (int)cx_rand_range(&rng, 0, (uint64_t)(open_s * 1000));
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
         char c = 0;
         bool done = poll(&pfd, 1, wait_ms) > 0 && read(p[0], &c, 1) == 1;
@@ -535,7 +537,7 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     cx_seed();
-    unsigned per_mode = cx_env_uint("KVS_CRASH_LIB_CYCLES", 20);
+    unsigned per_mode = cx_env_uint("KVS_CRASH_LIB_CYCLES", 30);
     struct lib_case kvs = {"kvs", per_mode, 3}, lmdb = {"lmdb", per_mode, 1};
     cx_run("kill -9 during compaction (libkvs, engine kvs)", crash_library, &kvs);
     cx_run("kill -9 while writing (libkvs, engine lmdb)", crash_library, &lmdb);

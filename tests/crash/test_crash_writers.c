@@ -22,7 +22,7 @@
  *
  * Figures (cycles, acknowledged writes, keys checked, in-flight outcomes,
  * compactions and torn tails seen in the server logs) go to stdout.
- * $KVS_CRASH_CYCLES sets the cycles per engine (default 50).
+ * $KVS_CRASH_CYCLES sets the cycles per engine (default 90).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -364,7 +364,7 @@ static void crash_writers(void *arg)
 {
     const char *engine = arg;
     static const char *const policies[] = {"always", "everysec", "no"};
-    unsigned cycles = cx_env_uint("KVS_CRASH_CYCLES", 50);
+    unsigned cycles = cx_env_uint("KVS_CRASH_CYCLES", 90);
     struct run *run = calloc(1, sizeof(*run));
     char dir[PATH_MAX] = "", data[PATH_MAX + 8], log[PATH_MAX + 16];
     if (!CK(run && ts_tmpdir_make(dir) == 0, "no memory or temp dir"))

@@ -144,19 +144,28 @@ static void check_command(const resp_parser *p, const char *buf, size_t consumed
 
 /*
  * Parse what the buffer holds. Returns true when the connection is closed
- * (a protocol error), false when the parser wants more bytes.
+ * (a protocol error), false when the parser wants more bytes. *need_was is
+ * the need the last RESP_MORE reported (0: none, or not asked).
  */
-static bool drain(resp_parser *p, struct conn *c, bool use_need, kvs_buf *out)
+static bool drain(resp_parser *p, struct conn *c, bool use_need, size_t *need_was, kvs_buf *out)
 {
     for (;;) {
         size_t consumed = SIZE_MAX, need = SIZE_MAX;
         int rc = resp_parse(p, c->buf, c->len, &consumed, use_need ? &need : NULL);
+        /* A bulk waited for stays awaited, at the same length, until the
+           buffer reaches that length; then it is complete. */
+        if (*need_was && c->len < *need_was)
+            CHECK(rc == RESP_MORE && need == *need_was);
+        else if (*need_was && rc == RESP_MORE)
+            CHECK(need == 0 || need > *need_was);
         if (rc == RESP_MORE) {
             CHECK(consumed == 0);
             CHECK(!use_need || need == 0 ||
                   (need > c->len && need - c->len <= p->limits.max_bulk + 2));
+            *need_was = use_need ? need : 0;
             return false;
         }
+        *need_was = 0;
         if (rc == RESP_ERROR) {
             CHECK(consumed == 0 && p->error != NULL && strncmp(p->error, "ERR ", 4) == 0);
             put(out, "E", 1);
@@ -187,7 +196,7 @@ static void feed(const resp_limits *lim, const unsigned char *splits, size_t nsp
     struct conn c = {NULL, 0};
     conn_move(&c, 0, NULL, 0);
     bool closed = false;
-    size_t off = 0;
+    size_t off = 0, need_was = 0;
     for (size_t k = 0; !closed && off < n; k++) {
         size_t chunk = nsplits ? (size_t)splits[k % nsplits] + 1 : n;
         if (chunk > n - off)
@@ -195,7 +204,7 @@ static void feed(const resp_limits *lim, const unsigned char *splits, size_t nsp
         conn_move(&c, 0, data + off, chunk);
         off += chunk;
         /* The whole-buffer run leaves out need, to cover that path too. */
-        closed = drain(&p, &c, nsplits != 0, out);
+        closed = drain(&p, &c, nsplits != 0, &need_was, out);
     }
     if (!closed) {
         put(out, "R", 1);

@@ -1,14 +1,15 @@
 /*
  * Writes the seed corpora of the fuzz harnesses: gen_corpus DIR fills
- * DIR/resp, DIR/record and DIR/hint (which must exist). Run by hand when a
- * format changes; its output is checked in under tests/fuzz/corpus.
+ * DIR/resp, DIR/record, DIR/hint and DIR/recovery (which must exist). Run
+ * by hand when a format changes; its output is checked in under
+ * tests/fuzz/corpus.
  *
  * RESP seeds are commands (multibulk, inline, pipelines) and Redis's edge
- * cases, each behind the harness's two header bytes. Record and hint seeds
- * are the files of a real store: the kvs engine writes some keys, removes
- * one, compacts (which writes a hint) and writes again; each segment and
- * hint is copied behind its harness's flag bytes, plus a few made with the
- * encoders directly.
+ * cases, each behind the harness's two header bytes. Record, hint and
+ * recovery seeds are the files of real stores: the kvs engine writes some
+ * keys, removes one, then clears, compacts (which writes a hint) or not,
+ * and writes again; each segment and hint is copied behind its harness's
+ * flag bytes, plus a few records and hints made with the encoders directly.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -85,10 +86,18 @@ static void gen_resp(const char *dir)
              strlen(seeds[i].body));
 }
 
-/* Copy the segments and hints of the store in dir, behind the flag bytes,
-   with names starting with prefix; then empty dir. */
+/* The files of one store: the newest segment, a compaction output and
+   its hint (any may be missing). */
+struct store {
+    void *newest, *output, *hint;
+    size_t newest_len, output_len, hint_len;
+};
+
+/* Copy the segments and hints of the store in dir into the record and
+   hint seeds, behind their flag bytes, with names starting with prefix;
+   keep them in *st and empty dir. */
 static void copy_store(const char *dir, const char *prefix, const char *rec_dir,
-                       const char *hint_dir)
+                       const char *hint_dir, struct store *st)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -99,17 +108,26 @@ static void copy_store(const char *dir, const char *prefix, const char *rec_dir,
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         snprintf(seed, sizeof(seed), "%s-%s", prefix, e->d_name);
         size_t len;
+        unsigned long long id;
+        unsigned sub;
         const char *ext = strrchr(e->d_name, '.');
-        if (ext && strcmp(ext, ".log") == 0) {
+        if (ext && strcmp(ext, ".log") == 0 && sscanf(e->d_name, "seg-%llu-%u", &id, &sub) == 2) {
             unsigned char flags = 4; /* SEG_HEAD */
             void *p = slurp(path, &len);
             emit(rec_dir, seed, &flags, 1, p, len);
-            free(p);
+            if (sub == 0) {
+                st->newest = p;
+                st->newest_len = len;
+            } else {
+                st->output = p;
+                st->output_len = len;
+            }
         } else if (ext && strcmp(ext, ".hint") == 0) {
             unsigned char flags[2] = {0, 0};
             void *p = slurp(path, &len);
             emit(hint_dir, seed, flags, 2, p, len);
-            free(p);
+            st->hint = p;
+            st->hint_len = len;
             unsigned char name_flags[2] = {4, 0}; /* NAMES */
             snprintf(seed, sizeof(seed), "name-%s", e->d_name);
             emit(hint_dir, seed, name_flags, 2, e->d_name, strlen(e->d_name));
@@ -118,6 +136,56 @@ static void copy_store(const char *dir, const char *prefix, const char *rec_dir,
             unlink(path);
     }
     closedir(d);
+}
+
+/* A fuzz_recovery seed: flags, A and H behind u16 lengths, then B. */
+static void emit_recovery(const char *dir, const char *name, unsigned char flags, const void *a,
+                          size_t alen, const void *h, size_t hlen, const void *b, size_t blen)
+{
+    unsigned char *p = malloc(1 + 2 + alen + 2 + hlen);
+    if (!p)
+        die("malloc");
+    size_t n = 0;
+    p[n++] = flags;
+    p[n++] = (unsigned char)alen;
+    p[n++] = (unsigned char)(alen >> 8);
+    if (alen)
+        memcpy(p + n, a, alen);
+    n += alen;
+    p[n++] = (unsigned char)hlen;
+    p[n++] = (unsigned char)(hlen >> 8);
+    memcpy(p + n, h, hlen);
+    n += hlen;
+    emit(dir, name, p, n, b, blen);
+    free(p);
+}
+
+/* Recovery seeds from a store's files: as they are, with the newest
+   segment torn, with a zeroed tail, and variations of the hint. */
+static void gen_recovery(const char *dir, const char *prefix, const struct store *st)
+{
+    enum { HAS_A = 1, HAS_H = 2, HAS_B = 4, FIX_SEG = 8, GEN_HINT = 32, FIX_HINT = 64 };
+    unsigned char flags = HAS_B | FIX_SEG | (st->output ? HAS_A | HAS_H | GEN_HINT : 0);
+    size_t alen = st->output ? st->output_len : 0;
+    char name[256];
+    unsigned char b[4096] = {0};
+    if (st->newest_len + 40 > sizeof(b))
+        die("segment too big for a seed");
+    memcpy(b, st->newest, st->newest_len);
+    snprintf(name, sizeof(name), "%s", prefix);
+    emit_recovery(dir, name, flags, st->output, alen, "", 0, b, st->newest_len);
+    snprintf(name, sizeof(name), "%s-torn", prefix);
+    emit_recovery(dir, name, flags, st->output, alen, "", 0, b, st->newest_len - 3);
+    snprintf(name, sizeof(name), "%s-zero-tail", prefix);
+    emit_recovery(dir, name, flags, st->output, alen, "", 0, b, st->newest_len + 40);
+    if (st->output) {
+        snprintf(name, sizeof(name), "%s-own-hint", prefix);
+        emit_recovery(dir, name, HAS_A | HAS_H | HAS_B | FIX_SEG | FIX_HINT, st->output, alen,
+                      st->hint, st->hint_len, b, st->newest_len);
+        snprintf(name, sizeof(name), "%s-no-hint", prefix);
+        emit_recovery(dir, name, HAS_A | HAS_B | FIX_SEG, st->output, alen, "", 0, b,
+                      st->newest_len);
+    }
 }
 
 static void set(kvs_db *db, const char *key, const char *val)
@@ -129,7 +197,7 @@ static void set(kvs_db *db, const char *key, const char *val)
 /* Make three small stores and copy their files: each with overwrites and
    a removal, then nothing more, a clear, or a compaction (which writes a
    hint), then written again. */
-static void gen_stores(const char *rec_dir, const char *hint_dir)
+static void gen_stores(const char *rec_dir, const char *hint_dir, const char *recovery_dir)
 {
     char tmp[] = "/tmp/kvs-gen-corpus-XXXXXX";
     if (!mkdtemp(tmp))
@@ -159,7 +227,14 @@ static void gen_stores(const char *rec_dir, const char *hint_dir)
             die("remove");
         if (kvs_db_close(db) != 0)
             die("close");
-        copy_store(tmp, names[mode], rec_dir, hint_dir);
+        struct store st = {0};
+        copy_store(tmp, names[mode], rec_dir, hint_dir, &st);
+        if (!st.newest)
+            die("no newest segment");
+        gen_recovery(recovery_dir, names[mode], &st);
+        free(st.newest);
+        free(st.output);
+        free(st.hint);
     }
     rmdir(tmp);
 }
@@ -195,13 +270,14 @@ static void gen_encoded(const char *rec_dir, const char *hint_dir)
 int main(int argc, char **argv)
 {
     if (argc != 2)
-        die("usage: gen_corpus DIR (with subfolders resp, record and hint)");
-    char resp[4096], rec[4096], hint[4096];
+        die("usage: gen_corpus DIR (with subfolders resp, record, hint, recovery)");
+    char resp[4096], rec[4096], hint[4096], recovery[4096];
     snprintf(resp, sizeof(resp), "%s/resp", argv[1]);
     snprintf(rec, sizeof(rec), "%s/record", argv[1]);
     snprintf(hint, sizeof(hint), "%s/hint", argv[1]);
+    snprintf(recovery, sizeof(recovery), "%s/recovery", argv[1]);
     gen_resp(resp);
-    gen_stores(rec, hint);
+    gen_stores(rec, hint, recovery);
     gen_encoded(rec, hint);
     return 0;
 }

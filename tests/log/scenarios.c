@@ -2,10 +2,12 @@
 #include "scenarios.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "engines/fileio.h"
 #include "support.h"
 
 #define NKEYS 1000
@@ -353,13 +355,15 @@ bool lt_scn_directory_stops_growing(const char *dir, char *msg, size_t size)
     }
     kvs_db_stats(shared, &st);
     /* Unbounded, the directory would hold every byte written (rounds x
-       live = 80 x). Compaction keeps it near 2 x live, plus inputs and
-       outputs side by side and what piles up while a compaction runs:
-       about 7 x measured under ASan; the bound leaves room for a slow,
-       shared machine. */
+       live = 80 x). Compaction rewrites a segment when half of it is
+       stale, a few segments at a time, so the directory stays near
+       2 x live: 1.5 to 2.1 x measured under ASan, up to 2.9 x with the
+       machine loaded twice over (compacting everything at once, as the
+       engine did before, peaked at 5.7 to 6.4 x). The bound leaves room
+       for a slow, shared machine. */
     if (st.compactions < 5)
         lt_fail("only %llu compactions", (unsigned long long)st.compactions);
-    if (max_dir > 20 * st.live_bytes || max_dir > written / 4)
+    if (max_dir > 4 * st.live_bytes)
         lt_fail("directory grew to %llu bytes for %llu live, %llu written",
                 (unsigned long long)max_dir, (unsigned long long)st.live_bytes,
                 (unsigned long long)written);
@@ -369,9 +373,201 @@ bool lt_scn_directory_stops_growing(const char *dir, char *msg, size_t size)
         for (unsigned k = 0; k < NKEYS; k++)
             last[k] = rounds - 1;
         expect_versions(NKEYS, last, 0);
-        if (lt_dir_bytes(dir) > 20 * st.live_bytes)
+        if (lt_dir_bytes(dir) > 4 * st.live_bytes)
             lt_fail("directory holds %llu bytes after reopen",
                     (unsigned long long)lt_dir_bytes(dir));
+        close_store();
+    }
+    return verdict(msg, size);
+}
+
+/* ---- group commit under "always" ---- */
+
+#define GC_THREADS 50
+#define GC_WRITES 40
+#define GC_OWN 4 /* keys per thread */
+
+static unsigned gc_final[GC_THREADS * GC_OWN];
+
+/* Thread t owns keys t * GC_OWN ...; write i sets one of them to version
+   i, every fifth write sets all of them at once with kvs_db_write. */
+static void *gc_writer(void *arg)
+{
+    unsigned t = (unsigned)(size_t)arg;
+    char keys[GC_OWN][16], vals[GC_OWN][512];
+    kvs_op ops[GC_OWN];
+    for (unsigned i = 1; i <= GC_WRITES && lt_failures() == 0; i++) {
+        if (i % 5 != 0) {
+            unsigned k = t * GC_OWN + i % GC_OWN;
+            set_version(k, i);
+            gc_final[k] = i;
+            continue;
+        }
+        for (unsigned j = 0; j < GC_OWN; j++) {
+            unsigned k = t * GC_OWN + j;
+            snprintf(keys[j], sizeof(keys[j]), "key%u", k);
+            size_t len = lt_value(vals[j], sizeof(vals[j]), k, i);
+            ops[j] = (kvs_op){KVS_OP_SET, kvs_slice_str(keys[j]), kvs_slice_of(vals[j], len), -1};
+        }
+        int rc = kvs_db_write(shared, ops, GC_OWN);
+        if (rc != 0)
+            lt_fail("batch of thread %u: %s", t, kvs_strerror(rc));
+        for (unsigned j = 0; j < GC_OWN; j++)
+            gc_final[t * GC_OWN + j] = i;
+    }
+    return NULL;
+}
+
+/* Reads the writers' keys until they are done: whole values only. */
+static void *gc_reader(void *arg)
+{
+    (void)arg;
+    kvs_buf buf = KVS_BUF_INIT;
+    char key[16];
+    unsigned seed = 3;
+    while (!atomic_load(&writer_done) && lt_failures() == 0) {
+        unsigned k = next_rand(&seed) % (GC_THREADS * GC_OWN);
+        snprintf(key, sizeof(key), "key%u", k);
+        int rc = kvs_db_get(shared, kvs_slice_str(key), &buf);
+        if (rc != KVS_ENOTFOUND && (rc != 0 || lt_value_check(buf.data, buf.len, k) < 0))
+            lt_fail("get key%u: %s, %zu bytes", k, kvs_strerror(rc), buf.len);
+    }
+    kvs_buf_free(&buf);
+    return NULL;
+}
+
+bool lt_scn_group_commit(const char *dir, char *msg, size_t size)
+{
+    static pthread_t t[GC_THREADS];
+    pthread_t r;
+    kvs_options o;
+    lt_opts(&o);
+    o.fsync = KVS_FSYNC_ALWAYS;
+    o.segment_max_bytes = 8 << 10; /* seals (each an fsync) during group commits */
+    lt_fail_reset();
+    memset(gc_final, 0, sizeof(gc_final));
+    if (!open_store(dir, &o))
+        return verdict(msg, size);
+    atomic_store(&writer_done, false);
+    start(&r, 1, gc_reader, NULL, 0);
+    start(t, GC_THREADS, gc_writer, NULL, 0);
+    join(t, GC_THREADS);
+    atomic_store(&writer_done, true);
+    join(&r, 1);
+    expect_versions(GC_THREADS * GC_OWN, gc_final, 0);
+    close_store();
+    if (open_store(dir, &o)) {
+        expect_versions(GC_THREADS * GC_OWN, gc_final, 0);
+        close_store();
+    }
+    return verdict(msg, size);
+}
+
+/* ---- a failed fsync under group commit ---- */
+
+#define GF_THREADS 16
+#define GF_OWN 8
+#define GF_WRITES 200
+
+static unsigned gf_acked[GF_THREADS * GF_OWN];
+static int gf_error[GF_THREADS];
+static atomic_uint gf_writes;
+
+/* Writes its keys until a write fails; remembers the last acknowledged
+   version of each and the first error. */
+static void *gf_writer(void *arg)
+{
+    unsigned t = (unsigned)(size_t)arg;
+    char keys[2][16], vals[2][512];
+    for (unsigned i = 1; i <= GF_WRITES; i++) {
+        unsigned k = t * GF_OWN + i % GF_OWN, k2 = t * GF_OWN + (i + 1) % GF_OWN;
+        int rc;
+        if (i % 3 == 0) {
+            snprintf(keys[0], sizeof(keys[0]), "key%u", k);
+            snprintf(keys[1], sizeof(keys[1]), "key%u", k2);
+            size_t l0 = lt_value(vals[0], sizeof(vals[0]), k, i);
+            size_t l1 = lt_value(vals[1], sizeof(vals[1]), k2, i);
+            kvs_op ops[2] = {
+                {KVS_OP_SET, kvs_slice_str(keys[0]), kvs_slice_of(vals[0], l0), -1},
+                {KVS_OP_SET, kvs_slice_str(keys[1]), kvs_slice_of(vals[1], l1), -1},
+            };
+            rc = kvs_db_write(shared, ops, 2);
+        } else {
+            snprintf(keys[0], sizeof(keys[0]), "key%u", k);
+            size_t l0 = lt_value(vals[0], sizeof(vals[0]), k, i);
+            rc = kvs_db_set(shared, kvs_slice_str(keys[0]), kvs_slice_of(vals[0], l0));
+        }
+        if (rc != 0) {
+            gf_error[t] = rc;
+            return NULL;
+        }
+        gf_acked[k] = i;
+        if (i % 3 == 0)
+            gf_acked[k2] = i;
+        atomic_fetch_add(&gf_writes, 1);
+    }
+    return NULL;
+}
+
+/* What the store holds for key k: its version, 0 when missing, -1 bad. */
+static long gf_version(unsigned k)
+{
+    kvs_buf buf = KVS_BUF_INIT;
+    char key[16];
+    snprintf(key, sizeof(key), "key%u", k);
+    int rc = kvs_db_get(shared, kvs_slice_str(key), &buf);
+    long v = rc == KVS_ENOTFOUND ? 0 : rc == 0 ? lt_value_check(buf.data, buf.len, k) : -1;
+    kvs_buf_free(&buf);
+    return v;
+}
+
+bool lt_scn_group_commit_failure(const char *dir, char *msg, size_t size)
+{
+    static pthread_t t[GF_THREADS];
+    kvs_options o;
+    lt_opts(&o);
+    o.fsync = KVS_FSYNC_ALWAYS;
+    lt_fail_reset();
+    memset(gf_acked, 0, sizeof(gf_acked));
+    memset(gf_error, 0, sizeof(gf_error));
+    atomic_store(&gf_writes, 0);
+    if (!open_store(dir, &o))
+        return verdict(msg, size);
+    start(t, GF_THREADS, gf_writer, NULL, 0);
+    /* Let group commits get going, then fail the third fsync from now. */
+    while (atomic_load(&gf_writes) < 100 && lt_failures() == 0)
+        sched_yield();
+    kvs__fault_set(KVS__FAULT_FSYNC, 3, KVS_EIO);
+    join(t, GF_THREADS);
+    kvs__fault_set(KVS__FAULT_FSYNC, 0, 0);
+    unsigned eio = 0;
+    for (unsigned i = 0; i < GF_THREADS; i++) {
+        if (gf_error[i] == KVS_EIO)
+            eio++;
+        else if (gf_error[i] != KVS_EREADONLY)
+            lt_fail("thread %u ended with %s, want an error after the failed fsync", i,
+                    gf_error[i] ? kvs_strerror(gf_error[i]) : "no error");
+    }
+    if (eio == 0)
+        lt_fail("no writer got the failed fsync's error");
+    /* What was acknowledged is visible, and nothing that failed is. */
+    for (unsigned k = 0; k < GF_THREADS * GF_OWN && lt_failures() == 0; k++) {
+        long v = gf_version(k);
+        if (v != (long)gf_acked[k])
+            lt_fail("key%u: version %ld, acknowledged %u", k, v, gf_acked[k]);
+    }
+    int rc = kvs_db_set(shared, kvs_slice_str("after"), kvs_slice_str("failure"));
+    if (rc != KVS_EREADONLY)
+        lt_fail("set after the failure: %s", kvs_strerror(rc));
+    close_store();
+    /* After a reopen every acknowledged write is there (a write that
+       failed may be there too: it reached the file, not the disk). */
+    if (open_store(dir, &o)) {
+        for (unsigned k = 0; k < GF_THREADS * GF_OWN && lt_failures() == 0; k++) {
+            long v = gf_version(k);
+            if (v < (long)gf_acked[k])
+                lt_fail("key%u after reopen: version %ld, acknowledged %u", k, v, gf_acked[k]);
+        }
         close_store();
     }
     return verdict(msg, size);

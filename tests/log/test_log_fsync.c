@@ -2,13 +2,16 @@
  * Durability of the kvs engine: every fsync policy round-trips and keeps
  * what was acknowledged across kill -9; a failed fsync turns the store
  * read-only (reads go on); a failed write is not acknowledged and leaves
- * the store usable and whole.
+ * the store usable and whole; the same for batches (kvs_db_write), where a
+ * failure leaves a prefix of the batch applied. The threaded group commit
+ * cases are in scenarios.c.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,10 +55,34 @@ static void check(kvs_db *db, int n)
     }
 }
 
-/* Every policy round-trips, and what was acknowledged survives the process
-   being killed with SIGKILL (no close, no final sync). */
+/* A batch: b0..b19 set, then b0..b19 step 3 removed again. */
+#define BATCH 27
+static kvs_op batch_ops[BATCH];
+static char batch_keys[20][8];
+
+static void make_batch(void)
+{
+    for (int i = 0; i < 20; i++) {
+        snprintf(batch_keys[i], sizeof(batch_keys[i]), "b%d", i);
+        batch_ops[i] =
+            (kvs_op){KVS_OP_SET, kvs_slice_str(batch_keys[i]), kvs_slice_str("batch value"), -1};
+    }
+    for (int i = 0; i < 7; i++)
+        batch_ops[20 + i] = (kvs_op){KVS_OP_REMOVE, kvs_slice_str(batch_keys[i * 3]), {0}, -1};
+}
+
+static void check_batch(kvs_db *db)
+{
+    for (int i = 0; i < 20; i++)
+        lt_expect(db, batch_keys[i], i % 3 == 0 ? NULL : "batch value");
+}
+
+/* Every policy round-trips, and what was acknowledged, by single writes and
+   by a batch, survives the process being killed with SIGKILL (no close, no
+   final sync). */
 static void policy(kvs_fsync p)
 {
+    make_batch();
     opts.fsync = p;
     opts.segment_max_bytes = 4096;
     fflush(NULL);
@@ -68,6 +95,8 @@ static void policy(kvs_fsync p)
         fill(db, 300);
         if (kvs_db_remove(db, kvs_slice_str("k7")) != 0)
             _exit(1);
+        if (kvs_db_write(db, batch_ops, BATCH) != 0)
+            _exit(1);
         raise(SIGKILL);
         _exit(2);
     }
@@ -76,6 +105,7 @@ static void policy(kvs_fsync p)
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     kvs_db *db = lt_open(dir, &opts);
     lt_expect(db, "k7", NULL);
+    check_batch(db);
     lt_set(db, "k7", "v7");
     check(db, 300);
     cr_assert_eq(kvs_db_sync(db), 0);
@@ -179,5 +209,112 @@ Test(log_fsync, failed_write_not_acknowledged)
     check(db, 10);
     lt_expect(db, "x", "old");
     lt_expect(db, "y", "after");
+    kvs_db_close(db);
+}
+
+/* ---- batches ---- */
+
+Test(log_fsync, batch_failed_fsync_applies_nothing)
+{
+    make_batch();
+    opts.fsync = KVS_FSYNC_ALWAYS;
+    kvs_db *db = lt_open(dir, &opts);
+    fill(db, 10);
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    cr_assert_eq(kvs_db_write(db, batch_ops, BATCH), KVS_EIO);
+    for (int i = 0; i < 20; i++)
+        lt_expect(db, batch_keys[i], NULL); /* not acknowledged, not visible */
+    cr_assert_eq(kvs_db_write(db, batch_ops, 1), KVS_EREADONLY);
+    expect_readonly(db);
+    kvs_db_close(db);
+}
+
+/* Each record of a batch of n; with 4 KiB segments it spans several. */
+static void big_batch(kvs_op *ops, char (*keys)[16], char *val, size_t n)
+{
+    memset(val, 'v', 300);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "bb%u", (unsigned)(i % 1000));
+        ops[i] = (kvs_op){KVS_OP_SET, kvs_slice_str(keys[i]), kvs_slice_of(val, 100 + i), -1};
+    }
+}
+
+/* How many ops of the batch the store holds: they must be a prefix. */
+static size_t applied_prefix(kvs_db *db, const kvs_op *ops, size_t n)
+{
+    kvs_buf buf = KVS_BUF_INIT;
+    size_t prefix = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = kvs_db_get(db, ops[i].key, &buf);
+        if (rc == 0) {
+            cr_assert_eq(prefix, i, "op %zu applied after op %zu was not", i, prefix);
+            cr_assert_eq(buf.len, ops[i].value.len);
+            prefix++;
+        } else {
+            cr_assert_eq(rc, KVS_ENOTFOUND);
+        }
+    }
+    kvs_buf_free(&buf);
+    return prefix;
+}
+
+static void failed_write_in_batch(kvs_fsync p, unsigned long nth)
+{
+    enum { N = 60 };
+    kvs_op ops[N];
+    char keys[N][16], val[300];
+    big_batch(ops, keys, val, N);
+    opts.fsync = p;
+    opts.segment_max_bytes = 4096;
+    kvs_db *db = lt_open(dir, &opts);
+    lt_set(db, "before", "the batch");
+    kvs__fault_set(KVS__FAULT_WRITE, nth, KVS_EIO);
+    cr_assert_eq(kvs_db_write(db, ops, N), KVS_EIO);
+    kvs__fault_set(KVS__FAULT_WRITE, 0, 0);
+    size_t prefix = applied_prefix(db, ops, N);
+    cr_assert_lt(prefix, N);
+    /* A failed write is not a failed fsync: the store goes on. */
+    lt_set(db, "after", "the batch");
+    kvs_db_close(db);
+    db = lt_open(dir, &opts);
+    cr_assert_eq(applied_prefix(db, ops, N), prefix);
+    lt_expect(db, "before", "the batch");
+    lt_expect(db, "after", "the batch");
+    cr_assert_eq(kvs_db_write(db, ops, N), 0);
+    cr_assert_eq(applied_prefix(db, ops, N), N);
+    kvs_db_close(db);
+}
+
+Test(log_fsync, batch_failed_first_write_applies_nothing)
+{
+    failed_write_in_batch(KVS_FSYNC_ALWAYS, 1);
+    lt_rmrf(dir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    failed_write_in_batch(KVS_FSYNC_NO, 1);
+}
+
+Test(log_fsync, batch_failed_later_write_leaves_a_prefix)
+{
+    for (unsigned long nth = 2; nth <= 5; nth++) {
+        failed_write_in_batch(nth % 2 ? KVS_FSYNC_ALWAYS : KVS_FSYNC_NO, nth);
+        lt_rmrf(dir);
+        cr_assert_eq(mkdir(dir, 0755), 0);
+    }
+}
+
+/* A remove of a key that is nowhere writes nothing, also in a batch. */
+Test(log_fsync, remove_of_missing_key_writes_nothing)
+{
+    opts.fsync = KVS_FSYNC_ALWAYS;
+    kvs_db *db = lt_open(dir, &opts);
+    lt_set(db, "present", "yes");
+    kvs_stats before, after;
+    kvs_db_stats(db, &before);
+    cr_assert_eq(kvs_db_remove(db, kvs_slice_str("absent")), KVS_ENOTFOUND);
+    kvs_op op = {KVS_OP_REMOVE, kvs_slice_str("absent"), {0}, -1};
+    cr_assert_eq(kvs_db_write(db, &op, 1), 0);
+    cr_assert_eq(op.result, KVS_ENOTFOUND);
+    kvs_db_stats(db, &after);
+    cr_assert_eq(after.disk_bytes, before.disk_bytes);
     kvs_db_close(db);
 }

@@ -19,6 +19,8 @@ static const struct {
     {"readers_beside_writer", lt_scn_readers_beside_writer},
     {"compaction_beside_workers", lt_scn_compaction_beside_workers},
     {"directory_stops_growing", lt_scn_directory_stops_growing},
+    {"group_commit", lt_scn_group_commit},
+    {"group_commit_failure", lt_scn_group_commit_failure},
 };
 
 int main(void)

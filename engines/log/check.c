@@ -1,0 +1,611 @@
+/* kvs-check: verification and salvage of a data directory; see check.h. */
+#include "check.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hint.h"
+#include "kvs/engine.h"
+#include "record.h"
+#include "segment.h"
+
+/* ---- the live keys, replayed as an open would ---- */
+
+struct knode {
+    struct knode *next;
+    uint64_t hash;
+    const unsigned char *key; /* into a segment's mapping */
+    uint32_t klen;
+};
+
+struct ktab {
+    struct knode **b;
+    size_t nb; /* a power of two, or 0 */
+    size_t n;
+};
+
+static void ktab_clear(struct ktab *t)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        struct knode *k = t->b[i];
+        while (k) {
+            struct knode *next = k->next;
+            free(k);
+            k = next;
+        }
+        t->b[i] = NULL;
+    }
+    t->n = 0;
+}
+
+static void ktab_free(struct ktab *t)
+{
+    ktab_clear(t);
+    free(t->b);
+    t->b = NULL;
+    t->nb = 0;
+}
+
+static struct knode **ktab_slot(struct ktab *t, uint64_t hash, const void *key, uint32_t klen)
+{
+    struct knode **p = &t->b[hash & (t->nb - 1)];
+    for (; *p; p = &(*p)->next) {
+        if ((*p)->hash == hash && (*p)->klen == klen && memcmp((*p)->key, key, klen) == 0)
+            break;
+    }
+    return p;
+}
+
+static int ktab_grow(struct ktab *t)
+{
+    size_t nb = t->nb ? t->nb * 2 : 1024;
+    struct knode **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return KVS_ENOMEM;
+    for (size_t i = 0; i < t->nb; i++) {
+        struct knode *k = t->b[i];
+        while (k) {
+            struct knode *next = k->next;
+            k->next = b[k->hash & (nb - 1)];
+            b[k->hash & (nb - 1)] = k;
+            k = next;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->nb = nb;
+    return 0;
+}
+
+static int ktab_put(struct ktab *t, const unsigned char *key, uint32_t klen)
+{
+    if (t->n >= t->nb && ktab_grow(t) != 0)
+        return KVS_ENOMEM;
+    uint64_t hash = log_key_hash(key, klen);
+    struct knode **p = ktab_slot(t, hash, key, klen);
+    if (*p)
+        return 0;
+    struct knode *k = malloc(sizeof(*k));
+    if (!k)
+        return KVS_ENOMEM;
+    *k = (struct knode){NULL, hash, key, klen};
+    *p = k;
+    t->n++;
+    return 0;
+}
+
+static void ktab_del(struct ktab *t, const unsigned char *key, uint32_t klen)
+{
+    if (t->nb == 0)
+        return;
+    struct knode **p = ktab_slot(t, log_key_hash(key, klen), key, klen);
+    if (*p) {
+        struct knode *k = *p;
+        *p = k->next;
+        free(k);
+        t->n--;
+    }
+}
+
+/* ---- the directory ---- */
+
+struct cseg {
+    uint64_t id;
+    unsigned sub;
+    bool hint;
+    const unsigned char *map; /* size bytes, or NULL when empty */
+    uint64_t size;
+};
+
+/* Where a record starts, for checking a hint against its segment. */
+struct crec {
+    uint64_t off, len, hash;
+    unsigned type;
+};
+
+struct ctx {
+    const char *dir;
+    int dir_fd;
+    FILE *out;
+    struct kvs_check_report *r;
+    kvs_db *repair;
+    struct ktab keys;
+    struct cseg *segs;
+    size_t nsegs, segs_cap;
+    struct crec *recs; /* of the segment being scanned, when it has a hint */
+    size_t nrecs, recs_cap;
+    char *why;
+};
+
+static int by_id_sub(const void *a, const void *b)
+{
+    const struct cseg *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->sub < y->sub ? -1 : x->sub > y->sub;
+}
+
+static struct cseg *find_seg(struct ctx *c, uint64_t id, unsigned sub)
+{
+    struct cseg key = {.id = id, .sub = sub};
+    return c->nsegs ? bsearch(&key, c->segs, c->nsegs, sizeof(key), by_id_sub) : NULL;
+}
+
+static int add_seg(struct ctx *c, uint64_t id, unsigned sub)
+{
+    if (c->nsegs == c->segs_cap) {
+        size_t cap = c->segs_cap ? c->segs_cap * 2 : 64;
+        struct cseg *p = realloc(c->segs, cap * sizeof(*p));
+        if (!p)
+            return KVS_ENOMEM;
+        c->segs = p;
+        c->segs_cap = cap;
+    }
+    c->segs[c->nsegs++] = (struct cseg){.id = id, .sub = sub};
+    return 0;
+}
+
+/* Collect the segments; report leftovers of interrupted compactions. */
+static int list_dir(struct ctx *c)
+{
+    int fd = dup(c->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        kvs__why(c->why, "cannot list %s: %s", c->dir, strerror(errno));
+        return KVS_EIO;
+    }
+    struct cseg *hints = NULL;
+    size_t nhints = 0, hints_cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        uint64_t id;
+        unsigned sub;
+        enum log_file_kind kind;
+        if (de->d_name[0] == '.' || strcmp(de->d_name, "ENGINE") == 0)
+            continue;
+        if (!log_file_parse(de->d_name, &id, &sub, &kind)) {
+            fprintf(c->out, "ignored: %s/%s (not a file of the kvs engine)\n", c->dir, de->d_name);
+            continue;
+        }
+        if (kind == LOG_FILE_SEG) {
+            rc = add_seg(c, id, sub);
+        } else if (kind == LOG_FILE_HINT) {
+            if (nhints == hints_cap) {
+                hints_cap = hints_cap ? hints_cap * 2 : 16;
+                void *p = realloc(hints, hints_cap * sizeof(*hints));
+                if (!p) {
+                    rc = KVS_ENOMEM;
+                    break;
+                }
+                hints = p;
+            }
+            hints[nhints++] = (struct cseg){.id = id, .sub = sub};
+        } else {
+            fprintf(c->out, "leftover: %s/%s (an interrupted compaction's; open deletes it)\n",
+                    c->dir, de->d_name);
+            c->r->leftovers++;
+        }
+    }
+    closedir(d);
+    if (rc == 0 && c->nsegs)
+        qsort(c->segs, c->nsegs, sizeof(c->segs[0]), by_id_sub);
+    for (size_t i = 0; rc == 0 && i < nhints; i++) {
+        struct cseg *s = find_seg(c, hints[i].id, hints[i].sub);
+        if (s) {
+            s->hint = true;
+        } else {
+            char name[LOG_SEG_NAME_LEN];
+            log_file_name(name, hints[i].id, hints[i].sub, LOG_FILE_HINT);
+            fprintf(c->out, "leftover: %s/%s (hint of a missing segment; open deletes it)\n",
+                    c->dir, name);
+            c->r->leftovers++;
+        }
+    }
+    free(hints);
+    if (rc != 0)
+        kvs__why(c->why, "out of memory listing %s", c->dir);
+    return rc;
+}
+
+static int map_seg(struct ctx *c, struct cseg *s, const char *name)
+{
+    int fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        kvs__why(c->why, "cannot open %s/%s: %s", c->dir, name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return KVS_EIO;
+    }
+    s->size = (uint64_t)st.st_size;
+    if (s->size) {
+        void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            kvs__why(c->why, "cannot map %s/%s: %s", c->dir, name, strerror(errno));
+            close(fd);
+            return KVS_EIO;
+        }
+        s->map = p;
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- records ---- */
+
+static int apply(struct ctx *c, const struct log_rec *rec)
+{
+    struct kvs_check_report *r = c->r;
+    kvs_slice key = kvs_slice_of(rec->key, rec->klen);
+    int rc = 0;
+    r->records++;
+    r->record_bytes += rec->len;
+    switch (rec->type) {
+    case LOG_REC_PUT:
+        r->puts++;
+        rc = ktab_put(&c->keys, rec->key, rec->klen);
+        if (rc == 0 && c->repair)
+            rc = kvs_db_set(c->repair, key, kvs_slice_of(rec->val, rec->vlen));
+        break;
+    case LOG_REC_DEL:
+        r->dels++;
+        ktab_del(&c->keys, rec->key, rec->klen);
+        if (c->repair) {
+            rc = kvs_db_remove(c->repair, key);
+            if (rc == KVS_ENOTFOUND)
+                rc = 0;
+        }
+        break;
+    default:
+        r->clears++;
+        ktab_clear(&c->keys);
+        if (c->repair)
+            rc = kvs_db_clear(c->repair);
+        break;
+    }
+    if (rc != 0) {
+        kvs__why(c->why, "cannot salvage a record: %s", kvs_strerror(rc));
+        return rc;
+    }
+    if (c->repair)
+        r->salvaged++;
+    return 0;
+}
+
+static int note_rec(struct ctx *c, uint64_t off, const struct log_rec *rec)
+{
+    if (c->nrecs == c->recs_cap) {
+        size_t cap = c->recs_cap ? c->recs_cap * 2 : 256;
+        struct crec *p = realloc(c->recs, cap * sizeof(*p));
+        if (!p)
+            return KVS_ENOMEM;
+        c->recs = p;
+        c->recs_cap = cap;
+    }
+    c->recs[c->nrecs++] =
+        (struct crec){off, rec->len, log_key_hash(rec->key, rec->klen), rec->type};
+    return 0;
+}
+
+/* The first offset at or after from where a valid record starts, or size. */
+static uint64_t next_valid(const struct cseg *s, uint64_t from)
+{
+    for (uint64_t at = from; at < s->size; at++) {
+        struct log_rec rec;
+        if (log_rec_decode(s->map + at, s->size - at, &rec) == LOG_REC_OK)
+            return at;
+    }
+    return s->size;
+}
+
+/* Scan the records of s from its header on. */
+static int scan_seg(struct ctx *c, const struct cseg *s, const char *name, bool newest)
+{
+    uint64_t off = LOG_SEG_HDR;
+    c->nrecs = 0;
+    while (off < s->size) {
+        struct log_rec rec;
+        enum log_rec_status st = log_rec_decode(s->map + off, s->size - off, &rec);
+        if (st == LOG_REC_OK) {
+            int rc = apply(c, &rec);
+            if (rc == 0 && s->hint)
+                rc = note_rec(c, off, &rec);
+            if (rc != 0)
+                return rc;
+            off += rec.len;
+            continue;
+        }
+        uint64_t next = next_valid(s, off + 1);
+        if (next == s->size && newest) {
+            fprintf(c->out,
+                    "torn tail: %s/%s at offset %" PRIu64 " (%s, %" PRIu64
+                    " bytes; open cuts it off)\n",
+                    c->dir, name, off, log_rec_status_str(st), s->size - off);
+            c->r->torn++;
+        } else if (next == s->size) {
+            fprintf(c->out,
+                    "corrupt record: %s/%s at offset %" PRIu64 " (%s; %" PRIu64
+                    " bytes to the end of a sealed segment)\n",
+                    c->dir, name, off, log_rec_status_str(st), s->size - off);
+            c->r->corrupt++;
+            c->r->corrupt_bytes += s->size - off;
+        } else {
+            fprintf(c->out,
+                    "corrupt record: %s/%s at offset %" PRIu64 " (%s; %" PRIu64
+                    " bytes skipped to the next valid record at offset %" PRIu64 ")\n",
+                    c->dir, name, off, log_rec_status_str(st), next - off, next);
+            c->r->corrupt++;
+            c->r->corrupt_bytes += next - off;
+        }
+        off = next;
+    }
+    return 0;
+}
+
+static int by_off(const void *a, const void *b)
+{
+    const struct crec *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static void bad_hint(struct ctx *c, const char *name, const char *what)
+{
+    fprintf(c->out, "bad hint: %s/%s (%s; open scans its segment instead)\n", c->dir, name, what);
+    c->r->bad_hints++;
+}
+
+/* Check the hint of s against the records scan_seg() found in it. */
+static void check_hint(struct ctx *c, const struct cseg *s)
+{
+    char name[LOG_SEG_NAME_LEN];
+    log_file_name(name, s->id, s->sub, LOG_FILE_HINT);
+    unsigned char *data;
+    size_t len;
+    c->r->hints++;
+    if (log_hint_read(c->dir_fd, name, &data, &len) != 0) {
+        bad_hint(c, name, "unreadable");
+        return;
+    }
+    struct log_hint_view view;
+    const char *what = log_hint_parse(data, len, s->id, s->sub, s->size, &view);
+    if (what) {
+        bad_hint(c, name, what);
+        goto out_free;
+    }
+    char msg[128];
+    for (size_t i = 0; i < view.n; i++) {
+        uint64_t hash;
+        uint32_t off, rlen;
+        log_hint_entry(&view, i, &hash, &off, &rlen);
+        struct crec key = {.off = off};
+        const struct crec *rec = bsearch(&key, c->recs, c->nrecs, sizeof(key), by_off);
+        if (!rec || rec->len != rlen || rec->type != LOG_REC_PUT || rec->hash != hash) {
+            snprintf(msg, sizeof(msg),
+                     "entry %zu (offset %" PRIu32 ") is not a valid put of a key with its hash", i,
+                     off);
+            bad_hint(c, name, msg);
+            goto out_free;
+        }
+        c->r->hint_entries++;
+    }
+    if (view.n != c->nrecs) {
+        snprintf(msg, sizeof(msg), "lists %zu records, its segment holds %zu", view.n, c->nrecs);
+        bad_hint(c, name, msg);
+    }
+out_free:
+    free(data);
+}
+
+static int check_seg(struct ctx *c, struct cseg *s, bool newest)
+{
+    char name[LOG_SEG_NAME_LEN];
+    log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
+    int rc = map_seg(c, s, name);
+    if (rc != 0)
+        return rc;
+    c->r->segments++;
+    const char *what;
+    if (log_seg_head_check(s->map, s->size, s->id, s->sub, &what) != 0) {
+        bool zeros = true;
+        for (uint64_t i = 0; i < s->size && zeros; i++)
+            zeros = s->map[i] == 0;
+        if (newest && zeros) {
+            fprintf(c->out, "torn tail: %s/%s at offset 0 (%s; open deletes the file)\n", c->dir,
+                    name, s->size ? "only zeros" : "empty");
+            c->r->torn++;
+            return 0;
+        }
+        fprintf(c->out, "corrupt header: %s/%s at offset 0 (%s)\n", c->dir, name, what);
+        c->r->corrupt++;
+        if (s->size <= LOG_SEG_HDR)
+            return 0;
+    }
+    rc = scan_seg(c, s, name, newest);
+    if (rc == 0 && s->hint) {
+        if (s->sub == 0)
+            fprintf(c->out, "ignored: %s/%s.hint (a write-path segment; open scans it)\n", c->dir,
+                    name);
+        else
+            check_hint(c, s);
+    }
+    return rc;
+}
+
+static void summary_kvs(struct ctx *c)
+{
+    struct kvs_check_report *r = c->r;
+    fprintf(c->out, "verified: ENGINE record, segment headers, every record's header check and "
+                    "checksum, hints against their segments\n");
+    fprintf(c->out,
+            "segments: %" PRIu64 ", records: %" PRIu64 " (%" PRIu64 " puts, %" PRIu64
+            " removes, %" PRIu64 " clears, %" PRIu64 " bytes)\n",
+            r->segments, r->records, r->puts, r->dels, r->clears, r->record_bytes);
+    fprintf(c->out, "hints: %" PRIu64 " checked, %" PRIu64 " entries verified, %" PRIu64 " bad\n",
+            r->hints, r->hint_entries, r->bad_hints);
+    fprintf(c->out, "live keys: %" PRIu64 "\n", r->live_keys);
+    fprintf(c->out,
+            "torn tails: %" PRIu64 ", corrupt: %" PRIu64 " (%" PRIu64 " bytes), leftovers: %" PRIu64
+            "\n",
+            r->torn, r->corrupt, r->corrupt_bytes, r->leftovers);
+}
+
+static int check_kvs(struct ctx *c)
+{
+    int rc = list_dir(c);
+    for (size_t i = 0; rc == 0 && i < c->nsegs; i++)
+        rc = check_seg(c, &c->segs[i], i + 1 == c->nsegs);
+    c->r->live_keys = c->keys.n;
+    c->r->problems += c->r->torn + c->r->corrupt + c->r->bad_hints;
+    if (rc == 0)
+        summary_kvs(c);
+    return rc;
+}
+
+/* ---- the repair directory ---- */
+
+int kvs__check_repair_open(const char *dir, const char *repair_dir, const char *engine,
+                           kvs_db **dbp, char *why)
+{
+    if (mkdir(repair_dir, 0755) != 0) {
+        if (errno != EEXIST) {
+            kvs__why(why, "cannot create %s: %s", repair_dir, strerror(errno));
+            return kvs_err_from_errno(errno);
+        }
+        DIR *d = opendir(repair_dir);
+        if (!d) {
+            kvs__why(why, "cannot list %s: %s", repair_dir, strerror(errno));
+            return kvs_err_from_errno(errno);
+        }
+        struct dirent *de;
+        bool empty = true;
+        while (empty && (de = readdir(d)) != NULL)
+            empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+        closedir(d);
+        if (!empty) {
+            kvs__why(why, "repair directory %s is not empty: it must be new", repair_dir);
+            return KVS_EINVAL;
+        }
+    }
+    struct stat a, b;
+    if (stat(dir, &a) == 0 && stat(repair_dir, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino) {
+        kvs__why(why, "the repair directory must differ from %s", dir);
+        return KVS_EINVAL;
+    }
+    kvs_options o;
+    kvs_options_init(&o);
+    o.engine = engine;
+    o.fsync = KVS_FSYNC_NO; /* one sync at the end */
+    return kvs_db_open(repair_dir, &o, dbp, why);
+}
+
+static int finish_repair(kvs_db *db, const char *repair_dir, int rc, char *why)
+{
+    if (!db)
+        return rc;
+    int src = kvs_db_sync(db);
+    int crc = kvs_db_close(db);
+    if (rc == 0 && (src != 0 || crc != 0)) {
+        rc = src ? src : crc;
+        kvs__why(why, "cannot flush %s: %s", repair_dir, kvs_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- the entry point ---- */
+
+int kvs__check_dir(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
+                   char *why)
+{
+    memset(r, 0, sizeof(*r));
+    fprintf(out, "kvs-check %s\n", dir);
+    int rc = kvs_dir_engine(dir, r->engine, sizeof(r->engine));
+    if (rc == KVS_ENOTFOUND) {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            kvs__why(why, "%s is not a directory", dir);
+            return KVS_ENOTFOUND;
+        }
+        fprintf(out, "missing ENGINE record in %s (checking it as a kvs store)\n", dir);
+        r->problems++;
+        r->engine[0] = '\0';
+    } else if (rc != 0) {
+        kvs__why(why, "cannot read the ENGINE record of %s: %s", dir, kvs_strerror(rc));
+        return rc;
+    } else {
+        fprintf(out, "engine: %s\n", r->engine);
+    }
+    if (strcmp(r->engine, "lmdb") == 0)
+        return kvs__check_lmdb(dir, repair_dir, out, r, why);
+    if (r->engine[0] && strcmp(r->engine, "kvs") != 0) {
+        kvs__why(why, "%s: no checker for engine '%s'", dir, r->engine);
+        return KVS_ENOENGINE;
+    }
+
+    struct ctx c = {.dir = dir, .out = out, .r = r, .why = why};
+    c.dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (c.dir_fd < 0) {
+        kvs__why(why, "cannot open %s: %s", dir, strerror(errno));
+        return kvs_err_from_errno(errno);
+    }
+    /* The lock kvs_db_open() takes: no server may append while we read. */
+    if (flock(c.dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? KVS_ELOCKED : kvs_err_from_errno(errno);
+        kvs__why(why, "%s: %s", dir, kvs_strerror(rc));
+        goto out_close;
+    }
+    if (repair_dir) {
+        rc = kvs__check_repair_open(dir, repair_dir, "kvs", &c.repair, why);
+        if (rc != 0)
+            goto out_close;
+    }
+    rc = check_kvs(&c);
+    rc = finish_repair(c.repair, repair_dir, rc, why);
+    if (rc == 0 && repair_dir)
+        fprintf(out, "repaired into %s: %" PRIu64 " records salvaged, %" PRIu64 " live keys\n",
+                repair_dir, r->salvaged, r->live_keys);
+    for (size_t i = 0; i < c.nsegs; i++) {
+        if (c.segs[i].map)
+            munmap((void *)c.segs[i].map, c.segs[i].size);
+    }
+    free(c.segs);
+    free(c.recs);
+    ktab_free(&c.keys);
+out_close:
+    close(c.dir_fd);
+    if (rc == 0)
+        fprintf(out, "result: %s (%" PRIu64 " problems)\n", r->problems ? "PROBLEMS" : "clean",
+                r->problems);
+    return rc;
+}

@@ -1,0 +1,85 @@
+/*
+ * Clear (FLUSHDB) for the kvs engine: append a clear record to a fresh
+ * segment and sync it, then drop every older segment. Replay resets the
+ * index at a clear record, so every crash state is right: before the record
+ * is synced the old state stands (the clear was not acknowledged), after it
+ * the old segments replay to nothing whether or not they are gone yet. A
+ * segment holding a clear record is compacted only together with every
+ * older one (select.c), which drops the record.
+ */
+#include <stdlib.h>
+
+#include "compact.h"
+#include "engines/fileio.h"
+
+int log_clear(struct log_db *db)
+{
+    pthread_mutex_lock(&db->mlock);
+    pthread_mutex_lock(&db->wlock);
+    int rc = KVS_EREADONLY;
+    size_t nold = 0;
+    struct input *old = NULL;
+    struct log_table *fresh = NULL;
+    if (atomic_load(&db->readonly))
+        goto out_unlock;
+    /* Allocated first: once the clear record is on disk nothing may fail. */
+    rc = KVS_ENOMEM;
+    old = malloc((db->nsegs + 1) * sizeof(*old));
+    fresh = log_index_table_new();
+    if (!old || !fresh)
+        goto out_unlock;
+    /* Sealing makes the clear record start a new segment, and applies the
+       records waiting for an fsync under "always" first. */
+    rc = log_seal_locked(db);
+    uint64_t loc;
+    if (rc == 0)
+        rc = log_append_locked(db, LOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0),
+                               &loc);
+    if (rc == 0) {
+        rc = kvs__fdatasync(db->active->fd);
+        if (rc != 0) {
+            char name[LOG_SEG_NAME_LEN];
+            log_file_name(name, db->active->id, 0, LOG_FILE_SEG);
+            log_fsync_failed(db, rc, name);
+        } else {
+            db->dirty = false;
+            /* Nothing is queued after the seal: this only moves the durable
+               position past the clear record. */
+            log_durable_locked(db, db->lsn);
+        }
+    }
+    if (rc != 0)
+        goto out_unlock;
+    log_index_reset_locked(&db->index, fresh);
+    fresh = NULL;
+    /* Every segment but the new active one goes. */
+    for (size_t i = 0; i + 1 < db->nsegs; i++) {
+        struct log_seg *s = db->segs[i];
+        old[nold++] = (struct input){.id = s->id, .sub = s->sub, .hint_bytes = s->hint_bytes};
+        log_seg_retire(db, s);
+    }
+    db->segs[0] = db->active;
+    db->nsegs = 1;
+    db->seg_bytes = atomic_load(&db->active->size);
+    db->hint_bytes = 0;
+    db->keys = db->live_rec = 0;
+    db->active->live = 0;
+    db->active->has_clear = true;
+    db->seg_due = false;
+out_unlock:
+    pthread_mutex_unlock(&db->wlock);
+    if (rc == 0 && nold) {
+        rc = log_unlink_inputs(db, old, nold);
+        if (rc != 0) {
+            atomic_store(&db->readonly, true);
+            kvs__log(&db->opts,
+                     "kvs: cannot remove cleared segments from %s (%s); refusing writes until "
+                     "reopened",
+                     db->dir, kvs_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&db->mlock);
+    log_index_table_free(fresh);
+    free(old);
+    return rc;
+}

@@ -1,0 +1,255 @@
+/*
+ * Background compaction of the kvs engine is incremental (compact.c and
+ * select.c): only segments whose own stale share passed the threshold are
+ * rewritten, a few at a time, and a tombstone in such a segment is kept
+ * when an older segment that stays could still hold a put it hides, and
+ * dropped when its key was written again since.
+ *
+ * The stores are built with compaction off, then reopened with it on, so
+ * that which segments are due is known when the first write after the
+ * reopen wakes the background thread; the tests wait for its log line.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static char *dir;
+static kvs_options opts;
+
+static void setup(void)
+{
+    dir = lt_tmpdir_or_fail();
+    lt_opts(&opts);
+    opts.segment_max_bytes = 4096;
+    opts.compact_min_stale_ratio = 0.5;
+}
+
+static void teardown(void)
+{
+    lt_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(log_compact, .init = setup, .fini = teardown, .timeout = 60);
+
+static kvs_db *open_with_compaction(bool on)
+{
+    opts.compact_min_stale_bytes = on ? 1024 : UINT64_MAX;
+    return lt_open(dir, &opts);
+}
+
+/* A 100-byte value naming the key and a version. */
+static void value(char *out, const char *key, int ver)
+{
+    snprintf(out, 101, "%s version %d %*s", key, ver, 80, "");
+    out[100] = '\0';
+}
+
+static void set_ver(kvs_db *db, const char *key, int ver)
+{
+    char val[101];
+    value(val, key, ver);
+    lt_set(db, key, val);
+}
+
+static void expect_ver(kvs_db *db, const char *key, int ver)
+{
+    char val[101];
+    value(val, key, ver);
+    lt_expect(db, key, ver < 0 ? NULL : val);
+}
+
+/* A record that fills a fresh 4 KiB segment exactly, so that the next
+   record starts another. */
+static void fill_segment(kvs_db *db, const char *key)
+{
+    size_t len = 4096 - 32 - 24 - strlen(key);
+    char *val = malloc(len);
+    cr_assert_not_null(val);
+    memset(val, 'p', len);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str(key), kvs_slice_of(val, len)), 0);
+    free(val);
+}
+
+/* Compaction outputs (sub above 0) without a hint: the ones holding kept
+   tombstones. */
+static size_t tombstone_outputs(void)
+{
+    char logs[256][64], hints[256][64];
+    size_t nlog = lt_list(dir, ".log", logs, 256), nhint = lt_list(dir, ".hint", hints, 256);
+    size_t n = 0;
+    for (size_t i = 0; i < nlog; i++) {
+        if (strncmp(logs[i] + 15, "0000", 4) == 0)
+            continue;
+        char hint[64];
+        snprintf(hint, sizeof(hint), "%.19s.hint", logs[i]);
+        bool found = false;
+        for (size_t j = 0; j < nhint && !found; j++)
+            found = strcmp(hints[j], hint) == 0;
+        n += !found;
+    }
+    return n;
+}
+
+/*
+ * Old segments hold puts of a0..a299 and, one in ten records, d0..d29;
+ * a later segment holds the tombstones of d0..d29 and puts of f0..f24,
+ * all overwritten after. Only that segment is due: compacting it alone
+ * must keep the tombstones, or the old puts of d* would come back.
+ */
+static void build_removals(kvs_db *db, bool set_again)
+{
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "a%03d", i);
+        set_ver(db, key, 1);
+        if (i % 10 == 0) {
+            snprintf(key, sizeof(key), "d%02d", i / 10);
+            set_ver(db, key, 1);
+        }
+    }
+    fill_segment(db, "p");
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "d%02d", i);
+        cr_assert_eq(kvs_db_remove(db, kvs_slice_str(key)), 0);
+    }
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof(key), "f%02d", i);
+        set_ver(db, key, 1);
+    }
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof(key), "f%02d", i);
+        set_ver(db, key, 2);
+    }
+    for (int i = 0; set_again && i < 30; i++) {
+        snprintf(key, sizeof(key), "d%02d", i);
+        set_ver(db, key, 3);
+    }
+}
+
+static void check_removals(kvs_db *db, bool set_again)
+{
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "a%03d", i);
+        expect_ver(db, key, 1);
+    }
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "d%02d", i);
+        expect_ver(db, key, set_again ? 3 : -1);
+    }
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof(key), "f%02d", i);
+        expect_ver(db, key, 2);
+    }
+}
+
+/* Reopen with compaction on and wake it with one write; wait for it. */
+static kvs_db *compact_in_background(void)
+{
+    lt_log_clear();
+    kvs_db *db = open_with_compaction(true);
+    lt_set(db, "wake", "up");
+    cr_assert(lt_log_wait("kvs: compacted", 20), "no compaction: %s", lt_log_text());
+    return db;
+}
+
+Test(log_compact, kept_tombstones_hide_older_puts)
+{
+    kvs_db *db = open_with_compaction(false);
+    build_removals(db, false);
+    check_removals(db, false);
+    kvs_db_close(db);
+
+    db = compact_in_background();
+    check_removals(db, false);
+    cr_assert_eq(kvs_db_close(db), 0);
+    cr_assert_eq(tombstone_outputs(), 1, "the tombstones were not kept apart");
+    char first[512];
+    lt_path(first, sizeof(first), dir, "seg-0000000001-0000.log");
+    cr_assert_eq(access(first, F_OK), 0, "an old segment that was not due got compacted");
+
+    db = lt_open(dir, &opts);
+    check_removals(db, false);
+    /* Compacting everything drops the kept tombstones with the old puts. */
+    cr_assert_eq(kvs_db_compact(db), 0);
+    check_removals(db, false);
+    kvs_stats st;
+    kvs_db_stats(db, &st);
+    cr_assert_eq(st.stale_bytes, 0);
+    kvs_db_close(db);
+    cr_assert_eq(tombstone_outputs(), 0);
+    db = lt_open(dir, &opts);
+    check_removals(db, false);
+    kvs_db_close(db);
+}
+
+Test(log_compact, tombstones_of_keys_set_again_are_dropped)
+{
+    kvs_db *db = open_with_compaction(false);
+    build_removals(db, true);
+    kvs_db_close(db);
+
+    db = compact_in_background();
+    check_removals(db, true);
+    kvs_db_close(db);
+    cr_assert_eq(tombstone_outputs(), 0, "tombstones of live keys were kept");
+    db = lt_open(dir, &opts);
+    check_removals(db, true);
+    kvs_db_close(db);
+}
+
+/* Cold keys in old segments, hot keys rewritten over and over: compaction
+   rewrites the hot segments only, and the directory stays small. */
+Test(log_compact, cold_segments_stay_put)
+{
+    kvs_db *db = open_with_compaction(true);
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "c%03d", i);
+        set_ver(db, key, 1);
+    }
+    fill_segment(db, "p");
+    for (int round = 1; round <= 100; round++) {
+        for (int i = 0; i < 30; i++) {
+            snprintf(key, sizeof(key), "h%02d", i);
+            set_ver(db, key, round);
+        }
+    }
+    /* 300 + 30 keys of about 128 bytes and a 4 KiB record: without
+       compaction the hot keys alone would have written 380 KiB. The
+       background thread may still be catching up: wait for it. */
+    kvs_stats st;
+    uint64_t bytes = 0;
+    for (int tries = 0; tries < 2000; tries++) {
+        kvs_db_stats(db, &st);
+        bytes = lt_dir_bytes(dir);
+        if (st.compactions >= 5 && bytes < 3 * (st.live_bytes + 4096))
+            break;
+        usleep(10000);
+    }
+    cr_assert_geq(st.compactions, 5);
+    cr_assert_lt(bytes, 3 * (st.live_bytes + 4096), "directory: %llu bytes for %llu live",
+                 (unsigned long long)bytes, (unsigned long long)st.live_bytes);
+    kvs_db_close(db);
+    for (int i = 1; i <= 9; i += 2) {
+        char name[64], path[512];
+        snprintf(name, sizeof(name), "seg-%010d-0000.log", i);
+        lt_path(path, sizeof(path), dir, name);
+        cr_assert_eq(access(path, F_OK), 0, "cold segment %s was compacted", name);
+    }
+    db = lt_open(dir, &opts);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "c%03d", i);
+        expect_ver(db, key, 1);
+    }
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "h%02d", i);
+        expect_ver(db, key, 100);
+    }
+    kvs_db_close(db);
+}
