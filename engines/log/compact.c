@@ -266,12 +266,57 @@ static int copy_tombstones(struct compaction *c)
     return rc;
 }
 
+/* Does the index point at exactly this location? (Equal locations name
+   one record, so no key comparison is needed.) */
+static int same_loc(void *ctx, uint64_t loc)
+{
+    return loc == *(const uint64_t *)ctx;
+}
+
+/* Copy the live records of the inputs by reading the inputs: a probe of
+   the index per record. */
+static int scan_live(struct compaction *c)
+{
+    struct log_db *db = c->db;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nin; i++) {
+        const struct log_seg *s = c->in[i].seg;
+        uint64_t size = atomic_load(&s->size);
+        unsigned token = log_epoch_enter(&db->epoch);
+        for (uint64_t off = LOG_SEG_HDR; rc == 0 && off < size;) {
+            struct log_rec rec;
+            enum log_rec_status st = log_rec_head(s->map + off, size - off, &rec);
+            if (st != LOG_REC_OK) {
+                rc = corrupt(c, s, off, st);
+                break;
+            }
+            uint64_t at = off;
+            off += rec.len;
+            if (rec.type != LOG_REC_PUT)
+                continue;
+            uint64_t loc = log_loc(s->sno, (uint32_t)at), found;
+            uint64_t hash = log_key_hash(rec.key, rec.klen);
+            rc = log_index_find(log_index_table(&db->index), hash, same_loc, &loc, &found);
+            if (rc <= 0)
+                continue; /* not live (rc 0), or cannot happen (same_loc never fails) */
+            st = log_rec_decode(s->map + at, size - at, &rec);
+            rc = st == LOG_REC_OK ? copy_record(c, hash, loc, &rec) : corrupt(c, s, at, st);
+        }
+        log_epoch_exit(&db->epoch, token);
+        if (rc == 0 && atomic_load(&db->closing))
+            rc = KVS_ECLOSED;
+    }
+    if (rc == 0)
+        rc = flush(c);
+    return rc;
+}
+
 /*
  * Walk the index and copy every live record that sits in an input. Runs
  * beside readers and writers: the table is read inside an epoch section,
  * and inputs cannot go away (see copy_tombstones).
  */
-static int copy_live(struct compaction *c)
+static int walk_live(struct compaction *c)
 {
     struct log_db *db = c->db;
     unsigned token = log_epoch_enter(&db->epoch);
@@ -305,6 +350,28 @@ static int copy_live(struct compaction *c)
     if (rc == 0)
         rc = flush(c);
     return rc;
+}
+
+/*
+ * Copy every live record of the inputs, in the cheaper of two ways:
+ * reading the inputs costs a probe of the index per record in them,
+ * walking the index a look at every slot. A step of a background
+ * compaction usually has far fewer records than the index has slots; a
+ * full compaction reads everything anyway.
+ */
+static int copy_live(struct compaction *c)
+{
+    struct log_db *db = c->db;
+    uint64_t in_bytes = 0;
+    for (size_t i = 0; i < c->nin; i++)
+        in_bytes += c->in[i].size;
+    pthread_mutex_lock(&db->wlock);
+    uint64_t rec_len = db->keys ? db->live_rec / db->keys : LOG_REC_HDR;
+    uint64_t slots = log_index_table(&db->index)->mask + 1;
+    pthread_mutex_unlock(&db->wlock);
+    /* A probe costs about as much as looking at 8 slots in a row. */
+    bool scan = in_bytes / (rec_len ? rec_len : 1) * 8 < slots;
+    return scan ? scan_live(c) : walk_live(c);
 }
 
 /* fsync every output and write its hint, all still as .tmp files. */
@@ -364,9 +431,8 @@ static int rename_outputs(struct compaction *c)
     return rc;
 }
 
-/* Swap each written .tmp segment for the renamed file, mapped (pages
-   populated, so that the first reads after the switch do not fault them
-   in) and registered so that index locations can point into it. */
+/* Swap each written .tmp segment for the renamed file, mapped and
+   registered so that index locations can point into it. */
 static int map_outputs(struct compaction *c)
 {
     for (size_t i = 0; i < c->nout; i++) {
@@ -380,7 +446,6 @@ static int map_outputs(struct compaction *c)
         }
         if (rc != 0)
             return rc;
-        log_seg_populate(s);
         s->hint_bytes = o->tombs ? 0 : o->hint.len;
         s->pinned = s->dels = o->pinned;
         atomic_store(&s->synced, true);
@@ -535,8 +600,8 @@ static uint64_t ms_since(const struct timespec *t0)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
-           (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000000);
+    int64_t ns = (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
+    return ns > 0 ? (uint64_t)ns / 1000000 : 0;
 }
 
 /* Run one compaction of the inputs select.c chooses. Returns 0, 1 when

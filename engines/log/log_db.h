@@ -3,16 +3,18 @@
  *
  * The engine is split by concern: log_engine.c (the vtable, opening and
  * the read path), write.c (the write path and group commit), recovery.c
- * (open: replaying segments and hints), compact.c (compaction and clear),
- * background.c (the thread that fsyncs, compacts and reclaims), with
- * record, segment, hint, index and epoch below them. Locks, in the order
+ * (open: replaying segments and hints), compact.c (compaction), select.c
+ * (what to compact, and when), clear.c, background.c (the thread that
+ * fsyncs, compacts and reclaims), with record, segment, hint, index and
+ * epoch below them; check.c is the offline checker. Locks, in the order
  * they are taken:
  *
  *   mlock     serialises compaction and clear (long-running maintenance)
  *   wlock     serialises writers: appends, index changes, the segment list,
  *             the queue of records waiting for their fsync, and the
- *             counters of struct log_db
- *   sync_lock the group commit's state (durable, sync_err, syncing)
+ *             counters of struct log_db and of each segment
+ *   sync_lock the group commit's state (durable, sync_err, syncing, the
+ *             waiting writers)
  *   epoch.lock, sno_lock, bg_lock   leaf locks held only briefly
  *
  * Readers (get) take none of them.

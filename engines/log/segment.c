@@ -188,23 +188,6 @@ int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out)
     return 0;
 }
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14 */
-#endif
-
-void log_seg_populate(struct log_seg *s)
-{
-    uint64_t size = atomic_load(&s->size);
-    if (!s->map || size == 0 || madvise((void *)s->map, size, MADV_POPULATE_READ) == 0)
-        return;
-    /* An older kernel: touch a byte of every page. */
-    volatile unsigned char sink = 0;
-    long page = sysconf(_SC_PAGESIZE);
-    for (uint64_t off = 0; off < size; off += (uint64_t)(page > 0 ? page : 4096))
-        sink ^= s->map[off];
-    (void)sink;
-}
-
 int log_seg_truncate(struct log_seg *s, uint64_t size)
 {
     int rc = kvs__ftruncate(s->fd, (off_t)size);

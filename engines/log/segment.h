@@ -98,10 +98,6 @@ int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kin
  */
 int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out);
 
-/* Fault the pages of the mapping in, so that the first reads of a
-   segment just written do not have to; best effort. */
-void log_seg_populate(struct log_seg *s);
-
 /* Cut the file to size bytes and sync it; the mapping stays as it is. */
 int log_seg_truncate(struct log_seg *s, uint64_t size);
 

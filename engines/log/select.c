@@ -11,13 +11,14 @@
  * the store's stale bytes are at most compact_min_stale_bytes.
  *
  * A background compaction takes due segments oldest first until their live
- * bytes reach one segment (seg_max): each run is short, and the room it
- * needs beside its inputs (its outputs, until the inputs are deleted) is
- * about one segment. Under sustained overwrites a segment is rewritten
- * when about half of it is stale (with the default ratio), so the stale
- * share of the whole store stays below one half, where a compaction of
- * everything at once needed the inputs, the outputs and whatever was
- * written meanwhile side by side (tests/log measures the directory).
+ * bytes reach one segment: each run is short, and the room it needs beside
+ * its inputs (its outputs, until the inputs are deleted) is about one
+ * segment. When compaction has fallen behind (a fast writer, a loaded
+ * machine), a run takes up to half of the live bytes of all due segments,
+ * so that its fixed cost, a few fsyncs, is spread over more. Under sustained overwrites a segment
+ * is rewritten when about half of it is stale (with the default ratio), so the stale share of the
+ * whole store stays below one half, where a compaction of everything at once needed the inputs, the
+ * outputs and whatever was written meanwhile side by side (tests/log measures the directory).
  *
  * Walking from the oldest segment, an input is "covered" while every
  * segment before it is an input too. Compacting a covered segment drops its
@@ -84,6 +85,20 @@ void log_select_done_locked(struct log_db *db)
     }
 }
 
+/* Live bytes a background step copies at most: one segment's worth, or
+   half of what all due segments hold when compaction has fallen behind,
+   so that the fixed cost of a step (its fsyncs) is spread over more. */
+static uint64_t step_budget_locked(const struct log_db *db)
+{
+    uint64_t due = 0;
+    for (size_t i = 0; i < db->nsegs && db->segs[i] != db->active; i++) {
+        if (stale_enough(db, db->segs[i], false))
+            due += db->segs[i]->live;
+    }
+    uint64_t target = log_seg_target_locked(db);
+    return due / 2 > target ? due / 2 : target;
+}
+
 /* Name the outputs: (gap, gap_sub + 1), ... with gap the free id below the
    active segment, or below the next one. */
 static int name_outputs_locked(struct compaction *c)
@@ -124,6 +139,7 @@ int log_select_locked(struct compaction *c, bool full)
     c->in = malloc((db->nsegs + 1) * sizeof(c->in[0]));
     if (!c->in)
         return KVS_ENOMEM;
+    uint64_t budget = step_budget_locked(db);
     bool covered = true;
     uint64_t live = 0;
     for (size_t i = 0; i < db->nsegs; i++) {
@@ -137,7 +153,7 @@ int log_select_locked(struct compaction *c, bool full)
             covered = false;
             continue;
         }
-        if (!full && c->nin > 0 && live + s->live > log_seg_target_locked(db))
+        if (!full && c->nin > 0 && live + s->live > budget)
             break;
         s->input = true;
         live += s->live;
