@@ -59,10 +59,13 @@ typedef struct kvs_options {
     /* Engine to open with; NULL: the directory's recorded engine, else "kvs". */
     const char *engine;
     kvs_fsync fsync;
-    /* Compaction starts when stale bytes exceed both of these. */
+    /* Compaction runs when the store's stale bytes exceed the minimum, and
+       rewrites the sealed segments whose own stale share exceeds the ratio,
+       oldest first, so the directory stays within about twice the live data. */
     uint64_t compact_min_stale_bytes; /* default 1 MiB */
-    double compact_min_stale_ratio;   /* stale / disk bytes; default 0.5 */
-    /* Size at which the kvs engine seals a segment; default 64 MiB. */
+    double compact_min_stale_ratio;   /* stale / bytes of a segment; default 0.5 */
+    /* Largest segment of the kvs engine, default 64 MiB; segments are sealed
+       earlier, at about an eighth of the live data (at least 4 MiB). */
     uint64_t segment_max_bytes;
     /* Log one line per notable event (a cut torn tail, a compaction);
        NULL logs nothing. Called from any thread. */
