@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "contract/scenarios.h"
-#include "contract/testdir.h"
 #include "kvs/kvs.h"
+#include "support/tmpdir.h"
 
 struct engine_param {
     char name[32];
@@ -40,13 +40,13 @@ static struct criterion_test_params engine_params(void)
 }
 
 /* Per-test state; every test runs in its own process. */
-static char dir[256];
+static char dir[PATH_MAX];
 static const char *engine = "?";
 static kvs_db *db;
 
 static void setup(void)
 {
-    cr_assert_not_null(kvs_test_mkdtemp(dir, sizeof(dir), "contract"), "mkdtemp failed");
+    cr_assert_eq(ts_tmpdir_make(dir), 0, "mkdtemp failed");
 }
 
 static void teardown(void)
@@ -54,7 +54,7 @@ static void teardown(void)
     kvs_db_close(db);
     db = NULL;
     if (dir[0])
-        kvs_test_rmtree(dir);
+        ts_tmpdir_remove(dir);
 }
 
 TestSuite(contract, .init = setup, .fini = teardown, .timeout = 120);

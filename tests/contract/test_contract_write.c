@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "contract/scenarios.h"
-#include "contract/testdir.h"
 #include "kvs/kvs.h"
+#include "support/tmpdir.h"
 
 /* One test case: an engine under a policy. */
 struct write_param {
@@ -45,14 +45,14 @@ static struct criterion_test_params write_params(void)
     return cr_make_param_array(struct write_param, p, p ? n : 0, free_params);
 }
 
-static char dir[256];
+static char dir[PATH_MAX];
 static const char *engine = "?";
 static kvs_fsync policy;
 static kvs_db *db;
 
 static void setup(void)
 {
-    cr_assert_not_null(kvs_test_mkdtemp(dir, sizeof(dir), "contract-write"), "mkdtemp failed");
+    cr_assert_eq(ts_tmpdir_make(dir), 0, "mkdtemp failed");
 }
 
 static void teardown(void)
@@ -60,7 +60,7 @@ static void teardown(void)
     kvs_db_close(db);
     db = NULL;
     if (dir[0])
-        kvs_test_rmtree(dir);
+        ts_tmpdir_remove(dir);
 }
 
 TestSuite(contract_write, .init = setup, .fini = teardown, .timeout = 120);

@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 #include "contract/scenarios.h"
-#include "contract/testdir.h"
 #include "engines/fileio.h"
 #include "engines/lmdb/lmdb_internal.h"
 #include "kvs/kvs.h"
+#include "support/tmpdir.h"
 
 #define MIB ((size_t)1 << 20)
 
-static char dir[256];
+static char dir[PATH_MAX];
 static kvs_db *db;
 
 /* Log lines arrive from any thread; the test waits on log_cond. */
@@ -46,7 +46,7 @@ static void on_log(void *ctx, const char *line)
 
 static void setup(void)
 {
-    cr_assert_not_null(kvs_test_mkdtemp(dir, sizeof(dir), "lmdb"), "mkdtemp failed");
+    cr_assert_eq(ts_tmpdir_make(dir), 0, "mkdtemp failed");
 }
 
 static void teardown(void)
@@ -55,7 +55,7 @@ static void teardown(void)
     db = NULL;
     kvs__fault_set(KVS__FAULT_FSYNC, 0, 0);
     if (dir[0])
-        kvs_test_rmtree(dir);
+        ts_tmpdir_remove(dir);
 }
 
 TestSuite(lmdb, .init = setup, .fini = teardown, .timeout = 120);

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "contract/scenarios.h"
-#include "contract/testdir.h"
 #include "kvs/kvs.h"
+#include "support/tmpdir.h"
 
 static int passed, failed;
 
@@ -68,8 +68,8 @@ static void close_engine(const char *engine, kvs_db *db)
    engine), then the same state after a reopen. */
 static void run_batches(const char *engine)
 {
-    char dir[256];
-    if (!kvs_test_mkdtemp(dir, sizeof(dir), "batches")) {
+    char dir[PATH_MAX];
+    if (ts_tmpdir_make(dir) != 0) {
         report(engine, "mkdtemp", false, "cannot create a directory under /tmp");
         return;
     }
@@ -83,13 +83,13 @@ static void run_batches(const char *engine)
         RUN("batches_after_reopen", kvs_scn_batches_visible(db, 16, 20, msg, sizeof(msg)));
         close_engine(engine, db);
     }
-    kvs_test_rmtree(dir);
+    ts_tmpdir_remove(dir);
 }
 
 static void run_engine(const char *engine)
 {
-    char dir[256];
-    if (!kvs_test_mkdtemp(dir, sizeof(dir), "threads")) {
+    char dir[PATH_MAX];
+    if (ts_tmpdir_make(dir) != 0) {
         report(engine, "mkdtemp", false, "cannot create a directory under /tmp");
         return;
     }
@@ -112,7 +112,7 @@ static void run_engine(const char *engine)
         if (rc != 0)
             report(engine, "close", false, kvs_err_name(rc));
     }
-    kvs_test_rmtree(dir);
+    ts_tmpdir_remove(dir);
     run_batches(engine);
 }
 

@@ -2,7 +2,6 @@
 #include "support.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -12,27 +11,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "support/tmpdir.h"
+
 char *lt_tmpdir(void)
 {
-    char *dir = strdup("/tmp/kvs-log-test-XXXXXX");
-    if (dir && !mkdtemp(dir)) {
+    char *dir = malloc(PATH_MAX);
+    if (dir && ts_tmpdir_make(dir) != 0) {
         free(dir);
         dir = NULL;
     }
     return dir;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 void lt_rmrf(const char *dir)
 {
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(dir);
 }
 
 uint64_t lt_dir_bytes(const char *dir)

@@ -19,17 +19,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "contract/testdir.h"
 #include "kvs/kvs.h"
+#include "support/tmpdir.h"
 
-static char root[256]; /* fresh per test, removed after */
-static char dir[300];  /* the data directory under test: root/data */
+static char root[PATH_MAX];    /* fresh per test, removed after */
+static char dir[PATH_MAX + 8]; /* the data directory under test: root/data */
 static kvs_db *db;
 static kvs_db *other; /* an open that should have been refused */
 
 static void setup(void)
 {
-    cr_assert_not_null(kvs_test_mkdtemp(root, sizeof(root), "owner"), "mkdtemp failed");
+    cr_assert_eq(ts_tmpdir_make(root), 0, "mkdtemp failed");
     snprintf(dir, sizeof(dir), "%s/data", root);
 }
 
@@ -42,7 +42,7 @@ static void teardown(void)
     db = other = NULL;
     free_snapshots();
     if (root[0])
-        kvs_test_rmtree(root);
+        ts_tmpdir_remove(root);
 }
 
 TestSuite(owner, .init = setup, .fini = teardown, .timeout = 60);
@@ -70,7 +70,7 @@ static void make_store(const char *engine, const char *key, const char *value)
 
 static void write_file(const char *name, const char *content)
 {
-    char path[400];
+    char path[2 * PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     mkdir(dir, 0755);
     FILE *f = fopen(path, "w");
@@ -143,7 +143,7 @@ static void snap(struct snapshot *s)
         cr_assert_lt(s->n, 32);
         struct entry *e = &s->e[s->n++];
         snprintf(e->name, sizeof(e->name), "%s", de->d_name);
-        char path[600];
+        char path[2 * PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         cr_assert_eq(lstat(path, &e->st), 0);
         if (S_ISREG(e->st.st_mode))
@@ -226,7 +226,7 @@ Test(owner, fresh_directory_defaults_to_kvs)
     int rc = kvs_db_open(dir, NULL, &db, why); /* dir does not exist yet */
     cr_assert_eq(rc, 0, "open with defaults: %s (%s)", kvs_err_name(rc), why);
     cr_assert_str_eq(kvs_engine_name(kvs_db_engine(db)), "kvs");
-    char path[400];
+    char path[2 * PATH_MAX];
     snprintf(path, sizeof(path), "%s/ENGINE", dir);
     size_t len;
     char *text = read_file(path, &len);

@@ -92,32 +92,6 @@ uint16_t ts_free_port(const char *host)
     return port;
 }
 
-int ts_tmpdir_make(char *out)
-{
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    int n = snprintf(out, PATH_MAX, "%s/kvs-test-XXXXXX", base);
-    if (n < 0 || n >= PATH_MAX) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    return mkdtemp(out) ? 0 : -1;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-int ts_tmpdir_remove(const char *path)
-{
-    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /*
  * Fork and exec argv with the given descriptors as 0, 1 and 2 (-1: keep the
  * test's). An exec failure is reported back through a close-on-exec pipe, so

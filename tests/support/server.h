@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "support/tmpdir.h"
+
 /* Default deadline of the calls below when given timeout_ms <= 0. */
 #define TS_DEFAULT_TIMEOUT_MS 10000
 
@@ -61,16 +63,6 @@ typedef struct ts_server {
  * moment ago: bind port 0, read the port back, close. Returns it or 0.
  */
 uint16_t ts_free_port(const char *host);
-
-/*
- * ts_tmpdir_make - create a fresh private directory under $TMPDIR (or /tmp)
- * named kvs-test-XXXXXX and write its path to out (PATH_MAX bytes).
- * Returns 0 or -1 (errno set).
- */
-int ts_tmpdir_make(char *out);
-
-/* ts_tmpdir_remove - remove path and everything under it. Returns 0 or -1. */
-int ts_tmpdir_remove(const char *path);
 
 /*
  * ts_server_start - spawn opts->binary with "--addr HOST:PORT" (a free port
