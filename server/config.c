@@ -32,7 +32,7 @@ static const char usage[] =
     "                        directory was written by, else kvs)\n"
     "  --data-dir DIR        data directory, created if missing (default " DEFAULT_DATA_DIR ")\n"
     "  --fsync POLICY        always, everysec or no (default everysec)\n"
-    "  --threads N           worker threads (default: one per core)\n"
+    "  --threads N           worker threads (default: cores - 1, at least 1)\n"
     "  --maxclients N        most clients connected at once (default 10000)\n"
     "  --timeout SECONDS     close clients idle this long; 0 never (default 0)\n"
     "  --requirepass PASS    clients must AUTH with PASS before other commands\n"
@@ -83,9 +83,13 @@ static int parse_uint(const char *text, unsigned long long lo, unsigned long lon
     return 0;
 }
 
+/* One worker per core but one, at least one: the kernel's network stack,
+   the store's background thread and, often, clients on the same host need
+   a core too. On 2 cores one worker measured faster at one request per
+   round trip than two (docs/performance.md). */
 static unsigned default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
 }
 
