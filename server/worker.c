@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -251,6 +252,12 @@ int worker_start(struct worker *w)
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     w->started = rc == 0;
+    if (rc == 0) {
+        /* Named for top -H, perf and gdb. */
+        char name[16];
+        snprintf(name, sizeof(name), "kvs-worker-%u", w->index);
+        pthread_setname_np(w->thread, name);
+    }
     return rc;
 }
 

@@ -207,6 +207,7 @@ static int lmdb_open(const char *dir, const kvs_options *opts, struct kvs_db **d
             kvs__why(why, "lmdb: cannot start the fsync thread");
             goto out_env;
         }
+        pthread_setname_np(db->syncer, "kvs-lmdb-sync");
         db->syncer_started = true;
     }
     *dbp = &db->base;

@@ -118,6 +118,7 @@ int log_bg_start(struct log_db *db)
 {
     if (pthread_create(&db->bg, NULL, bg_main, db) != 0)
         return KVS_ENOMEM;
+    pthread_setname_np(db->bg, "kvs-background");
     db->bg_running = true;
     return 0;
 }

@@ -74,6 +74,13 @@ int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match,
     }
 }
 
+uint64_t log_index_first_loc(const struct log_table *t, uint64_t hash)
+{
+    const struct log_slot *s = &t->slot[hash & t->mask];
+    uint64_t l = slot_loc(s);
+    return log_loc_live(l) && slot_hash(s) == hash ? l : LOG_LOC_EMPTY;
+}
+
 /* Writer-side probe: the slot holding the key, or else (*free_slot) the
    first reusable slot of its chain. */
 static int probe_locked(struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,

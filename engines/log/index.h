@@ -108,6 +108,18 @@ static inline const struct log_table *log_index_table(struct log_index *ix)
 int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
                    uint64_t *loc);
 
+/* Start loading the slot where a probe for hash begins (a hint: no
+   effect on the table). Reader side. */
+static inline void log_index_prefetch(const struct log_table *t, uint64_t hash)
+{
+    __builtin_prefetch(&t->slot[hash & t->mask]);
+}
+
+/* The location in the slot where a probe for hash begins if that slot
+   holds hash, else LOG_LOC_EMPTY: what a lookup will most likely compare
+   first, to prefetch. Reader side. */
+uint64_t log_index_first_loc(const struct log_table *t, uint64_t hash);
+
 /* Where a key is, or would go, in the current table (writer side). */
 struct log_index_pos {
     struct log_slot *slot; /* the key's slot, or the free slot it would take */

@@ -48,6 +48,9 @@
 #define WBUF_MAX (1u << 20)
 /* Records at least this long are written from the caller's buffers. */
 #define DIRECT_MIN (64u << 10)
+/* How many ops of a batch prefetch_batch() looks at: the lines it loads
+   for more would be evicted before their turn. */
+#define PREFETCH_MAX 256
 /* How much of the queue a remove searches for its key. */
 #define PEND_SCAN 64
 
@@ -680,9 +683,35 @@ static int stage_batch_locked(struct log_db *db, kvs_op *ops, size_t n, bool *qu
     return rc;
 }
 
+/* Before a batch takes the write lock: start the cache misses of its
+   index probes, then those of the records their keys will be compared
+   with, for many ops at once rather than one after the other under the
+   lock. Only hints: a change meanwhile merely wastes one. */
+static void prefetch_batch(struct log_db *db, const kvs_op *ops, size_t n)
+{
+    uint64_t hash[PREFETCH_MAX];
+    if (n > PREFETCH_MAX)
+        n = PREFETCH_MAX;
+    unsigned token = log_epoch_enter(&db->epoch);
+    const struct log_table *t = log_index_table(&db->index);
+    for (size_t i = 0; i < n; i++) {
+        hash[i] = log_key_hash(ops[i].key.data, ops[i].key.len);
+        log_index_prefetch(t, hash[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t loc = log_index_first_loc(t, hash[i]);
+        struct log_seg *s = log_loc_live(loc) ? log_seg_at(db, loc) : NULL;
+        if (s)
+            __builtin_prefetch(s->map + log_loc_off(loc));
+    }
+    log_epoch_exit(&db->epoch, token);
+}
+
 int log_write(struct kvs_db *base, kvs_op *ops, size_t n)
 {
     struct log_db *db = log_db_of(base);
+    if (n > 1)
+        prefetch_batch(db, ops, n);
     size_t puts = 0;
     for (size_t i = 0; i < n; i++)
         puts += ops[i].type == KVS_OP_SET;
