@@ -216,8 +216,9 @@ Test(startup, kvs_directory_refuses_lmdb)
     other_engine("kvs", "lmdb");
 }
 
-/* A fresh directory with no --engine gets the native engine. */
-Test(startup, default_engine_is_kvs)
+/* A fresh directory with no --engine gets the native engine; no --threads
+   gets one worker per core but one, at least one. */
+Test(startup, defaults)
 {
     char dir[PATH_MAX], data[PATH_MAX + 16], log[PATH_MAX + 16];
     cr_assert_eq(ts_tmpdir_make(dir), 0);
@@ -230,6 +231,14 @@ Test(startup, default_engine_is_kvs)
     char engine[32];
     cr_expect_eq(kvs_dir_engine(data, engine, sizeof(engine)), 0);
     cr_expect_str_eq(engine, "kvs");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char threads[32];
+    snprintf(threads, sizeof(threads), " %ld threads,", cores > 2 ? cores - 1 : 1);
+    size_t len;
+    char *text = ts_read_file(log, &len);
+    cr_assert_not_null(text);
+    cr_expect(strstr(text, threads), "startup line lacks \"%s\": %s", threads, text);
+    free(text);
     cr_expect_eq(ts_server_stop(&s, H_TIMEOUT_MS), 0);
     ts_tmpdir_remove(dir);
 }
