@@ -701,7 +701,7 @@ static void prefetch_batch(struct log_db *db, const kvs_op *ops, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint64_t loc = log_index_first_loc(t, hash[i]);
         struct log_seg *s = log_loc_live(loc) ? log_seg_at(db, loc) : NULL;
-        if (s)
+        if (s && s->map && log_loc_off(loc) < s->map_len)
             __builtin_prefetch(s->map + log_loc_off(loc));
     }
     log_epoch_exit(&db->epoch, token);
