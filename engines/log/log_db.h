@@ -89,8 +89,7 @@ struct log_db {
        to pend[pend_len - 1]. Empty except under "always". */
     struct log_pend *pend;
     size_t pend_head, pend_len, pend_cap;
-    unsigned char *wbuf; /* a batch's records, encoded for one write */
-    size_t wbuf_cap;
+    kvs_buf wbuf; /* a batch's records, encoded for one write (len unused) */
     bool seg_due; /* a segment is due for compaction (select.c) */
     /* Under mlock: compaction outputs are named (gap_id, sub) with sub
        above gap_sub (compact.c). */

@@ -179,7 +179,7 @@ static void db_free(struct log_db *db)
         log_seg_free(db->segs[i]);
     free(db->segs);
     free(db->pend);
-    free(db->wbuf);
+    kvs_buf_free(&db->wbuf);
     log_index_destroy(&db->index);
     log_epoch_destroy(&db->epoch); /* after the segments: frees retired ones */
     free(db->segtab);

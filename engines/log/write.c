@@ -63,14 +63,21 @@ static void wake_locked(struct log_db *db);
 
 /* ---- failures ---- */
 
-void log_fsync_failed(struct log_db *db, int rc, const char *name)
+/* Record rc as the store's failure, wake every waiter with it and make the
+   store read-only; true the first time, for the caller to log why. */
+static bool stop_writes(struct log_db *db, int rc)
 {
     pthread_mutex_lock(&db->sync_lock);
     if (db->sync_err == 0)
         db->sync_err = rc;
     wake_locked(db);
     pthread_mutex_unlock(&db->sync_lock);
-    if (!atomic_exchange(&db->readonly, true))
+    return !atomic_exchange(&db->readonly, true);
+}
+
+void log_fsync_failed(struct log_db *db, int rc, const char *name)
+{
+    if (stop_writes(db, rc))
         kvs__log(&db->opts, "kvs: fsync of %s/%s failed (%s); refusing writes until reopened",
                  db->dir, name ? name : ".", kvs_strerror(rc));
 }
@@ -86,12 +93,7 @@ static void seg_fsync_failed(struct log_db *db, const struct log_seg *s, int rc)
    on a damaged record): stop, as after a failed fsync. */
 static void index_failed(struct log_db *db, int rc)
 {
-    pthread_mutex_lock(&db->sync_lock);
-    if (db->sync_err == 0)
-        db->sync_err = rc;
-    wake_locked(db);
-    pthread_mutex_unlock(&db->sync_lock);
-    if (!atomic_exchange(&db->readonly, true))
+    if (stop_writes(db, rc))
         kvs__log(&db->opts,
                  "kvs: cannot update the index of %s (%s); refusing writes until reopened", db->dir,
                  kvs_strerror(rc));
@@ -577,28 +579,13 @@ static int flush_locked(struct batch *b)
 {
     int rc = 0;
     if (b->used) {
-        struct iovec iov = {b->db->wbuf, b->used};
+        struct iovec iov = {b->db->wbuf.data, b->used};
         rc = write_locked(b->db, &iov, 1, b->used);
     }
     if (rc != 0)
         drop_locked(b);
     b->used = b->buffered = 0;
     return rc;
-}
-
-static int wbuf_reserve_locked(struct log_db *db, size_t need)
-{
-    if (need <= db->wbuf_cap)
-        return 0;
-    size_t cap = db->wbuf_cap ? db->wbuf_cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    unsigned char *p = realloc(db->wbuf, cap);
-    if (!p)
-        return KVS_ENOMEM;
-    db->wbuf = p;
-    db->wbuf_cap = cap;
-    return 0;
 }
 
 /* Append the record of one op (queued in p) behind the buffered ones. */
@@ -630,10 +617,10 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
         if (rc != 0)
             return rc;
     } else {
-        rc = wbuf_reserve_locked(db, b->used + p->len);
+        rc = kvs_buf_reserve(&db->wbuf, b->used + p->len);
         if (rc != 0)
             return rc;
-        unsigned char *dst = db->wbuf + b->used;
+        unsigned char *dst = (unsigned char *)db->wbuf.data + b->used;
         log_rec_encode(dst, p->type, op->key, val);
         if (op->key.len)
             memcpy(dst + LOG_REC_HDR, op->key.data, op->key.len);
