@@ -1,17 +1,20 @@
 /*
- * The kvs engine's background thread, one per open store.
+ * The kvs engine's background threads, started with each open store.
  *
- * About once a second it fdatasyncs the active segment if the "everysec"
- * policy is in force and something was appended since the last sync, and
- * lets the epoch free what was retired. When a writer sees a compaction
- * due it wakes the thread, which compacts step by step while segments are
- * due (writers and readers carry on meanwhile). A failed fsync turns the
- * store read-only.
+ * "kvs-background" compacts: when a writer sees a compaction due it wakes
+ * the thread, which compacts step by step while segments are due (writers
+ * and readers carry on meanwhile); about once a second, and between steps,
+ * it lets the epoch free what was retired.
+ *
+ * "kvs-sync", under the "everysec" policy only, fsyncs the log once a
+ * second if anything was appended since the last sync. It is a thread of
+ * its own so that the sync keeps its pace however long a compaction takes:
+ * a step can run for seconds on a large store. A failed fsync turns the
+ * store read-only (write.c).
  */
 #include <errno.h>
 #include <time.h>
 
-#include "engines/fileio.h"
 #include "log_db.h"
 
 void log_bg_kick(struct log_db *db)
@@ -22,26 +25,6 @@ void log_bg_kick(struct log_db *db)
     pthread_mutex_lock(&db->bg_lock);
     pthread_cond_signal(&db->bg_cond);
     pthread_mutex_unlock(&db->bg_lock);
-}
-
-static void sync_active(struct log_db *db)
-{
-    /* The epoch section keeps the segment (and its descriptor) alive should
-       a clear retire it while we sync. Entered before reading db->active. */
-    unsigned token = log_epoch_enter(&db->epoch);
-    pthread_mutex_lock(&db->wlock);
-    struct log_seg *a = db->dirty ? db->active : NULL;
-    db->dirty = false;
-    pthread_mutex_unlock(&db->wlock);
-    if (a) {
-        int rc = kvs__fdatasync(a->fd);
-        if (rc != 0) {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, a->id, a->sub, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
-        }
-    }
-    log_epoch_exit(&db->epoch, token);
 }
 
 /* Compact while a writer asked and segments are due (select.c), one
@@ -74,40 +57,63 @@ static void maybe_compact(struct log_db *db, uint64_t *writes_seen)
     }
 }
 
-static void add_second(struct timespec *t)
+static struct timespec in_one_second(void)
 {
-    t->tv_sec += 1;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += 1;
+    return t;
 }
 
 static void *bg_main(void *arg)
 {
     struct log_db *db = arg;
     uint64_t writes_seen = 0;
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
-    add_second(&next);
-
     pthread_mutex_lock(&db->bg_lock);
     while (!db->bg_stop) {
+        struct timespec next = in_one_second();
         int rc = 0;
         while (!db->bg_stop && !atomic_load(&db->bg_compact) && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&db->bg_cond, &db->bg_lock, &next);
         if (db->bg_stop)
             break;
         pthread_mutex_unlock(&db->bg_lock);
-
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        bool second =
-            now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec);
-        if (second) {
-            if (db->opts.fsync == KVS_FSYNC_EVERYSEC)
-                sync_active(db);
-            next = now;
-            add_second(&next);
-        }
         maybe_compact(db, &writes_seen);
         log_epoch_reclaim(&db->epoch);
+        pthread_mutex_lock(&db->bg_lock);
+    }
+    pthread_mutex_unlock(&db->bg_lock);
+    return NULL;
+}
+
+/* Sync what was appended since the last sync, if anything. */
+static void sync_if_behind(struct log_db *db)
+{
+    pthread_mutex_lock(&db->wlock);
+    uint64_t end = db->lsn;
+    pthread_mutex_unlock(&db->wlock);
+    pthread_mutex_lock(&db->sync_lock);
+    bool behind = db->durable < end && db->sync_err == 0;
+    pthread_mutex_unlock(&db->sync_lock);
+    if (behind)
+        log_wait_durable(db, end); /* a failure has made the store read-only */
+}
+
+static void *sync_main(void *arg)
+{
+    struct log_db *db = arg;
+    struct timespec next = in_one_second();
+    pthread_mutex_lock(&db->bg_lock);
+    while (!db->bg_stop) {
+        if (pthread_cond_timedwait(&db->sync_cond, &db->bg_lock, &next) != ETIMEDOUT)
+            continue; /* woken to stop, or spuriously */
+        pthread_mutex_unlock(&db->bg_lock);
+        sync_if_behind(db);
+        next.tv_sec += 1;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (next.tv_sec < now.tv_sec)
+            next = in_one_second(); /* fell behind (a slow fsync): no burst */
         pthread_mutex_lock(&db->bg_lock);
     }
     pthread_mutex_unlock(&db->bg_lock);
@@ -120,6 +126,14 @@ int log_bg_start(struct log_db *db)
         return KVS_ENOMEM;
     pthread_setname_np(db->bg, "kvs-background");
     db->bg_running = true;
+    if (db->opts.fsync == KVS_FSYNC_EVERYSEC) {
+        if (pthread_create(&db->syncer, NULL, sync_main, db) != 0) {
+            log_bg_stop(db);
+            return KVS_ENOMEM;
+        }
+        pthread_setname_np(db->syncer, "kvs-sync");
+        db->syncer_running = true;
+    }
     return 0;
 }
 
@@ -131,7 +145,12 @@ void log_bg_stop(struct log_db *db)
     pthread_mutex_lock(&db->bg_lock);
     db->bg_stop = true;
     pthread_cond_signal(&db->bg_cond);
+    pthread_cond_signal(&db->sync_cond);
     pthread_mutex_unlock(&db->bg_lock);
     pthread_join(db->bg, NULL);
     db->bg_running = false;
+    if (db->syncer_running) {
+        pthread_join(db->syncer, NULL);
+        db->syncer_running = false;
+    }
 }

@@ -42,7 +42,6 @@ int log_clear(struct log_db *db)
             log_file_name(name, db->active->id, 0, LOG_FILE_SEG);
             log_fsync_failed(db, rc, name);
         } else {
-            db->dirty = false;
             /* Nothing is queued after the seal: this only moves the durable
                position past the clear record. */
             log_durable_locked(db, db->lsn);

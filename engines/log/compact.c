@@ -25,8 +25,10 @@
  *  3. rename them, fsync the directory;
  *  4. point the index at the copies in batches under wlock, skipping keys
  *     written since they were copied (a newer write wins);
- *  5. replace the inputs by the outputs in the segment list, retire the
- *     inputs, unlink them oldest first, fsync the directory.
+ *  5. replace the inputs by the outputs in the segment list and retire the
+ *     inputs; sync the log up to the position reached then (the records
+ *     that superseded what the inputs drop must be on disk before the
+ *     inputs go); unlink the inputs oldest first, fsync the directory.
  *
  * Tombstones and clear records. A tombstone of key K in an input may be
  * dropped when nothing older of K can remain on disk without it to hide
@@ -54,7 +56,12 @@
  *    already renamed only repeats, at the gap, what the segments before it
  *    end with (previous point).
  *  - Crash while inputs are being unlinked: they go oldest first, so what
- *    is left of them is a suffix S of the inputs. Take a key K and its
+ *    is left of them is a suffix S of the inputs. (After a machine crash
+ *    the directory may keep any subset of the unlinks it had not synced;
+ *    the directory is synced before an input that hides puts of older
+ *    inputs goes, which is all the argument below needs of the order.)
+ *    Every record newer than the gap that superseded a record of an input
+ *    was synced before the first unlink (step 5). Take a key K and its
  *    newest record X before the gap. X a put in an input: the outputs hold
  *    it and replay after S. X in a segment that is not an input: it is
  *    still there and newer than anything S holds of K. X a kept tombstone:
@@ -83,6 +90,7 @@
 #include "engines/fileio.h"
 
 void (*kvs__log_crash_hook)(int step);
+void (*kvs__log_walk_hook)(size_t slot);
 
 /* Steps at which the crash hook is called, in order. */
 enum {
@@ -333,7 +341,8 @@ static int walk_live(struct compaction *c)
             rc = KVS_ECLOSED;
             break;
         }
-        uint64_t hash = atomic_load_explicit(&t->slot[i].hash, memory_order_relaxed);
+        if (kvs__log_walk_hook)
+            kvs__log_walk_hook(i);
         uint64_t off = log_loc_off(loc);
         uint64_t size = atomic_load(&s->size);
         struct log_rec rec;
@@ -344,6 +353,10 @@ static int walk_live(struct compaction *c)
             rc = corrupt(c, s, off, st);
             break;
         }
+        /* The hash comes from the record, not the slot: a writer may have
+           reused the slot for another key since its location was read. The
+           record itself stays (inputs are not retired while we run). */
+        uint64_t hash = log_key_hash(rec.key, rec.klen);
         rc = copy_record(c, hash, loc, &rec);
     }
     log_epoch_exit(&db->epoch, token);
@@ -523,8 +536,9 @@ static int by_name(const struct log_seg *a, const struct log_seg *b)
 
 /* Replace the inputs by the outputs in the segment list, which stays in
    name order, and retire the inputs: no index location points into them
-   any more. */
-static void swap_segments(struct compaction *c)
+   any more. Returns the log position appended so far: every record that
+   superseded a record of an input lies below it. */
+static uint64_t swap_segments(struct compaction *c)
 {
     struct log_db *db = c->db;
     pthread_mutex_lock(&db->wlock);
@@ -539,7 +553,7 @@ static void swap_segments(struct compaction *c)
         db->hint_bytes -= s->hint_bytes;
         log_seg_retire(db, s);
     }
-    /* Merge the outputs in; room for them was reserved before. */
+    /* Merge the outputs in, into the slots held for them since before. */
     size_t n = kept + c->nout, k = kept, o = c->nout;
     while (o > 0) {
         struct log_seg *out = c->out[o - 1].seg;
@@ -555,32 +569,46 @@ static void swap_segments(struct compaction *c)
         db->hint_bytes += c->out[i].seg->hint_bytes;
     }
     db->nsegs = kept + c->nout;
+    db->segs_held = 0;
     db->compactions++;
     log_select_done_locked(db);
+    uint64_t lsn = db->lsn;
     pthread_mutex_unlock(&db->wlock);
+    return lsn;
 }
 
 /* Unlink inputs oldest first: the crash argument at the top needs what
-   remains to be a suffix. */
+   remains to be a suffix. After a machine crash, unlinks the directory has
+   not synced may be undone in any combination, so before an input whose
+   dropped tombstones or clear record hide puts in older inputs ("ordered")
+   goes, the unlinks before it are made durable. */
 int log_unlink_inputs(struct log_db *db, const struct input *in, size_t nin)
 {
     int dfd = db->dir_fd;
-    for (size_t i = 0; i < nin; i++) {
+    bool unsynced = false;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < nin; i++) {
+        if (in[i].ordered && unsynced) {
+            rc = kvs__fsync_dir(dfd);
+            if (rc != 0)
+                break;
+            unsynced = false;
+        }
         char name[LOG_SEG_NAME_LEN];
         log_file_name(name, in[i].id, in[i].sub, LOG_FILE_SEG);
-        int rc = kvs__unlink(dfd, name);
+        rc = kvs__unlink(dfd, name);
         if (rc != 0)
             return rc;
+        unsynced = true;
         if (i == 0)
             log_crash_point(STEP_FIRST_UNLINKED);
         if (in[i].hint_bytes) {
             log_file_name(name, in[i].id, in[i].sub, LOG_FILE_HINT);
             rc = kvs__unlink(dfd, name);
-            if (rc != 0)
-                return rc;
         }
     }
-    int rc = kvs__fsync_dir(dfd);
+    if (rc == 0)
+        rc = kvs__fsync_dir(dfd);
     if (rc != 0)
         log_fsync_failed(db, rc, NULL);
     return rc;
@@ -634,8 +662,12 @@ static int compact(struct log_db *db, bool full)
     if (rc == 0)
         rc = map_outputs(&c);
     if (rc == 0) {
+        /* Held until swap_segments: writers that add segments meanwhile
+           reserve their slots beside these. */
         pthread_mutex_lock(&db->wlock);
         rc = log_segs_reserve_locked(db, c.nout);
+        if (rc == 0)
+            db->segs_held = c.nout;
         pthread_mutex_unlock(&db->wlock);
     }
     if (rc != 0)
@@ -643,9 +675,15 @@ static int compact(struct log_db *db, bool full)
     log_crash_point(STEP_RENAMED);
 
     move_index(&c);
-    swap_segments(&c);
+    uint64_t superseded_below = swap_segments(&c);
     log_crash_point(STEP_INDEX_MOVED);
-    rc = log_unlink_inputs(db, c.in, c.nin);
+    /* The inputs' records that were not copied are superseded by newer
+       ones, which may be only in the page cache of the active segment:
+       sync them before deleting what they superseded, or a machine crash
+       would bring an older value back from a segment that stays. */
+    rc = log_wait_durable(db, superseded_below);
+    if (rc == 0)
+        rc = log_unlink_inputs(db, c.in, c.nin);
     if (rc != 0) {
         atomic_store(&db->readonly, true);
         kvs__log(&db->opts,

@@ -41,6 +41,9 @@ struct input {
     uint64_t hint_bytes;
     uint64_t size;
     bool covered; /* every older segment is an input too */
+    /* Covered, with tombstones or a clear record that the compaction drops:
+       they hide puts in older inputs, which must be gone first. */
+    bool ordered;
 };
 
 struct compaction {

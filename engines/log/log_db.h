@@ -76,8 +76,10 @@ struct log_db {
     struct log_seg *active; /* appended to; NULL until the next write */
     struct log_seg **segs;  /* every segment, in (id, sub) order */
     size_t nsegs, segs_cap;
+    /* Slots of segs promised to the outputs of a running compaction:
+       writers adding segments leave them free (log_segs_reserve_locked). */
+    size_t segs_held;
     uint64_t next_id; /* id of the next segment or compaction */
-    bool dirty;       /* appended to active since its last fsync */
     uint64_t keys;
     uint64_t live_rec;   /* bytes of the records of live keys */
     uint64_t seg_bytes;  /* bytes of all segment files */
@@ -117,11 +119,13 @@ struct log_db {
     /* Serialises compaction and clear; taken before wlock. */
     pthread_mutex_t mlock;
 
-    /* The background thread. bg_lock and bg_cond guard its sleep. */
-    pthread_t bg;
-    bool bg_running;
+    /* The background threads: one compacts and reclaims, one syncs once a
+       second under "everysec" (background.c). bg_lock guards their sleep:
+       bg_cond the first's, sync_cond the second's. */
+    pthread_t bg, syncer;
+    bool bg_running, syncer_running;
     pthread_mutex_t bg_lock;
-    pthread_cond_t bg_cond;
+    pthread_cond_t bg_cond, sync_cond;
     bool bg_stop;           /* under bg_lock */
     atomic_bool bg_compact; /* a writer saw compaction due */
     atomic_bool closing;    /* makes a running compaction give up */
@@ -154,7 +158,8 @@ int log_seg_register(struct log_db *db, struct log_seg *s);
    The caller has made sure the index no longer points into s. */
 void log_seg_retire(struct log_db *db, struct log_seg *s);
 
-/* Make room for n more segments in the list. Returns 0 or KVS_ENOMEM. */
+/* Make room for n more segments in the list beside the slots held for a
+   running compaction (segs_held). Returns 0 or KVS_ENOMEM. */
 int log_segs_reserve_locked(struct log_db *db, size_t n);
 
 /* A failed fsync of file name in the directory (NULL: the directory
@@ -214,6 +219,20 @@ int log_seal_locked(struct log_db *db);
    apply the waiting records up to there and wake their writers. */
 void log_durable_locked(struct log_db *db, uint64_t upto);
 
+/*
+ * log_wait_durable - wait until everything appended below log position end
+ * is synced (and, under "always", applied), leading an fsync of the active
+ * segment when no other thread is syncing. Every fsync of the log goes
+ * through here or a seal, so a caller never returns before the fsync that
+ * covers it has succeeded. Returns 0, or the error of the failed fsync that
+ * should have covered end (the store is read-only from then on). No lock
+ * held.
+ */
+int log_wait_durable(struct log_db *db, uint64_t end);
+
+/* log_sync_all - log_wait_durable() up to everything appended so far. */
+int log_sync_all(struct log_db *db);
+
 /* Per-segment accounting of the bytes of live records, for compaction. */
 void log_forget_locked(struct log_db *db, uint64_t old);
 
@@ -229,5 +248,10 @@ void log_bg_kick(struct log_db *db);
  * reopen makes of the files left behind. NULL in normal operation.
  */
 extern void (*kvs__log_crash_hook)(int step);
+
+/* Test hook: when set, compaction's walk of the index calls it for each
+   slot holding a record of an input, after reading the slot's location and
+   before copying the record, so that a test can change the index there. */
+extern void (*kvs__log_walk_hook)(size_t slot);
 
 #endif

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engines/fileio.h"
 #include "log_db.h"
 
 /* ---- helpers shared by the engine's files ---- */
@@ -64,10 +63,11 @@ void log_seg_retire(struct log_db *db, struct log_seg *s)
 
 int log_segs_reserve_locked(struct log_db *db, size_t n)
 {
-    if (db->segs_cap - db->nsegs >= n)
+    size_t need = db->nsegs + db->segs_held + n;
+    if (db->segs_cap >= need)
         return 0;
     size_t cap = db->segs_cap ? db->segs_cap : 16;
-    while (cap - db->nsegs < n)
+    while (cap < need)
         cap *= 2;
     struct log_seg **p = realloc(db->segs, cap * sizeof(*p));
     if (!p)
@@ -130,22 +130,7 @@ out_exit:
 
 static int log_sync(struct kvs_db *base)
 {
-    struct log_db *db = log_db_of(base);
-    pthread_mutex_lock(&db->wlock);
-    int rc = 0;
-    struct log_seg *a = db->active;
-    if (a && db->dirty) {
-        rc = kvs__fdatasync(a->fd);
-        if (rc == 0) {
-            db->dirty = false;
-        } else {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, a->id, a->sub, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
-        }
-    }
-    pthread_mutex_unlock(&db->wlock);
-    return rc;
+    return log_sync_all(log_db_of(base));
 }
 
 static int log_stats(struct kvs_db *base, kvs_stats *st)
@@ -189,6 +174,7 @@ static void db_free(struct log_db *db)
     pthread_mutex_destroy(&db->mlock);
     pthread_mutex_destroy(&db->bg_lock);
     pthread_cond_destroy(&db->bg_cond);
+    pthread_cond_destroy(&db->sync_cond);
     pthread_mutex_destroy(&db->sync_lock);
     if (db->dir_fd >= 0)
         close(db->dir_fd);
@@ -218,6 +204,7 @@ static struct log_db *db_alloc(const char *dir, const kvs_options *opts)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->bg_cond, &ca);
+    pthread_cond_init(&db->sync_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&db->sync_lock, NULL);
     db->waiters_tail = &db->waiters;
@@ -283,9 +270,7 @@ static int log_close(struct kvs_db *base)
     log_bg_stop(db);
     /* Flush what is acknowledged but not yet synced, whatever the policy:
        closing is rare and a closed store should be complete on disk. */
-    int rc = 0;
-    if (db->active && db->dirty && !atomic_load(&db->readonly))
-        rc = kvs__fdatasync(db->active->fd);
+    int rc = atomic_load(&db->readonly) ? 0 : log_sync_all(db);
     db_free(db);
     return rc;
 }

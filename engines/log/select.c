@@ -164,6 +164,7 @@ int log_select_locked(struct compaction *c, bool full)
             .hint_bytes = s->hint_bytes,
             .size = atomic_load(&s->size),
             .covered = covered,
+            .ordered = covered && (s->dels > 0 || s->has_clear),
         };
     }
     db->seg_due = false;

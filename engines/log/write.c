@@ -18,6 +18,14 @@
  * every writer that appended while the previous one ran, and no write is
  * visible to readers, or acknowledged, before an fsync covers it.
  *
+ * The same leader protocol makes every other sync of the log under every
+ * policy: kvs_db_sync(), the once-a-second sync of "everysec", close, and
+ * compaction before it deletes what newer records superseded all wait for
+ * db->durable to pass the position they need (log_wait_durable). So a
+ * caller that finds an fsync running waits for it and its result instead
+ * of returning early, and a failed fsync fails every caller it should have
+ * covered.
+ *
  * Positions. db->lsn counts the bytes appended since open, across
  * segments. A segment is fsynced when it is sealed (log_seal_locked), so an
  * fsync of the active segment covers everything appended before the moment
@@ -237,10 +245,7 @@ static void wake_locked(struct log_db *db)
     db->waiters_tail = pp;
 }
 
-/* Wait until the log is durable up to end, leading fsyncs while no other
-   writer does. Returns 0, or the error of the fsync that should have
-   covered end. */
-static int wait_durable(struct log_db *db, uint64_t end)
+int log_wait_durable(struct log_db *db, uint64_t end)
 {
     struct log_waiter self = {.end = end};
     bool cond_made = false;
@@ -291,6 +296,14 @@ static int wait_durable(struct log_db *db, uint64_t end)
     return rc;
 }
 
+int log_sync_all(struct log_db *db)
+{
+    pthread_mutex_lock(&db->wlock);
+    uint64_t end = db->lsn;
+    pthread_mutex_unlock(&db->wlock);
+    return log_wait_durable(db, end);
+}
+
 /* ---- appending ---- */
 
 int log_seal_locked(struct log_db *db)
@@ -307,7 +320,6 @@ int log_seal_locked(struct log_db *db)
         return rc;
     }
     db->active = NULL;
-    db->dirty = false;
     atomic_store(&a->synced, true);
     apply_queue_locked(db, db->lsn);
     log_seg_check_locked(db, a);
@@ -380,8 +392,6 @@ static int write_locked(struct log_db *db, const struct iovec *iov, int iovcnt, 
     db->seg_bytes += len;
     db->lsn += len;
     atomic_store_explicit(&a->size, off + len, memory_order_release);
-    if (!always(db))
-        db->dirty = true;
     return 0;
 }
 
@@ -523,7 +533,7 @@ int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
         rc = commit_locked(db, &p);
     pthread_mutex_unlock(&db->wlock);
     if (rc == 0 && always(db))
-        rc = wait_durable(db, p.end);
+        rc = log_wait_durable(db, p.end);
     return rc ? rc : result;
 }
 
@@ -546,7 +556,7 @@ int log_remove(struct kvs_db *base, kvs_slice key)
             rc = commit_locked(db, &p);
         if (rc == 0 && always(db)) {
             pthread_mutex_unlock(&db->wlock);
-            rc = wait_durable(db, p.end);
+            rc = log_wait_durable(db, p.end);
             return rc ? rc : result;
         }
     }
@@ -715,6 +725,6 @@ int log_write(struct kvs_db *base, kvs_op *ops, size_t n)
     /* Wait also after a failed write: the records before it are queued
        and borrow the caller's keys until they are applied or failed. */
     if (queued && always(db))
-        arc = wait_durable(db, end);
+        arc = log_wait_durable(db, end);
     return rc ? rc : arc;
 }

@@ -10,11 +10,13 @@
  * reopen wakes the background thread; the tests wait for its log line.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "engines/log/log_db.h"
 #include "helpers.h"
 
 static char *dir;
@@ -251,5 +253,143 @@ Test(log_compact, cold_segments_stay_put)
         snprintf(key, sizeof(key), "h%02d", i);
         expect_ver(db, key, 100);
     }
+    kvs_db_close(db);
+}
+
+/* ---- the segment list while writers add segments (audit bug 2) ---- */
+
+static kvs_db *hook_db;
+static int hook_writes;
+
+/* At STEP_RENAMED the compaction has reserved the slots its outputs take in
+   the segment list; writers then add segments until the list is full. */
+static void fill_segment_list(int step)
+{
+    if (step != 3 || hook_writes > 0)
+        return;
+    struct log_db *db = log_db_of(hook_db);
+    for (hook_writes = 1; hook_writes <= 40; hook_writes++) {
+        pthread_mutex_lock(&db->wlock);
+        bool full = db->nsegs == db->segs_cap;
+        pthread_mutex_unlock(&db->wlock);
+        if (full)
+            break;
+        char key[16];
+        snprintf(key, sizeof(key), "s%02d", hook_writes);
+        size_t len = 4096 - 32 - 24 - strlen(key);
+        char val[4096];
+        memset(val, 's', len);
+        kvs_db_set(hook_db, kvs_slice_str(key), kvs_slice_of(val, len));
+    }
+}
+
+/* The removals segment compacts into two outputs (kept tombstones and
+   puts), one more than its inputs: the list must have room for both even
+   after writers filled it in the meantime (ASan sees the overflow). */
+Test(log_compact, outputs_fit_beside_segments_added_meanwhile)
+{
+    kvs_db *db = open_with_compaction(false);
+    build_removals(db, false);
+    kvs_db_close(db);
+
+    hook_writes = 0;
+    lt_log_clear();
+    hook_db = db = open_with_compaction(true);
+    kvs__log_crash_hook = fill_segment_list;
+    lt_set(db, "wake", "up");
+    bool compacted = lt_log_wait("kvs: compacted", 20);
+    kvs__log_crash_hook = NULL;
+    cr_assert(compacted, "no compaction: %s", lt_log_text());
+    cr_assert_gt(hook_writes, 1, "the hook added no segment");
+    check_removals(db, false);
+    cr_assert_eq(kvs_db_close(db), 0);
+    cr_assert_eq(tombstone_outputs(), 1, "the compaction did not have two outputs");
+    db = lt_open(dir, &opts);
+    check_removals(db, false);
+    lt_expect(db, "wake", "up");
+    kvs_db_close(db);
+}
+
+/* ---- the index walk while writers reuse slots (audit) ---- */
+
+static const char *walk_key; /* removed when the walk reaches its slot */
+static char walk_other[16];  /* set then, taking the freed slot */
+static size_t walk_slot;     /* the slot walk_key is in */
+static bool walk_done;
+
+static void reuse_slot(size_t slot)
+{
+    if (walk_done || slot != walk_slot)
+        return;
+    walk_done = true;
+    kvs_db_remove(hook_db, kvs_slice_str(walk_key));
+    kvs_db_set(hook_db, kvs_slice_str(walk_other), kvs_slice_str("other"));
+}
+
+/* The slot holding the key of hash h; asserts there is one. */
+static size_t slot_of(struct log_db *db, uint64_t h)
+{
+    const struct log_table *t = log_index_table(&db->index);
+    for (size_t i = 0; i <= t->mask; i++) {
+        if (log_loc_live(atomic_load(&t->slot[i].loc)) && atomic_load(&t->slot[i].hash) == h)
+            return i;
+    }
+    cr_assert_fail("no slot holds the key");
+    return 0;
+}
+
+/* Compaction walks the index slot by slot. If the key it copies is removed
+   and another key takes its slot between reading the location and the
+   copy, the copy must still be filed under its own key: after a restart
+   the removed key stays removed and the count of keys is right. */
+Test(log_compact, walk_files_copies_under_their_own_key)
+{
+    opts.compact_min_stale_bytes = UINT64_MAX;
+    kvs_db *db = lt_open(dir, &opts);
+    char key[16];
+    for (int ver = 1; ver <= 3; ver++) {
+        for (int i = 0; i < 10; i++) {
+            snprintf(key, sizeof(key), "w%d", i);
+            set_ver(db, key, ver);
+        }
+    }
+    struct log_db *ldb = log_db_of(db);
+    walk_key = "w3";
+    walk_slot = slot_of(ldb, log_key_hash(walk_key, strlen(walk_key)));
+    /* Another key whose probe starts at that slot, where it is the first
+       free one once walk_key is removed. */
+    size_t mask = log_index_table(&ldb->index)->mask;
+    bool found = false;
+    for (int i = 0; i < 1000000 && !found; i++) {
+        snprintf(walk_other, sizeof(walk_other), "o%d", i);
+        found = (log_key_hash(walk_other, strlen(walk_other)) & mask) == walk_slot;
+    }
+    cr_assert(found);
+
+    hook_db = db;
+    walk_done = false;
+    kvs__log_walk_hook = reuse_slot;
+    int rc = kvs_db_compact(db);
+    kvs__log_walk_hook = NULL;
+    cr_assert_eq(rc, 0);
+    cr_assert(walk_done, "the walk never reached the key (was the index walked?)");
+    lt_expect(db, walk_key, NULL);
+    lt_expect(db, walk_other, "other");
+    kvs_db_close(db);
+
+    db = lt_open(dir, &opts);
+    kvs_stats st;
+    kvs_db_stats(db, &st);
+    cr_assert_eq(st.keys, 10, "%llu keys after the restart", (unsigned long long)st.keys);
+    lt_expect(db, walk_key, NULL);
+    lt_expect(db, walk_other, "other");
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "w%d", i);
+        if (strcmp(key, walk_key) != 0)
+            expect_ver(db, key, 3);
+    }
+    /* A later compaction finds every location in place. */
+    cr_assert_eq(kvs_db_compact(db), 0);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("after"), kvs_slice_str("ok")), 0);
     kvs_db_close(db);
 }

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "engines/fileio.h"
+#include "engines/log/log_db.h"
 #include "helpers.h"
 
 static char *dir;
@@ -317,4 +319,68 @@ Test(log_fsync, remove_of_missing_key_writes_nothing)
     kvs_db_stats(db, &after);
     cr_assert_eq(after.disk_bytes, before.disk_bytes);
     kvs_db_close(db);
+}
+
+/* After the background sync failed, kvs_db_sync() must not say that the
+   data it should have covered is durable (audit bug 6: the background sync
+   cleared its dirty flag before its fdatasync, so a kvs_db_sync() after or
+   during it returned 0 without syncing). */
+Test(log_fsync, sync_after_a_failed_background_sync_fails)
+{
+    opts.fsync = KVS_FSYNC_EVERYSEC;
+    kvs_db *db = lt_open(dir, &opts);
+    fill(db, 10);
+    cr_assert_eq(kvs_db_sync(db), 0);
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    lt_set(db, "acked", "before the failure");
+    cr_assert(lt_log_wait("refusing writes", 10), "no failed sync: %s", lt_log_text());
+    cr_assert_eq(kvs_db_sync(db), KVS_EIO, "kvs_db_sync() called data durable that is not");
+    cr_assert_eq(kvs_db_sync(db), KVS_EIO);
+    kvs_db_close(db);
+}
+
+/* ---- the once-a-second sync beside a long compaction (audit bug 4) ---- */
+
+static atomic_bool compaction_held, release_compaction;
+
+/* Holds the background compaction at STEP_RENAMED until released (at most
+   20 s, so that a failing test cannot hang). */
+static void hold_compaction(int step)
+{
+    if (step != 3 || atomic_exchange(&compaction_held, true))
+        return;
+    for (int i = 0; i < 2000 && !atomic_load(&release_compaction); i++)
+        usleep(10000);
+}
+
+Test(log_fsync, everysec_sync_keeps_pace_during_compaction)
+{
+    opts.fsync = KVS_FSYNC_EVERYSEC;
+    opts.segment_max_bytes = 4096;
+    opts.compact_min_stale_bytes = UINT64_MAX;
+    kvs_db *db = lt_open(dir, &opts);
+    for (int round = 0; round < 10; round++)
+        fill(db, 100);
+    kvs_db_close(db);
+
+    atomic_store(&compaction_held, false);
+    atomic_store(&release_compaction, false);
+    kvs__log_crash_hook = hold_compaction;
+    opts.compact_min_stale_bytes = 1024;
+    db = lt_open(dir, &opts);
+    lt_set(db, "wake", "up");
+    for (int i = 0; i < 1000 && !atomic_load(&compaction_held); i++)
+        usleep(10000);
+    cr_assert(atomic_load(&compaction_held), "no background compaction started");
+    /* The active segment exists; the next fsync of any kind is the sync of
+       "acked", and it fails, which the log reports. */
+    lt_set(db, "before", "arming");
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    lt_set(db, "acked", "while compacting");
+    bool synced = lt_log_wait("refusing writes", 5);
+    atomic_store(&release_compaction, true);
+    kvs__fault_set(KVS__FAULT_FSYNC, 0, 0);
+    cr_assert(synced, "no sync for 5 s while a compaction ran: %s", lt_log_text());
+    kvs_db_close(db);
+    kvs__log_crash_hook = NULL;
 }
