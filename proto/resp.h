@@ -3,10 +3,29 @@
  *
  * No I/O here. The request parser reads a connection's input buffer and
  * yields one command at a time as argument slices pointing into that
- * buffer; it allocates nothing per argument (one argv array per parser,
- * grown only as arguments actually arrive) and never by a length a peer
- * declared. The encoders append to a caller-owned kvs_buf. The reply parser
- * is the client's half: it reads one reply element at a time.
+ * buffer, or, for the quoted words of an inline command, into the parser's
+ * scratch buffer; it allocates nothing per argument (one argv array per
+ * parser, grown only as arguments actually arrive) and never by a length a
+ * peer declared. The encoders append to a caller-owned kvs_buf. The reply
+ * parser is the client's half: it reads one reply element at a time.
+ *
+ * Who owns the arguments of a parsed command, and until when:
+ *  1. argv itself (the array of slices) is the parser's and is rewritten
+ *     by the next resp_parse(): copy the slices (not the bytes) to keep
+ *     them.
+ *  2. A slice into the caller's buffer stays valid while the caller leaves
+ *     those bytes where they are: it may queue a command and parse further
+ *     commands, as long as it neither drops nor moves the bytes of the
+ *     queued one.
+ *  3. A slice into the scratch buffer (a quoted inline word) stays valid,
+ *     also across later resp_parse() calls, until the caller calls
+ *     resp_parser_release() or resp_parser_free(). The parser never moves
+ *     or overwrites words it holds: when a later line's words do not fit
+ *     beside them, resp_parse() returns RESP_FULL and parses that line
+ *     once the caller has released them.
+ * So a caller that runs each command before parsing the next one calls
+ * resp_parser_release() before each resp_parse(); one that queues
+ * commands calls it once no queued command is left.
  *
  * Thread safety: a parser belongs to one connection and one thread at a time.
  */
@@ -39,14 +58,15 @@ typedef struct resp_limits {
 enum resp_status {
     RESP_DONE = 0,   /* a complete command is in argc/argv */
     RESP_MORE = 1,   /* the buffer holds only part of a command */
+    RESP_FULL = 2,   /* the scratch holds earlier words: release them, parse again */
     RESP_ERROR = -1, /* protocol error: reply with error, then close */
 };
 
 typedef struct resp_parser {
     resp_limits limits;
-    /* Output of a RESP_DONE parse: slices into the buffer passed in, valid
-       until that buffer is changed. argc may be 0 for an empty inline line
-       or "*0"/"*-1", which Redis ignores. */
+    /* Output of a RESP_DONE parse: slices into the buffer passed in or
+       into the scratch buffer, valid as the rules above say. argc may be 0
+       for an empty inline line or "*0"/"*-1", which Redis ignores. */
     size_t argc;
     kvs_slice *argv;
     /* On RESP_ERROR, Redis's text without the leading '-', e.g.
@@ -66,13 +86,20 @@ typedef struct resp_parser {
     size_t scan;       /* offset up to which the current line was searched for its end */
     char *scratch;     /* inline arguments unescaped from quotes; reused, grown */
     size_t scratch_cap;
+    size_t scratch_used; /* bytes of scratch holding words not yet released */
 } resp_parser;
 
 /* Prepare a parser; limits NULL for the defaults (a field of 0 also takes
    its default). Returns 0 or KVS_ENOMEM. */
 int resp_parser_init(resp_parser *p, const resp_limits *limits);
-/* Release a parser's memory; accepts NULL. */
+/* Release a parser's memory; accepts NULL. Every argument it returned is
+   invalid afterwards. */
 void resp_parser_free(resp_parser *p);
+
+/* The caller is done with every command parsed so far: the scratch words
+   of all of them become invalid, and their room is reused. Keeps the
+   memory and any partly parsed command. */
+void resp_parser_release(resp_parser *p);
 
 /*
  * resp_parse - parse one command from buf[0..len).
@@ -81,7 +108,11 @@ void resp_parser_free(resp_parser *p);
  * Call again with the same bytes plus more after RESP_MORE; the parser
  * resumes where it stopped rather than rescanning.
  * Returns RESP_DONE with argc/argv set and *consumed = bytes of this
- * command; RESP_MORE with *consumed = 0; or RESP_ERROR with p->error set.
+ * command; RESP_MORE with *consumed = 0; RESP_FULL with *consumed = 0
+ * when an inline line's quoted words do not fit beside the scratch words
+ * still held (never right after resp_parser_release()): call again with
+ * the same bytes once they are released; or RESP_ERROR with p->error set.
+ * The words a RESP_FULL or RESP_ERROR parse had begun are dropped.
  * *need, if not NULL, receives on RESP_MORE the number of bytes the parser
  * knows it needs in total (a declared bulk, capped by max_bulk), so the
  * caller can size a read; it is only a hint and never over max_bulk + 2.

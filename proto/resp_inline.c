@@ -9,11 +9,15 @@
  * C string to Redis, so a NUL ends it.
  *
  * Words without quotes are slices of the caller's buffer. Words with quotes
- * are unescaped into the parser's scratch buffer, reserved once per line to
- * the line's length (unescaping never lengthens), so that no word moves
- * while later ones are added.
+ * are unescaped into the parser's scratch buffer, after the words of
+ * earlier lines that the caller has not released yet (resp.h). Room is
+ * reserved once per line, at its first quoted word, for the rest of the
+ * line (unescaping never lengthens). The buffer is only reallocated while
+ * it holds no word; a line that does not fit beside held words is
+ * RESP_FULL, parsed again once they are released.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +25,11 @@
 #include "request.h"
 #include "resp.h"
 
-enum split_result { SPLIT_OK, SPLIT_QUOTES, SPLIT_TOO_MANY, SPLIT_NOMEM };
+/* The scratch buffer's first size: the quoted words of many short lines
+   fit side by side between two releases. */
+#define SCRATCH_MIN 1024
+
+enum split_result { SPLIT_OK, SPLIT_QUOTES, SPLIT_TOO_MANY, SPLIT_NOMEM, SPLIT_FULL };
 
 /* isspace() in the C locale, which sdssplitargs() skips between words. */
 static bool is_blank(char c)
@@ -116,30 +124,55 @@ static int add_arg(resp_parser *p, const char *data, size_t len)
     return SPLIT_OK;
 }
 
+/* Room for need more bytes after the words the scratch holds. The buffer
+   is replaced (at least doubling) only while it holds none: a word handed
+   out never moves. */
+static int reserve_scratch(resp_parser *p, size_t need)
+{
+    if (need <= p->scratch_cap - p->scratch_used)
+        return SPLIT_OK;
+    if (p->scratch_used > 0)
+        return SPLIT_FULL;
+    size_t cap = p->scratch_cap > SIZE_MAX / 2 ? SIZE_MAX : p->scratch_cap * 2;
+    if (cap < SCRATCH_MIN)
+        cap = SCRATCH_MIN;
+    if (cap < need)
+        cap = need;
+    free(p->scratch); /* nothing in it is held: no copy */
+    p->scratch = malloc(cap);
+    p->scratch_cap = p->scratch ? cap : 0;
+    return p->scratch ? SPLIT_OK : SPLIT_NOMEM;
+}
+
+/* Split a line into p->argv. Quoted words go to the scratch buffer after
+   the held ones; they become held (scratch_used) only if the whole line
+   splits. */
 static int split(resp_parser *p, const char *line, size_t n)
 {
     size_t i = 0;
-    size_t used = 0; /* scratch bytes holding this line's unquoted words */
+    size_t used = p->scratch_used; /* end of the words held and this line's */
+    bool reserved = false;
     p->argc = 0;
     for (;;) {
         while (i < n && is_blank(line[i]))
             i++;
-        if (i == n)
+        if (i == n) {
+            p->scratch_used = used;
             return SPLIT_OK;
+        }
         size_t start = i;
         while (i < n && !ends_word(line[i]) && line[i] != '"' && line[i] != '\'')
             i++;
         const char *word = line + start;
         size_t len = i - start;
         if (i < n && (line[i] == '"' || line[i] == '\'')) {
-            /* The first quoted word of the line sizes the scratch buffer;
-               no word points into it yet, so it may move. */
-            if (p->scratch_cap < n) {
-                char *s = realloc(p->scratch, n);
-                if (!s)
-                    return SPLIT_NOMEM;
-                p->scratch = s;
-                p->scratch_cap = n;
+            /* The first quoted word reserves room for the rest of the
+               line, before this line's words are in the scratch. */
+            if (!reserved) {
+                int rc = reserve_scratch(p, n - start);
+                if (rc != SPLIT_OK)
+                    return rc;
+                reserved = true;
             }
             char *out = p->scratch + used;
             memcpy(out, word, len);
@@ -182,6 +215,11 @@ int resp__parse_inline(resp_parser *p, const char *buf, size_t len, size_t *cons
         break;
     case SPLIT_QUOTES:
         return resp__fail(p, RESP__ERR_QUOTES);
+    case SPLIT_FULL:
+        /* Parsed again, from the start of the line, once released. */
+        p->argc = 0;
+        p->scan = (size_t)(nl - buf);
+        return RESP_FULL;
     case SPLIT_TOO_MANY:
         /* Redis has no argument limit for inline commands (its line limit
            bounds them); a configured one answers as for a multibulk. */

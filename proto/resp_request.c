@@ -77,8 +77,13 @@ void resp_parser_free(resp_parser *p)
     p->argv = NULL;
     p->arg_off = p->arg_len = NULL;
     p->scratch = NULL;
-    p->argv_cap = p->scratch_cap = 0;
+    p->argv_cap = p->scratch_cap = p->scratch_used = 0;
     p->argc = 0;
+}
+
+void resp_parser_release(resp_parser *p)
+{
+    p->scratch_used = 0;
 }
 
 int resp__reserve_arg(resp_parser *p)

@@ -194,11 +194,23 @@ static void conn_process(struct conn *c)
             c->flags |= CONN_INPUT_PENDING;
             break;
         }
+        /* No queued write points into the parser's scratch any more: the
+           quoted words of the commands run so far may go. */
+        if (c->npending == 0)
+            resp_parser_release(&c->parser);
         size_t consumed = 0;
         int rc = resp_parse(&c->parser, (const char *)c->in.data + off, c->in.len - off, &consumed,
                             NULL);
         if (rc == RESP_MORE)
             break;
+        if (rc == RESP_FULL) {
+            /* The scratch is full of queued writes' words (it cannot be
+               right after a release): parsed again once they are
+               answered. */
+            assert(c->npending > 0);
+            c->batch_wait = true;
+            break;
+        }
         if (rc == RESP_ERROR) {
             log_debug("client id=%llu: %s", (unsigned long long)c->id, c->parser.error);
             if (c->npending) {

@@ -16,7 +16,10 @@
  * connection has queued writes (npending) it executes only further
  * batchable writes; anything else waits, unparsed (batch_wait), so that
  * replies keep their order and a read sees the writes before it. The
- * input bytes of queued writes stay where they are until then (in_off).
+ * input bytes of queued writes stay where they are until then (in_off),
+ * and so do the quoted words of queued inline writes in the parser's
+ * scratch: the parser is released only while npending is 0, and a line
+ * that finds the scratch full waits like a non-batched command.
  */
 #ifndef KVS_SERVER_CONN_H
 #define KVS_SERVER_CONN_H
@@ -51,7 +54,7 @@ struct conn {
     kvs_buf in;      /* bytes read and not yet dropped; unexecuted ones start at in_off */
     size_t in_off;   /* executed bytes still in `in`: queued writes point into them */
     size_t npending; /* commands queued in the worker's batch, not yet answered */
-    bool batch_wait; /* a command waits for npending to reach 0 before it runs */
+    bool batch_wait; /* a command (or a RESP_FULL line) waits for npending to reach 0 */
     bool bad_input;  /* parser.error found while npending > 0: reply once it is 0 */
     kvs_buf out;     /* replies not yet written */
     size_t out_sent; /* bytes of out already written */

@@ -23,8 +23,9 @@
  * A connection with queued writes executes nothing else until they are
  * applied (conn.c pauses it), so a read after a write on one connection
  * sees the write, and replies never overtake each other. The ops' keys and
- * values point into the connections' input buffers, which stay put until
- * their writes are applied.
+ * values point into the connections' input buffers, or for quoted inline
+ * words into their parsers' scratch, which both stay put until the
+ * connection's last queued write is answered (conn.h).
  */
 #ifndef KVS_SERVER_WORKER_H
 #define KVS_SERVER_WORKER_H

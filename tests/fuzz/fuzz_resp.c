@@ -15,6 +15,9 @@
  * inside the command's bytes (or the parser's scratch for quoted inline
  * words), a multibulk command's bytes equal to their re-encoding, and the
  * arguments surviving resp_add_command -> resp_parse -> resp_parse_reply.
+ * Scratch words are released only when the parser says RESP_FULL, as a
+ * connection with queued writes does: until then every one of them must
+ * keep its bytes while later commands are parsed.
  *
  * The reply parser reads the same payload element by element: each element
  * must parse the same from an exact-size copy, every strict prefix of it
@@ -140,6 +143,43 @@ static void check_command(const resp_parser *p, const char *buf, size_t consumed
     round_trip(p);
 }
 
+/* ---- scratch words held across commands ---- */
+
+struct held {
+    kvs_slice *words; /* into the parser's scratch */
+    kvs_buf copy;     /* their bytes when parsed, one after the other */
+    size_t n, cap;
+};
+
+static void hold(struct held *h, const resp_parser *p)
+{
+    for (size_t i = 0; i < p->argc; i++) {
+        const kvs_slice *a = &p->argv[i];
+        if (a->len == 0 || !p->scratch || !inside(a->data, a->len, p->scratch, p->scratch_cap))
+            continue;
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 16;
+            h->words = realloc(h->words, h->cap * sizeof(*h->words));
+            CHECK(h->words != NULL);
+        }
+        h->words[h->n++] = *a;
+        put(&h->copy, a->data, a->len);
+    }
+}
+
+/* The held words still hold their bytes; then they are released. */
+static void release(struct held *h, resp_parser *p)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        CHECK(memcmp(h->words[i].data, (char *)h->copy.data + off, h->words[i].len) == 0);
+        off += h->words[i].len;
+    }
+    h->n = 0;
+    h->copy.len = 0;
+    resp_parser_release(p);
+}
+
 /* ---- feeding a parser like a connection ---- */
 
 /*
@@ -147,11 +187,18 @@ static void check_command(const resp_parser *p, const char *buf, size_t consumed
  * (a protocol error), false when the parser wants more bytes. *need_was is
  * the need the last RESP_MORE reported (0: none, or not asked).
  */
-static bool drain(resp_parser *p, struct conn *c, bool use_need, size_t *need_was, kvs_buf *out)
+static bool drain(resp_parser *p, struct conn *c, bool use_need, size_t *need_was, kvs_buf *out,
+                  struct held *held)
 {
     for (;;) {
         size_t consumed = SIZE_MAX, need = SIZE_MAX;
         int rc = resp_parse(p, c->buf, c->len, &consumed, use_need ? &need : NULL);
+        if (rc == RESP_FULL) {
+            /* Only with words held; parsed again once they are released. */
+            CHECK(consumed == 0 && p->argc == 0 && held->n > 0);
+            release(held, p);
+            continue;
+        }
         /* A bulk waited for stays awaited, at the same length, until the
            buffer reaches that length; then it is complete. */
         if (*need_was && c->len < *need_was)
@@ -175,6 +222,7 @@ static bool drain(resp_parser *p, struct conn *c, bool use_need, size_t *need_wa
         CHECK(rc == RESP_DONE);
         CHECK(consumed > 0 && consumed <= c->len);
         check_command(p, c->buf, consumed);
+        hold(held, p);
         put(out, p->inline_cmd ? "I" : "M", 1);
         put_size(out, consumed);
         put_size(out, p->argc);
@@ -197,6 +245,7 @@ static void feed(const resp_limits *lim, const unsigned char *splits, size_t nsp
     conn_move(&c, 0, NULL, 0);
     bool closed = false;
     size_t off = 0, need_was = 0;
+    struct held held = {NULL, KVS_BUF_INIT, 0, 0};
     for (size_t k = 0; !closed && off < n; k++) {
         size_t chunk = nsplits ? (size_t)splits[k % nsplits] + 1 : n;
         if (chunk > n - off)
@@ -204,8 +253,11 @@ static void feed(const resp_limits *lim, const unsigned char *splits, size_t nsp
         conn_move(&c, 0, data + off, chunk);
         off += chunk;
         /* The whole-buffer run leaves out need, to cover that path too. */
-        closed = drain(&p, &c, nsplits != 0, &need_was, out);
+        closed = drain(&p, &c, nsplits != 0, &need_was, out, &held);
     }
+    release(&held, &p);
+    free(held.words);
+    kvs_buf_free(&held.copy);
     if (!closed) {
         put(out, "R", 1);
         put_size(out, c.len);

@@ -75,6 +75,7 @@ static inline size_t feed(const resp_limits *limits, const char *buf, size_t len
                 cr_assert_lt(n, max);
                 outcome_from(&out[n++], &p, rc, consumed);
                 off += consumed;
+                resp_parser_release(&p); /* the command has run */
             }
         } while (rc == RESP_DONE);
         if (rc == RESP_ERROR || visible == len) {
@@ -105,11 +106,13 @@ static inline void assert_same_outcomes(const struct outcome *a, size_t na, cons
 }
 
 /* Parse exactly one complete command from buf with default limits and
-   check it has the given arguments (as literal strings). */
+   check it has the given arguments (as literal strings). The words of the
+   commands parsed before are released first. */
 static inline void expect_command(resp_parser *p, const char *buf, size_t len, size_t argc,
                                   const char *const *want, const size_t *want_len)
 {
     size_t consumed;
+    resp_parser_release(p);
     int rc = resp_parse(p, buf, len, &consumed, NULL);
     cr_assert_eq(rc, RESP_DONE, "rc %d (%s)", rc, p->error ? p->error : "");
     cr_assert_eq(consumed, len);
