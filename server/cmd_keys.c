@@ -178,10 +178,12 @@ void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     struct worker *w = c->w;
     /* On an engine error the partial array is taken back and replaced by
-       the error, so the client sees one well-formed reply. */
+       the error, so the client sees one well-formed reply. Once a value
+       does not fit under --max-output-buffer the client is being closed
+       (reply.h): the rest is not read. */
     size_t mark = c->out.len;
     reply_array(c, argc - 1);
-    for (size_t i = 1; i < argc; i++) {
+    for (size_t i = 1; i < argc && !(c->flags & CONN_KILL); i++) {
         int rc = kvs_db_get(db_of(c), argv[i], &w->scratch);
         if (rc == 0) {
             stat_add(&w->stats.hits, 1);

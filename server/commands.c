@@ -220,20 +220,17 @@ void reply_kvs_error(struct conn *c, int err)
         reply_errorf(c, "ERR %s", kvs_strerror(err));
 }
 
-/* --max-output-buffer: a client owed more than this is closed, as Redis's
-   client-output-buffer-limit hard limit does. The connection stops
+/* --max-output-buffer: a client that would be owed more than this is
+   closed, as Redis's client-output-buffer-limit hard limit does; the reply
+   helpers (reply.h) call this instead of appending. The connection stops
    executing a client's commands while 1 MiB of replies waits for it, so
    a client that never reads is held near that; what this catches is one
-   reply too big to owe (MGET of many large values). */
-static void check_output_limit(struct conn *c)
+   reply too big to owe (MGET of many large values), before it is built. */
+void reply_over_limit(struct conn *c, size_t want)
 {
-    size_t limit = c->w->srv->cfg.max_output_buffer;
-    size_t owed = c->out.len - c->out_sent;
-    if (limit == 0 || owed <= limit || (c->flags & CONN_KILL))
-        return;
-    log_warn("client id=%llu owed %zu bytes of replies, over --max-output-buffer (%zu); "
-             "closing it",
-             (unsigned long long)c->id, owed, limit);
+    log_warn("client id=%llu would be owed %zu bytes of replies, over --max-output-buffer "
+             "(%zu); closing it",
+             (unsigned long long)c->id, want, c->out_limit);
     c->flags |= CONN_KILL;
 }
 
@@ -270,5 +267,4 @@ void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
     }
     stat_add(&c->w->stats.commands, 1);
     cmd->proc(c, argc, argv);
-    check_output_limit(c);
 }

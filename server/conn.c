@@ -47,6 +47,7 @@ int conn_open(struct worker *w, int fd)
     c->fd = fd;
     c->id = atomic_fetch_add_explicit(&w->srv->next_id, 1, memory_order_relaxed);
     c->last_active = w->now;
+    c->out_limit = w->srv->cfg.max_output_buffer ? w->srv->cfg.max_output_buffer : SIZE_MAX;
     if (resp_parser_init(&c->parser, NULL) != 0)
         goto out_conn;
     auth_conn_init(c);

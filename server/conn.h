@@ -58,6 +58,9 @@ struct conn {
     bool bad_input;  /* parser.error found while npending > 0: reply once it is 0 */
     kvs_buf out;     /* replies not yet written */
     size_t out_sent; /* bytes of out already written */
+    /* --max-output-buffer, the most out.len - out_sent may reach (reply.h);
+       SIZE_MAX: none. */
+    size_t out_limit;
     resp_parser parser;
     kvs_buf name; /* CLIENT SETNAME; len 0: none */
 };

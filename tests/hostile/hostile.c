@@ -157,6 +157,20 @@ long hx_rss_kb(pid_t pid)
     return proc_field(pid, "status", "VmRSS:", 1);
 }
 
+long hx_peak_rss_kb(pid_t pid)
+{
+    return proc_field(pid, "status", "VmHWM:", 1);
+}
+
+void hx_reset_peak_rss(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert(fputs("5", f) >= 0 && fclose(f) == 0, "%s: %s", path, strerror(errno));
+}
+
 long hx_fd_limit(pid_t pid)
 {
     return proc_field(pid, "limits", "Max open files", 1);

@@ -1,8 +1,8 @@
 /*
  * Helpers of the hostile-client suites, beside tests/server/harness.h:
  * a server bound to any address, sockets that may fail (many of them, or
- * to a server that closes), INFO fields, a server's resident memory, and
- * round-trip timings. Every wait has a deadline.
+ * to a server that closes), INFO fields, a server's resident memory (now
+ * and at its peak), and round-trip timings. Every wait has a deadline.
  */
 #ifndef KVS_TESTS_HOSTILE_HOSTILE_H
 #define KVS_TESTS_HOSTILE_HOSTILE_H
@@ -35,6 +35,13 @@ void hx_wait_info(int fd, const char *section, const char *field, long long valu
 
 /* The server's resident memory, from /proc/PID/status VmRSS, in KiB. */
 long hx_rss_kb(pid_t pid);
+
+/* The server's peak resident memory, from /proc/PID/status VmHWM, in KiB;
+   hx_reset_peak_rss() restarts that peak from the current RSS (writes 5 to
+   /proc/PID/clear_refs, Linux 4.0+), so that a test sees the peak of one
+   step only. */
+long hx_peak_rss_kb(pid_t pid);
+void hx_reset_peak_rss(pid_t pid);
 
 /* The soft "Max open files" of a process, from /proc/PID/limits. */
 long hx_fd_limit(pid_t pid);

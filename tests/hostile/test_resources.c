@@ -270,3 +270,68 @@ Test(resources, output_limit_drops)
     close(control);
     h_stop(&h);
 }
+
+/* --max-output-buffer bounds what one command may build, not only what
+   is owed once it has run: an MGET naming a 4 MiB value a hundred times
+   (a 400 MiB reply) under a 1 MiB limit stops at the first value that
+   would pass the limit and closes its client. The server's peak RSS
+   meanwhile stays within three times the limit plus twice the value (the
+   engine's copy of it and the pages it read it from) plus 8 MiB for the
+   allocator (ASan's quarantine keeps freed blocks resident), and other
+   clients are still served. Before the fix the peak grew by ~790 MiB. */
+#define BIG_VALUE (4u << 20)
+#define MGET_TIMES 100
+#define OUT_LIMIT_KB 1024L
+
+ParameterizedTestParameters(resources, output_limit_bounds_memory)
+{
+    H_ENGINE_PARAMS;
+}
+
+ParameterizedTest(struct h_engine *engine, resources, output_limit_bounds_memory, .timeout = 60)
+{
+    static const char *const args[] = {"--max-output-buffer", "1mb", NULL};
+    struct h_server h;
+    h_start(&h, engine->name, args);
+    int control = h_connect(&h);
+    char *set = malloc(BIG_VALUE + 64);
+    cr_assert_not_null(set);
+    int n = snprintf(set, 64, "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%u\r\n", BIG_VALUE);
+    memset(set + n, 'v', BIG_VALUE);
+    memcpy(set + n + BIG_VALUE, "\r\n", 2);
+    h_send(control, set, (size_t)n + BIG_VALUE + 2);
+    H_EXPECT(control, "+OK\r\n");
+    free(set);
+
+    char mget[16 + 4 * MGET_TIMES];
+    size_t len = (size_t)snprintf(mget, sizeof(mget), "MGET");
+    for (int i = 0; i < MGET_TIMES; i++)
+        len += (size_t)snprintf(mget + len, sizeof(mget) - len, " big");
+    len += (size_t)snprintf(mget + len, sizeof(mget) - len, "\r\n");
+    long rss_before = hx_rss_kb(h.s.pid);
+    hx_reset_peak_rss(h.s.pid);
+    int fd = h_connect(&h);
+    h_send(fd, mget, len);
+    char buf[4096];
+    bool eof;
+    size_t got = hx_recv_until_close(fd, buf, sizeof(buf), H_TIMEOUT_MS, &eof);
+    long peak = hx_peak_rss_kb(h.s.pid);
+    close(fd);
+    long bound = 3 * OUT_LIMIT_KB + 2 * (long)(BIG_VALUE >> 10) + (8L << 10);
+    printf("output limit 1 MiB (%s): MGET of a 4 MiB value x%d (%d MiB of reply): %zu bytes "
+           "sent, then %s; server peak RSS %ld KiB over the %ld KiB before (bound %ld KiB)\n",
+           engine->name, MGET_TIMES, MGET_TIMES * 4, got, eof ? "closed" : "left open",
+           peak - rss_before, rss_before, bound);
+    cr_expect(eof, "the client was not closed");
+    cr_expect_lt(peak - rss_before, bound, "peak RSS grew by %ld KiB building the reply",
+                 peak - rss_before);
+
+    /* Others are still served. */
+    H_ROUNDTRIP(control, "EXISTS big\r\n", ":1\r\n");
+    fd = h_connect(&h);
+    H_ROUNDTRIP(fd, "SET small 1\r\n", "+OK\r\n");
+    H_ROUNDTRIP(fd, "MGET small small\r\n", "*2\r\n$1\r\n1\r\n$1\r\n1\r\n");
+    close(fd);
+    close(control);
+    h_stop(&h);
+}
