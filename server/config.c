@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,8 @@
 #define DEFAULT_MAX_QUERY_BUFFER (1ull << 30)    /* Redis's client-query-buffer-limit */
 #define DEFAULT_MAX_OUTPUT_BUFFER (256ull << 20) /* a hard limit, per client */
 #define MIN_BUFFER_LIMIT (1ull << 20)
+/* The most either limit may be: sums such as "limit + one reply" cannot wrap. */
+#define MAX_BUFFER_LIMIT ((unsigned long long)(SIZE_MAX / 4))
 #define MAX_PASSWORD_FILE (64u << 10)
 
 static const char usage[] =
@@ -139,9 +143,14 @@ static const struct option options[] = {
     {NULL, 0, NULL, 0},
 };
 
+enum { BYTES_OK = 0, BYTES_BAD = -1, BYTES_TOO_LARGE = -2 };
+
 /* A size in bytes as Redis writes them: digits, then optionally k, kb, m,
-   mb, g or gb (k = 1000, kb = 1024, and so on), any case. */
-static int parse_bytes(const char *text, unsigned long long *out)
+   mb, g or gb (k = 1000, kb = 1024, and so on), any case. Returns
+   BYTES_OK; BYTES_BAD for anything else (a sign, a blank, a fraction, an
+   unknown unit); or BYTES_TOO_LARGE for a size over max, also one that
+   does not even fit in 64 bits (it is never wrapped). */
+static int parse_bytes(const char *text, unsigned long long max, unsigned long long *out)
 {
     static const struct {
         const char *suffix;
@@ -151,16 +160,38 @@ static int parse_bytes(const char *text, unsigned long long *out)
         {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
     };
     size_t digits = strspn(text, "0123456789");
-    if (digits == 0 || digits > 15)
-        return -1;
-    unsigned long long v = strtoull(text, NULL, 10);
+    if (digits == 0)
+        return BYTES_BAD;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(text + digits, units[i].suffix) == 0) {
-            *out = v * units[i].unit;
-            return 0;
-        }
+        if (strcasecmp(text + digits, units[i].suffix) != 0)
+            continue;
+        errno = 0;
+        unsigned long long v = strtoull(text, NULL, 10);
+        if (errno == ERANGE || v > max / units[i].unit)
+            return BYTES_TOO_LARGE;
+        *out = v * units[i].unit;
+        return BYTES_OK;
     }
-    return -1;
+    return BYTES_BAD;
+}
+
+/* --max-query-buffer and --max-output-buffer: a size of at least 1mb (or
+   0, meaning no limit, when zero_ok) and at most MAX_BUFFER_LIMIT.
+   Returns 0, or -1 after printing why. */
+static int set_buffer_limit(const char *opt, const char *val, bool zero_ok, size_t *out)
+{
+    unsigned long long bytes = 0;
+    int rc = parse_bytes(val, MAX_BUFFER_LIMIT, &bytes);
+    if (rc == BYTES_TOO_LARGE) {
+        bad("invalid %s '%s': too large (at most %llu bytes)", opt, val, MAX_BUFFER_LIMIT);
+        return -1;
+    }
+    if (rc != BYTES_OK || (bytes < MIN_BUFFER_LIMIT && !(zero_ok && bytes == 0))) {
+        bad("invalid %s '%s': expected %sa size of at least 1mb", opt, val, zero_ok ? "0 or " : "");
+        return -1;
+    }
+    *out = (size_t)bytes;
+    return 0;
 }
 
 static void drop_password(struct server_config *cfg)
@@ -227,7 +258,6 @@ static int read_password_file(struct server_config *cfg, const char *path)
 /* One option and its value; returns 0, or -1 after printing why. */
 static int apply(struct server_config *cfg, int opt, const char *val)
 {
-    unsigned long long bytes;
     char names[128];
     switch (opt) {
     case OPT_ADDR:
@@ -294,20 +324,9 @@ static int apply(struct server_config *cfg, int opt, const char *val)
         cfg->protected_mode = strcasecmp(val, "yes") == 0;
         return 0;
     case OPT_MAX_QUERY_BUFFER:
-        if (parse_bytes(val, &bytes) != 0 || bytes < MIN_BUFFER_LIMIT || bytes > SIZE_MAX / 4) {
-            bad("invalid --max-query-buffer '%s': expected a size of at least 1mb", val);
-            return -1;
-        }
-        cfg->max_query_buffer = (size_t)bytes;
-        return 0;
+        return set_buffer_limit("--max-query-buffer", val, false, &cfg->max_query_buffer);
     case OPT_MAX_OUTPUT_BUFFER:
-        if (parse_bytes(val, &bytes) != 0 || (bytes && bytes < MIN_BUFFER_LIMIT) ||
-            bytes > SIZE_MAX / 4) {
-            bad("invalid --max-output-buffer '%s': expected 0 or a size of at least 1mb", val);
-            return -1;
-        }
-        cfg->max_output_buffer = (size_t)bytes;
-        return 0;
+        return set_buffer_limit("--max-output-buffer", val, true, &cfg->max_output_buffer);
     }
     return -1;
 }

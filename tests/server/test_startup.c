@@ -106,6 +106,24 @@ static const struct bad_args bad_args[] = {
     {{"--addr", "127.0.0.1:99999"}, "invalid address"},
     {{"--addr", "::1:4000"}, "invalid address"},
     {{"--addr", "[::1]"}, "invalid address"},
+    /* Sizes that overflow are refused, not wrapped: 2^34 gb is 2^64 bytes,
+       which wrapped to 0 (no limit); 2^34 + 1 gb wrapped to 1gb. */
+    {{"--max-output-buffer", "17179869184gb"}, "--max-output-buffer '17179869184gb': too large"},
+    {{"--max-output-buffer", "17179869184GB"}, "--max-output-buffer '17179869184GB': too large"},
+    {{"--max-query-buffer", "17179869185gb"}, "--max-query-buffer '17179869185gb': too large"},
+    {{"--max-query-buffer", "18014398509481985kb"}, "--max-query-buffer '18014398509481985kb'"},
+    {{"--max-output-buffer", "99999999999999999999999"}, "--max-output-buffer '9999"},
+    {{"--max-output-buffer", "4611686018427387904"}, "--max-output-buffer '4611686018427387904'"},
+    /* Negative and garbage sizes. */
+    {{"--max-output-buffer", "-1"}, "--max-output-buffer '-1'"},
+    {{"--max-output-buffer", "-1gb"}, "--max-output-buffer '-1gb'"},
+    {{"--max-output-buffer", ""}, "--max-output-buffer ''"},
+    {{"--max-output-buffer", "1.5gb"}, "--max-output-buffer '1.5gb'"},
+    {{"--max-output-buffer", "2mb "}, "--max-output-buffer '2mb '"},
+    {{"--max-query-buffer", " 2mb"}, "--max-query-buffer ' 2mb'"},
+    {{"--max-query-buffer", "+2mb"}, "--max-query-buffer '+2mb'"},
+    {{"--max-query-buffer", "0x100000"}, "--max-query-buffer '0x100000'"},
+    {{"--max-query-buffer", "2tb"}, "--max-query-buffer '2tb'"},
 };
 
 Test(startup, bad_arguments)
