@@ -1,10 +1,11 @@
 /*
  * kvs-server's limits and its end: SIGTERM while a client has pipelined
- * commands (all answered, exit 0, all persisted), --maxclients and
- * --timeout.
+ * commands (all answered, exit 0, all persisted; also inline commands
+ * with quoted words), --maxclients and --timeout.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,13 @@
 
 #define PIPELINED 2000
 
-ENGINE_TEST(sigterm_answers_pipelined, .timeout = 60)
+/* SIGTERM right after a pipeline of SETs; quoted: inline lines whose key
+   and value are quoted words, which the parser unescapes into its own
+   buffer (they must survive there until the stop's batch is applied). */
+static void sigterm_pipelined(const char *engine, bool quoted)
 {
     struct h_server h;
-    h_start(&h, engine->name, NULL);
+    h_start(&h, engine, NULL);
     int fd = h_connect(&h);
     /* A round trip first, so the connection is surely in a worker's hands. */
     H_ROUNDTRIP(fd, "PING\r\n", "+PONG\r\n");
@@ -33,7 +37,9 @@ ENGINE_TEST(sigterm_answers_pipelined, .timeout = 60)
     char *batch = malloc(cap);
     cr_assert_not_null(batch);
     for (int i = 0; i < PIPELINED; i++)
-        len += (size_t)snprintf(batch + len, cap - len, "SET term:%d value-%d\r\n", i, i);
+        len += (size_t)snprintf(
+            batch + len, cap - len,
+            quoted ? "SET \"term %d\" 'value %d'\r\n" : "SET term:%d value-%d\r\n", i, i);
     h_send(fd, batch, len);
     free(batch);
     /* SIGTERM at once: the commands are in the server's socket, most of them
@@ -48,10 +54,25 @@ ENGINE_TEST(sigterm_answers_pipelined, .timeout = 60)
     char *out = h_cli(&h, "DBSIZE", NULL);
     cr_expect_eq(atoi(out), PIPELINED, "%s", out);
     free(out);
-    out = h_cli(&h, "MGET", "term:0", "term:1999", NULL);
-    cr_expect_str_eq(out, "value-0\nvalue-1999\n");
+    if (quoted) {
+        out = h_cli(&h, "MGET", "term 0", "term 1999", NULL);
+        cr_expect_str_eq(out, "value 0\nvalue 1999\n");
+    } else {
+        out = h_cli(&h, "MGET", "term:0", "term:1999", NULL);
+        cr_expect_str_eq(out, "value-0\nvalue-1999\n");
+    }
     free(out);
     h_stop(&h);
+}
+
+ENGINE_TEST(sigterm_answers_pipelined, .timeout = 60)
+{
+    sigterm_pipelined(engine->name, false);
+}
+
+ENGINE_TEST(sigterm_answers_pipelined_quoted_inline, .timeout = 60)
+{
+    sigterm_pipelined(engine->name, true);
 }
 
 /* A client that never reads its replies cannot hold a stop hostage: the
