@@ -203,3 +203,27 @@ int kvs_db_compact(kvs_db *db)
         return KVS_EINVAL;
     return db->engine->compact ? db->engine->compact(db) : KVS_ENOTSUP;
 }
+
+int kvs_db_scan(kvs_db *db, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+                void *ctx, uint64_t *next)
+{
+    if (!db || !fn || !next || (flags & ~KVS_SCAN_VALUES))
+        return KVS_EINVAL;
+    if (!db->engine->scan)
+        return KVS_ENOTSUP;
+    return db->engine->scan(db, cursor, count ? count : 1, flags, fn, ctx, next);
+}
+
+int kvs_db_save(kvs_db *db)
+{
+    if (!db)
+        return KVS_EINVAL;
+    return db->engine->save ? db->engine->save(db) : KVS_ENOTSUP;
+}
+
+int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx)
+{
+    if (!db || !fn)
+        return KVS_EINVAL;
+    return db->engine->info ? db->engine->info(db, fn, ctx) : KVS_ENOTSUP;
+}

@@ -53,3 +53,8 @@ size_t kvs_engine_max_value(const kvs_engine *engine)
 {
     return engine->max_value;
 }
+
+unsigned kvs_engine_traits(const kvs_engine *engine)
+{
+    return engine->traits;
+}

@@ -1,7 +1,8 @@
 /*
  * The "lmdb" engine: kvs on one LMDB environment (data.mdb and lock.mdb in
- * the data directory), every key in LMDB's main database behind a one-byte
- * tag so that the empty key can be stored (lmdb_internal.h).
+ * the data directory), every key in LMDB's main database behind a tag and
+ * its hash, so that keys are in hash order and the empty key can be stored
+ * (lmdb_internal.h, lmdb_keys.c).
  *
  * Locking (details in lmdb_txn.c): a get runs in a pooled read transaction
  * that holds resize_lock shared and never waits for a writer; writers are
@@ -27,6 +28,8 @@
  * There is no compaction (LMDB reuses free pages itself).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,15 +41,6 @@
 #define MAX_READERS 4096
 /* LMDB's largest value (MAXDATASIZE in mdb.c). */
 #define LMDB_MAX_VALUE 0xffffffffu
-
-static MDB_val tag_key(unsigned char buf[LMDB_MAX_KEY + 1], kvs_slice key)
-{
-    buf[0] = LMDB_KEY_TAG;
-    if (key.len)
-        memcpy(buf + 1, key.data, key.len);
-    MDB_val k = {key.len + 1, buf};
-    return k;
-}
 
 static int init_locks(struct lmdb_db *db)
 {
@@ -199,6 +193,8 @@ static int lmdb_open(const char *dir, const kvs_options *opts, struct kvs_db **d
         goto out_locks;
     }
     rc = open_env(db, dir, opts->fsync, why);
+    if (rc == 0)
+        rc = kvs__lmdb_convert_old_keys(db, why);
     if (rc != 0)
         goto out_env;
     if (opts->fsync == KVS_FSYNC_EVERYSEC) {
@@ -237,8 +233,8 @@ static int lmdb_close(struct kvs_db *base)
 static int lmdb_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
 {
     struct lmdb_db *db = (struct lmdb_db *)base;
-    unsigned char buf[LMDB_MAX_KEY + 1];
-    MDB_val k = tag_key(buf, key), v;
+    unsigned char buf[LMDB_LIB_MAX_KEY];
+    MDB_val k = kvs__lmdb_key(buf, key), v;
     MDB_txn *txn;
     int rc = kvs__lmdb_read_begin(db, &txn);
     if (rc != 0)
@@ -252,17 +248,17 @@ static int lmdb_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
 
 static int lmdb_set(struct kvs_db *base, kvs_slice key, kvs_slice value)
 {
-    unsigned char buf[LMDB_MAX_KEY + 1];
+    unsigned char buf[LMDB_LIB_MAX_KEY];
     /* mdb_put() only reads the value (no MDB_RESERVE), hence the cast. */
     struct lmdb_write w = {
-        .op = LMDB_PUT, .key = tag_key(buf, key), .val = {value.len, (void *)value.data}};
+        .op = LMDB_PUT, .key = kvs__lmdb_key(buf, key), .val = {value.len, (void *)value.data}};
     return kvs__lmdb_write((struct lmdb_db *)base, &w);
 }
 
 static int lmdb_remove(struct kvs_db *base, kvs_slice key)
 {
-    unsigned char buf[LMDB_MAX_KEY + 1];
-    struct lmdb_write w = {.op = LMDB_DEL, .key = tag_key(buf, key)};
+    unsigned char buf[LMDB_LIB_MAX_KEY];
+    struct lmdb_write w = {.op = LMDB_DEL, .key = kvs__lmdb_key(buf, key)};
     return kvs__lmdb_write((struct lmdb_db *)base, &w);
 }
 
@@ -273,7 +269,7 @@ static int lmdb_write(struct kvs_db *base, kvs_op *ops, size_t n)
         return 0;
     size_t key_bytes = 0;
     for (size_t i = 0; i < n; i++)
-        key_bytes += ops[i].key.len + 1;
+        key_bytes += ops[i].key.len + LMDB_KEY_HEAD;
     size_t head = n * (sizeof(struct lmdb_write) + sizeof(int));
     /* One block: the writes, their results, then the tagged keys. */
     unsigned char *mem = malloc(head + key_bytes);
@@ -286,10 +282,10 @@ static int lmdb_write(struct kvs_db *base, kvs_op *ops, size_t n)
         bool set = ops[i].type == KVS_OP_SET;
         w[i] = (struct lmdb_write){
             .op = set ? LMDB_PUT : LMDB_DEL,
-            .key = tag_key(keys, ops[i].key),
+            .key = kvs__lmdb_key(keys, ops[i].key),
             .val = {set ? ops[i].value.len : 0, set ? (void *)ops[i].value.data : NULL},
         };
-        keys += ops[i].key.len + 1;
+        keys += ops[i].key.len + LMDB_KEY_HEAD;
     }
     int rc = kvs__lmdb_write_batch((struct lmdb_db *)base, w, n, results);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -358,6 +354,37 @@ static int lmdb_stats(struct kvs_db *base, kvs_stats *st)
     return 0;
 }
 
+/* The engine's figures for INFO. */
+static int lmdb_info(struct kvs_db *base, kvs_info_fn fn, void *ctx)
+{
+    struct lmdb_db *db = (struct lmdb_db *)base;
+    MDB_envinfo info;
+    MDB_stat ms;
+    int mrc = mdb_env_info(db->env, &info);
+    if (mrc == 0)
+        mrc = mdb_env_stat(db->env, &ms);
+    if (mrc != 0)
+        return kvs__lmdb_err(mrc);
+    uint64_t figures[] = {
+        info.me_mapsize,    ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize,
+        ms.ms_psize,        ms.ms_depth,
+        info.me_last_txnid, info.me_numreaders,
+        info.me_maxreaders, atomic_load(&db->failed) != 0,
+    };
+    static const char *const names[] = {
+        "map_size",    "map_used", "page_size",   "tree_depth",
+        "last_txn_id", "readers",  "max_readers", "read_only",
+    };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(figures) / sizeof(figures[0]),
+                   "a name per figure");
+    for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, figures[i]);
+        fn(ctx, names[i], value);
+    }
+    return 0;
+}
+
 static const char *const signature_files[] = {"data.mdb", "lock.mdb", NULL};
 
 const struct kvs_engine kvs__lmdb_engine = {
@@ -376,4 +403,8 @@ const struct kvs_engine kvs__lmdb_engine = {
     .clear = lmdb_clear,
     .compact = NULL, /* LMDB reuses freed pages; no compaction */
     .write = lmdb_write,
+    .scan = kvs__lmdb_scan,
+    .traits = 0,
+    .save = lmdb_sync,
+    .info = lmdb_info,
 };

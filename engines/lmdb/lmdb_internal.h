@@ -7,10 +7,14 @@
  * errno codes onto kvs_err. lmdb_engine.c holds the engine table and the
  * methods built on it. Nothing outside engines/lmdb/ includes this header.
  *
- * Key encoding: LMDB refuses zero-length keys but Redis allows SET "" x, so
- * every key is stored behind a one-byte tag (LMDB_KEY_TAG). The empty key is
- * stored as the tag alone, and the engine's max_key is LMDB's limit minus
- * one. Other tag values are free for records that are not user keys.
+ * Key layout (lmdb_keys.c): a user key K is stored as the tag LMDB_KEY_TAG,
+ * the 64-bit hash of K big-endian, then K. The hash makes LMDB's key order
+ * hash order, so that a scan can resume from a number (kvs_db_scan's
+ * cursor) as the kvs engine's does; the tag lets LMDB store the empty key,
+ * which Redis allows and LMDB refuses. The engine's max_key is LMDB's limit
+ * less these LMDB_KEY_HEAD bytes. Stores written before the hash was added
+ * hold LMDB_OLD_KEY_TAG followed by K; open converts them. Other tag values
+ * are free for records that are not user keys.
  */
 #ifndef KVS_ENGINES_LMDB_INTERNAL_H
 #define KVS_ENGINES_LMDB_INTERNAL_H
@@ -22,10 +26,12 @@
 
 #include "kvs/engine.h"
 
-#define LMDB_KEY_TAG 'k'
+#define LMDB_KEY_TAG 'h'
+#define LMDB_OLD_KEY_TAG 'k'
+#define LMDB_KEY_HEAD 9 /* tag and hash */
 /* MDB_MAXKEYSIZE of Debian's liblmdb (the library default); checked at open. */
 #define LMDB_LIB_MAX_KEY 511
-#define LMDB_MAX_KEY (LMDB_LIB_MAX_KEY - 1)
+#define LMDB_MAX_KEY (LMDB_LIB_MAX_KEY - LMDB_KEY_HEAD)
 /* Reset read transactions kept for reuse; each holds one reader slot. */
 #define LMDB_POOL_MAX 64
 
@@ -109,5 +115,17 @@ int kvs__lmdb_write_batch(struct lmdb_db *db, const struct lmdb_write *w, size_t
 
 /* Flush data.mdb now; a failure makes the store refuse writes. */
 int kvs__lmdb_sync_now(struct lmdb_db *db);
+
+/* lmdb_keys.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
+   key.len is at most LMDB_MAX_KEY. */
+MDB_val kvs__lmdb_key(unsigned char *buf, kvs_slice key);
+
+/* One step of kvs_db_scan() in hash order. */
+int kvs__lmdb_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags,
+                   kvs_scan_fn fn, void *ctx, uint64_t *next);
+
+/* Convert the keys of the old layout, if any, before the store is used
+   (open only). Returns 0, or an error explained in why. */
+int kvs__lmdb_convert_old_keys(struct lmdb_db *db, char *why);
 
 #endif

@@ -3,8 +3,8 @@
  * its stats, then walk the main database read-only with LMDB's cursor,
  * which reads every page holding a key or a value, and copy every entry
  * into the repair directory when one is given. Keys carry the engine's
- * one-byte tag ('k', engines/lmdb/lmdb_internal.h); an entry without it is
- * reported, not copied.
+ * tag and hash (engines/lmdb/lmdb_internal.h), or in stores of the old
+ * layout the old tag alone; an entry with neither is reported, not copied.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include "check.h"
 #include "kvs/engine.h"
 
-#define USER_KEY_TAG 'k'
+#include "engines/lmdb/lmdb_internal.h"
 
 static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report *r, char *why)
 {
@@ -42,14 +42,27 @@ static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report
     MDB_val k, v;
     while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         const unsigned char *kp = k.mv_data;
-        if (k.mv_size == 0 || kp[0] != USER_KEY_TAG) {
+        size_t head = k.mv_size >= LMDB_KEY_HEAD && kp[0] == LMDB_KEY_TAG ? LMDB_KEY_HEAD
+                      : k.mv_size >= 1 && kp[0] == LMDB_OLD_KEY_TAG       ? 1
+                                                                          : 0;
+        if (head == LMDB_KEY_HEAD) {
+            /* The stored hash must be the key's: else lookups miss it. */
+            unsigned char again[LMDB_LIB_MAX_KEY];
+            MDB_val want = kvs__lmdb_key(again, kvs_slice_of(kp + head, k.mv_size - head));
+            if (memcmp(want.mv_data, kp, LMDB_KEY_HEAD) != 0) {
+                fprintf(out, "corrupt: an entry's hash does not match its key\n");
+                r->corrupt++;
+                r->problems++;
+            }
+        }
+        if (head == 0) {
             other++;
             continue;
         }
         r->live_keys++;
-        bytes += k.mv_size - 1 + v.mv_size;
+        bytes += k.mv_size - head + v.mv_size;
         if (repair) {
-            rc = kvs_db_set(repair, kvs_slice_of(kp + 1, k.mv_size - 1),
+            rc = kvs_db_set(repair, kvs_slice_of(kp + head, k.mv_size - head),
                             kvs_slice_of(v.mv_data, v.mv_size));
             if (rc != 0) {
                 kvs__why(why, "cannot salvage an entry: %s", kvs_strerror(rc));

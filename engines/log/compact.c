@@ -90,7 +90,7 @@
 #include "engines/fileio.h"
 
 void (*kvs__log_crash_hook)(int step);
-void (*kvs__log_walk_hook)(size_t slot);
+void (*kvs__log_walk_hook)(uint64_t hash);
 
 /* Steps at which the crash hook is called, in order. */
 enum {
@@ -319,6 +319,34 @@ static int scan_live(struct compaction *c)
     return rc;
 }
 
+/* One key met by walk_live(): copy its record if it sits in an input. */
+static int walk_one(void *ctx, uint64_t hash, uint64_t loc)
+{
+    struct compaction *c = ctx;
+    struct log_db *db = c->db;
+    struct log_seg *s = log_seg_at(db, loc);
+    if (!s || !s->input)
+        return 0;
+    if ((++c->walked & 1023) == 0 && atomic_load(&db->closing))
+        return KVS_ECLOSED;
+    if (kvs__log_walk_hook)
+        kvs__log_walk_hook(hash);
+    uint64_t off = log_loc_off(loc);
+    uint64_t size = atomic_load(&s->size);
+    struct log_rec rec;
+    enum log_rec_status st =
+        off < size ? log_rec_decode(s->map + off, size - off, &rec) : LOG_REC_SHORT;
+    if (st != LOG_REC_OK || rec.type != LOG_REC_PUT)
+        return corrupt(c, s, off, st); /* never copy damage into a fresh segment */
+    /* A writer may have reused the slot for another key since the walk
+       read it: such a record is not live under this hash (the inputs stay
+       mapped while we run, so reading it was safe). */
+    if (log_key_hash(rec.key, rec.klen) != hash)
+        return 0;
+    int rc = copy_record(c, hash, loc, &rec);
+    return rc < 0 ? rc : 1;
+}
+
 /*
  * Walk the index and copy every live record that sits in an input. Runs
  * beside readers and writers: the table is read inside an epoch section,
@@ -328,37 +356,8 @@ static int walk_live(struct compaction *c)
 {
     struct log_db *db = c->db;
     unsigned token = log_epoch_enter(&db->epoch);
-    const struct log_table *t = log_index_table(&db->index);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i <= t->mask; i++) {
-        uint64_t loc = atomic_load_explicit(&t->slot[i].loc, memory_order_acquire);
-        if (!log_loc_live(loc))
-            continue;
-        struct log_seg *s = log_seg_at(db, loc);
-        if (!s || !s->input)
-            continue;
-        if ((i & 1023) == 0 && atomic_load(&db->closing)) {
-            rc = KVS_ECLOSED;
-            break;
-        }
-        if (kvs__log_walk_hook)
-            kvs__log_walk_hook(i);
-        uint64_t off = log_loc_off(loc);
-        uint64_t size = atomic_load(&s->size);
-        struct log_rec rec;
-        enum log_rec_status st =
-            off < size ? log_rec_decode(s->map + off, size - off, &rec) : LOG_REC_SHORT;
-        if (st != LOG_REC_OK || rec.type != LOG_REC_PUT) {
-            /* Never copy damage into a fresh segment. */
-            rc = corrupt(c, s, off, st);
-            break;
-        }
-        /* The hash comes from the record, not the slot: a writer may have
-           reused the slot for another key since its location was read. The
-           record itself stays (inputs are not retired while we run). */
-        uint64_t hash = log_key_hash(rec.key, rec.klen);
-        rc = copy_record(c, hash, loc, &rec);
-    }
+    uint64_t next;
+    int rc = log_index_scan(log_index_table(&db->index), 0, SIZE_MAX, SIZE_MAX, walk_one, c, &next);
     log_epoch_exit(&db->epoch, token);
     if (rc == 0)
         rc = flush(c);

@@ -59,6 +59,7 @@ struct compaction {
     size_t nmoves, moves_cap;
     unsigned char *buf; /* records waiting to be written to the last output */
     size_t buf_len;
+    size_t walked; /* input records met by the index walk so far */
 };
 
 /*

@@ -12,8 +12,10 @@ static struct log_table *table_new(size_t slots)
     /* calloc: large tables come from mmap and their pages stay untouched
        (and unbacked) until used. Zero is an empty slot. */
     struct log_table *t = calloc(1, sizeof(*t) + slots * sizeof(struct log_slot));
-    if (t)
+    if (t) {
         t->mask = slots - 1;
+        t->shift = 64 - (unsigned)__builtin_ctzll(slots);
+    }
     return t;
 }
 
@@ -58,7 +60,7 @@ static uint64_t slot_hash(const struct log_slot *s)
 int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
                    uint64_t *loc)
 {
-    for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
         uint64_t l = slot_loc(&t->slot[i]);
         if (l == LOG_LOC_EMPTY)
             return 0;
@@ -76,7 +78,7 @@ int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match,
 
 uint64_t log_index_first_loc(const struct log_table *t, uint64_t hash)
 {
-    const struct log_slot *s = &t->slot[hash & t->mask];
+    const struct log_slot *s = &t->slot[log_index_home(t, hash)];
     uint64_t l = slot_loc(s);
     return log_loc_live(l) && slot_hash(s) == hash ? l : LOG_LOC_EMPTY;
 }
@@ -87,7 +89,7 @@ static int probe_locked(struct log_table *t, uint64_t hash, log_match_fn match, 
                         struct log_slot **found, struct log_slot **free_slot)
 {
     *found = *free_slot = NULL;
-    for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
         struct log_slot *s = &t->slot[i];
         uint64_t l = slot_loc(s);
         if (l == LOG_LOC_EMPTY) {
@@ -123,7 +125,7 @@ static struct log_table *rehash(const struct log_table *old, size_t slots)
         if (!log_loc_live(l))
             continue;
         uint64_t h = slot_hash(&old->slot[i]);
-        size_t j = h & t->mask;
+        size_t j = log_index_home(t, h);
         while (atomic_load_explicit(&t->slot[j].loc, memory_order_relaxed) != LOG_LOC_EMPTY)
             j = (j + 1) & t->mask;
         atomic_store_explicit(&t->slot[j].hash, h, memory_order_relaxed);
@@ -181,7 +183,7 @@ int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn ma
         return rc;
     struct log_table *t = cur(ix);
     if (t != before) {
-        size_t i = hash & t->mask;
+        size_t i = log_index_home(t, hash);
         while (slot_loc(&t->slot[i]) != LOG_LOC_EMPTY)
             i = (i + 1) & t->mask;
         pos->slot = &t->slot[i];
@@ -222,7 +224,7 @@ void log_index_remove_locked(struct log_index *ix, const struct log_index_pos *p
 bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, uint64_t to)
 {
     struct log_table *t = cur(ix);
-    for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
         uint64_t l = slot_loc(&t->slot[i]);
         if (l == LOG_LOC_EMPTY)
             return false;
@@ -233,6 +235,61 @@ bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, u
             return true;
         }
     }
+}
+
+/*
+ * A step covers the keys of the home slots [b0, b1) whose hash is at least
+ * the cursor (b0 is the cursor's home; after a shrink the cursor may lie
+ * inside it). Such a key sits in its home slot or after it, up to the
+ * first empty slot (slots never empty within a table), so the step reads
+ * slots b0 to b1 - 1, choosing b1 as it goes, and then on to the first
+ * empty slot, wrapping past the end of the table. In the first part a key
+ * whose home is past its slot wrapped around from the end: it belongs to
+ * the last step, where the second part finds it, reading again slots of
+ * the first part if that step began at slot 0 (and then only such keys,
+ * so that no key is visited twice).
+ */
+int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size_t max_slots,
+                   log_visit_fn visit, void *ctx, uint64_t *next)
+{
+    size_t n = t->mask + 1, b0 = log_index_home(t, cursor), b1 = n, counted = 0;
+    for (size_t v = b0; v < n; v++) {
+        uint64_t l = slot_loc(&t->slot[v]);
+        if (log_loc_live(l)) {
+            uint64_t h = slot_hash(&t->slot[v]);
+            if (h >= cursor && log_index_home(t, h) <= v) {
+                int rc = visit(ctx, h, l);
+                if (rc < 0)
+                    return rc;
+                counted += (size_t)rc;
+            }
+        }
+        if (counted >= want || v - b0 + 1 >= max_slots) {
+            b1 = v + 1;
+            break;
+        }
+    }
+    /* Keys below end: with b1 == n, every key from the cursor up. */
+    uint64_t end = b1 == n ? 0 : (uint64_t)b1 << t->shift;
+    for (size_t v = b1; v < b1 + n; v++) {
+        const struct log_slot *s = &t->slot[v & t->mask];
+        uint64_t l = slot_loc(s);
+        if (l == LOG_LOC_EMPTY)
+            break;
+        if (!log_loc_live(l))
+            continue;
+        uint64_t h = slot_hash(s);
+        /* Back in the slots of the first part: only the keys it left. */
+        if (v >= b0 + n && log_index_home(t, h) <= (v & t->mask))
+            continue;
+        if (h >= cursor && (end == 0 || h < end)) {
+            int rc = visit(ctx, h, l);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    *next = end;
+    return 0;
 }
 
 struct log_table *log_index_table_new(void)

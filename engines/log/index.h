@@ -31,6 +31,11 @@
  *   store was in after the reader started.
  * - Readers therefore take no lock and never wait: a get is an epoch enter,
  *   a probe, a key comparison in the mapping, a copy and an epoch exit.
+ * - A key's home slot is the top bits of its hash, so slot order is hash
+ *   order and a table twice the size splits slot i into 2i and 2i + 1.
+ *   That is what lets a walk of the keys (log_index_scan) be resumed from
+ *   a hash value, a cursor that means the same in every table: every key
+ *   whose hash is below it was visited. A walk reads slots in order.
  */
 #ifndef KVS_LOG_INDEX_H
 #define KVS_LOG_INDEX_H
@@ -73,6 +78,7 @@ struct log_slot {
 struct log_table {
     struct log_retired retired; /* first: freed through the epoch */
     size_t mask;                /* slots - 1 */
+    unsigned shift;             /* 64 - log2(slots): a hash's home slot is hash >> shift */
     struct log_slot slot[];
 };
 
@@ -108,12 +114,44 @@ static inline const struct log_table *log_index_table(struct log_index *ix)
 int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
                    uint64_t *loc);
 
+/* The slot where a probe for hash begins. */
+static inline size_t log_index_home(const struct log_table *t, uint64_t hash)
+{
+    return (size_t)(hash >> t->shift);
+}
+
 /* Start loading the slot where a probe for hash begins (a hint: no
    effect on the table). Reader side. */
 static inline void log_index_prefetch(const struct log_table *t, uint64_t hash)
 {
-    __builtin_prefetch(&t->slot[hash & t->mask]);
+    __builtin_prefetch(&t->slot[log_index_home(t, hash)]);
 }
+
+/*
+ * A key met by log_index_scan(): its slot's hash and location. Returns 1
+ * when it counts towards the step's keys, 0 when it does not (the caller
+ * found the record at loc is not of a key of that hash: the slot changed
+ * meanwhile), or a negative kvs_err, which ends the walk.
+ */
+typedef int (*log_visit_fn)(void *ctx, uint64_t hash, uint64_t loc);
+
+/*
+ * log_index_scan - one step of a walk over the keys of t in hash order
+ * (reader side, inside an epoch section; t is one table throughout).
+ * @cursor: 0 to start; every key with a hash below it counts as visited.
+ * @want:   stop after about this many keys counted by visit (at least 1).
+ * @max_slots: and after at most about this many slots (at least 1), so
+ *          that a sparse table does not make one step long.
+ * Calls visit for each live key with a hash from cursor up to the step's
+ * end, each slot at most once; *next receives that end, the cursor of the
+ * next step, or 0 when the walk is complete. A key present in the index
+ * from the first step to the last is visited at least once in a walk
+ * however tables change between steps (one that grows or shrinks between
+ * steps may visit some keys again); in one step over one table, at most
+ * once. Returns 0 or the error of visit (*next untouched).
+ */
+int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size_t max_slots,
+                   log_visit_fn visit, void *ctx, uint64_t *next);
 
 /* The location in the slot where a probe for hash begins if that slot
    holds hash, else LOG_LOC_EMPTY: what a lookup will most likely compare

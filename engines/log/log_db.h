@@ -236,6 +236,10 @@ int log_sync_all(struct log_db *db);
 /* Per-segment accounting of the bytes of live records, for compaction. */
 void log_forget_locked(struct log_db *db, uint64_t old);
 
+/* scan.c: one step of kvs_db_scan(). */
+int log_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+             void *ctx, uint64_t *next);
+
 /* background.c */
 int log_bg_start(struct log_db *db);
 void log_bg_stop(struct log_db *db);
@@ -250,8 +254,9 @@ void log_bg_kick(struct log_db *db);
 extern void (*kvs__log_crash_hook)(int step);
 
 /* Test hook: when set, compaction's walk of the index calls it for each
-   slot holding a record of an input, after reading the slot's location and
-   before copying the record, so that a test can change the index there. */
-extern void (*kvs__log_walk_hook)(size_t slot);
+   key of an input it meets, with the hash the walk read from the key's
+   slot, before reading the record, so that a test can change the index
+   there. */
+extern void (*kvs__log_walk_hook)(uint64_t hash);
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,6 +145,35 @@ static int log_stats(struct kvs_db *base, kvs_stats *st)
     st->stale_bytes = log_stale_locked(db);
     st->compactions = db->compactions;
     pthread_mutex_unlock(&db->wlock);
+    return 0;
+}
+
+/* The engine's figures for INFO. */
+static int log_info(struct kvs_db *base, kvs_info_fn fn, void *ctx)
+{
+    struct log_db *db = log_db_of(base);
+    pthread_mutex_lock(&db->wlock);
+    uint64_t figures[] = {
+        db->nsegs,
+        db->seg_bytes,
+        db->hint_bytes,
+        log_stale_locked(db),
+        db->compactions,
+        log_index_table(&db->index)->mask + 1,
+        atomic_load(&db->readonly),
+    };
+    pthread_mutex_unlock(&db->wlock);
+    static const char *const names[] = {
+        "segments",    "segment_bytes", "hint_bytes", "stale_bytes",
+        "compactions", "index_slots",   "read_only",
+    };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(figures) / sizeof(figures[0]),
+                   "a name per figure");
+    for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, figures[i]);
+        fn(ctx, names[i], value);
+    }
     return 0;
 }
 
@@ -293,4 +324,8 @@ const struct kvs_engine kvs__log_engine = {
     .clear = log_clear_op,
     .compact = log_compact_op,
     .write = log_write,
+    .scan = log_scan,
+    .traits = 0,
+    .save = log_sync,
+    .info = log_info,
 };

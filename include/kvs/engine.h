@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define KVS_ENGINE_ABI 1
+#define KVS_ENGINE_ABI 2
 
 struct kvs_db {
     const struct kvs_engine *engine;
@@ -64,6 +64,17 @@ struct kvs_engine {
     /* Apply a batch as one write (see kvs_db_write); NULL: the wrapper
        applies the ops one by one with set/remove. Ops are validated. */
     int (*write)(struct kvs_db *db, kvs_op *ops, size_t n);
+    /* ABI 2. One step of a pass over the keys (see kvs_db_scan); count is
+       at least 1, flags are valid. */
+    int (*scan)(struct kvs_db *db, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+                void *ctx, uint64_t *next);
+    /* ABI 2. KVS_ENGINE_* traits (kvs.h): behaviour that differs by engine
+       is asked of these, never of the engine's name. */
+    unsigned traits;
+    /* ABI 2. Make everything written so far durable (kvs_db_save). */
+    int (*save)(struct kvs_db *db);
+    /* ABI 2. Emit the engine's own figures (kvs_db_info). */
+    int (*info)(struct kvs_db *db, kvs_info_fn fn, void *ctx);
 };
 
 /* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */

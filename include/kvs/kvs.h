@@ -107,6 +107,12 @@ const char *kvs_engine_name(const kvs_engine *engine);
 size_t kvs_engine_max_key(const kvs_engine *engine);
 size_t kvs_engine_max_value(const kvs_engine *engine);
 
+/* Traits of an engine, for behaviour that differs by engine. */
+#define KVS_ENGINE_VOLATILE 1u /* a process crash may lose writes since the last save */
+
+/* The KVS_ENGINE_* traits of engine, or'ed. */
+unsigned kvs_engine_traits(const kvs_engine *engine);
+
 /* The name of the engine recorded in dir, written into name (size bytes).
    Returns 0, KVS_ENOTFOUND when dir has no record, or another error. */
 int kvs_dir_engine(const char *dir, char *name, size_t size);
@@ -192,6 +198,58 @@ int kvs_db_clear(kvs_db *db);
 /* kvs_db_compact - run a compaction now and wait for it (tests, tools).
    Returns 0, KVS_ENOTSUP for engines without compaction, or an error. */
 int kvs_db_compact(kvs_db *db);
+
+/*
+ * kvs_db_save - make everything written so far durable now, whatever the
+ * fsync policy (Redis's SAVE). For an engine that keeps its data in files
+ * this is kvs_db_sync(); a volatile engine writes its snapshot.
+ * Returns 0, KVS_ENOTSUP, or an I/O error (KVS_EIO, KVS_ENOSPC).
+ */
+int kvs_db_save(kvs_db *db);
+
+/*
+ * What kvs_db_info() calls for each figure of the engine: a name in
+ * lower_case and its value, as INFO shows "name:value". Both are borrowed
+ * for the call.
+ */
+typedef void (*kvs_info_fn)(void *ctx, const char *name, const char *value);
+
+/*
+ * kvs_db_info - the engine's own figures (segments, map size, memory...),
+ * one call of fn each. Returns 0, or KVS_ENOTSUP for an engine without any.
+ */
+int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx);
+
+/* Ask kvs_db_scan() for values too, not only keys. */
+#define KVS_SCAN_VALUES 1u
+
+/*
+ * What kvs_db_scan() calls for each key. key, and value when asked for
+ * (else NULL), are borrowed for the call only. The function must not call
+ * into the same store. Returns 0 to go on, or a negative kvs_err that ends
+ * the step (kvs_db_scan() returns it).
+ */
+typedef int (*kvs_scan_fn)(void *ctx, kvs_slice key, const kvs_slice *value);
+
+/*
+ * kvs_db_scan - one step of a pass over every key, in no order the caller
+ * may rely on, as Redis's SCAN walks its keyspace.
+ * @cursor: 0 to start a pass, else the *next of the previous step.
+ * @count:  about how many keys the step visits (0 is taken as 1); a step
+ *          may visit more or fewer, and none while the pass goes on.
+ * @flags:  0, or KVS_SCAN_VALUES.
+ * @fn, @ctx: called for each key of the step.
+ * @next:   receives the cursor of the next step, 0 when the pass is over.
+ * A pass needs no state beyond the cursor, takes no lock that writers or a
+ * compaction wait for beyond one step, and ends even while keys are added.
+ * Every key present from the first step to the last is visited at least
+ * once (some may be visited twice); a key comes with a value it had.
+ * Returns 0; the error fn returned; KVS_ECORRUPT or KVS_EIO when a record
+ * could not be read; KVS_ENOMEM; or KVS_ENOTSUP for an engine that cannot
+ * iterate. On error *next is untouched and the step may be retried.
+ */
+int kvs_db_scan(kvs_db *db, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+                void *ctx, uint64_t *next);
 
 #ifdef __cplusplus
 }

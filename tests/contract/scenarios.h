@@ -41,4 +41,9 @@ bool kvs_scn_batches(kvs_db *db, int threads, int rounds, char *msg, size_t size
 /* The final state of kvs_scn_batches() with the same arguments. */
 bool kvs_scn_batches_visible(kvs_db *db, int threads, int rounds, char *msg, size_t size);
 
+/* passes full passes of kvs_db_scan() while a thread writes (growing and
+   shrinking the keyspace) and another compacts (scenarios_scan.c): every
+   key present throughout is visited in each pass, with a value it had. */
+bool kvs_scn_scan_beside_writers(kvs_db *db, int passes, char *msg, size_t size);
+
 #endif

@@ -135,10 +135,11 @@ static void grow_from_other_process(size_t map, int first, int count)
         if (rc == 0)
             rc = mdb_dbi_open(txn, NULL, 0, &dbi);
         for (int i = first; rc == 0 && i < first + count; i++) {
-            char key[32];
-            int len = snprintf(key, sizeof(key), "%cother-%d", LMDB_KEY_TAG, i);
+            char name[32];
+            unsigned char key[LMDB_LIB_MAX_KEY];
+            snprintf(name, sizeof(name), "other-%d", i);
             fill(big, MIB, (unsigned)i);
-            MDB_val k = {(size_t)len, key}, v = {MIB, big};
+            MDB_val k = kvs__lmdb_key(key, kvs_slice_str(name)), v = {MIB, big};
             rc = mdb_put(txn, dbi, &k, &v, 0);
         }
         if (rc == 0)
@@ -213,6 +214,14 @@ Test(lmdb, failed_background_sync_refuses_writes)
     cr_assert(value_is("k", "v", 1));
 }
 
+static int count_key(void *ctx, kvs_slice key, const kvs_slice *value)
+{
+    (void)key;
+    (void)value;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
 Test(lmdb, key_limit_matches_the_library)
 {
     open_lmdb(KVS_FSYNC_NO);
@@ -225,9 +234,52 @@ Test(lmdb, key_limit_matches_the_library)
     cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
     int lib_max = mdb_env_get_maxkeysize(env);
     mdb_env_close(env);
-    cr_assert_eq(kvs_engine_max_key(e) + 1, (size_t)lib_max,
-                 "max_key %zu, library %d: one byte goes to the key tag", kvs_engine_max_key(e),
-                 lib_max);
+    cr_assert_eq(kvs_engine_max_key(e) + LMDB_KEY_HEAD, (size_t)lib_max,
+                 "max_key %zu, library %d: %d bytes go to the key's tag and hash",
+                 kvs_engine_max_key(e), lib_max, LMDB_KEY_HEAD);
+}
+
+/* A store written before keys carried their hash (a tag byte, then the
+   key) is converted when opened, values and all, and scans in hash order
+   afterwards. */
+Test(lmdb, old_key_layout_is_converted_on_open)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert_eq(kvs_db_close(db), 0);
+    db = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 64 * MIB), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    /* More keys than one conversion batch, the empty key among them. */
+    for (int i = 0; i < 5000; i++) {
+        char key[32];
+        int len = i == 0 ? 1 : snprintf(key, sizeof(key), "%cold-%d", LMDB_OLD_KEY_TAG, i);
+        key[0] = LMDB_OLD_KEY_TAG;
+        MDB_val k = {(size_t)len, key}, v = {(size_t)len, key};
+        cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    open_lmdb(KVS_FSYNC_NO);
+    kvs_stats st;
+    cr_assert_eq(kvs_db_stats(db, &st), 0);
+    cr_assert_eq(st.keys, 5000, "%llu keys", (unsigned long long)st.keys);
+    char want[32];
+    want[0] = LMDB_OLD_KEY_TAG;
+    cr_assert(value_is("", want, 1));
+    cr_assert(value_is("old-4999", "kold-4999", 9));
+    size_t seen = 0;
+    uint64_t cursor = 0;
+    do
+        cr_assert_eq(kvs_db_scan(db, cursor, 700, 0, count_key, &seen, &cursor), 0);
+    while (cursor != 0);
+    cr_assert_eq(seen, 5000);
 }
 
 Test(lmdb, stats_and_no_compaction)

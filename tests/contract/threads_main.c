@@ -108,6 +108,7 @@ static void run_engine(const char *engine)
         RUN("readers_during_overwrites", kvs_scn_overwrites(db, 4, msg, sizeof(msg)));
         RUN("readers_during_big_writes", kvs_scn_big_writes(db, 3, 80, msg, sizeof(msg)));
         RUN("batches", kvs_scn_batches(db, 8, 50, msg, sizeof(msg)));
+        RUN("scan_beside_writers", kvs_scn_scan_beside_writers(db, 5, msg, sizeof(msg)));
         int rc = kvs_db_close(db);
         if (rc != 0)
             report(engine, "close", false, kvs_err_name(rc));
