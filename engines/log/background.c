@@ -15,9 +15,9 @@
 #include <errno.h>
 #include <time.h>
 
-#include "log_db.h"
+#include "klog_db.h"
 
-void log_bg_kick(struct log_db *db)
+void klog_bg_kick(struct klog_db *db)
 {
     /* Only the first kick after the thread took the last one locks. */
     if (atomic_exchange(&db->bg_compact, true))
@@ -30,19 +30,19 @@ void log_bg_kick(struct log_db *db)
 /* Compact while a writer asked and segments are due (select.c), one
    short step at a time. writes_seen keeps a compaction that could not help
    from running again and again while nothing is written. */
-static void maybe_compact(struct log_db *db, uint64_t *writes_seen)
+static void maybe_compact(struct klog_db *db, uint64_t *writes_seen)
 {
     if (!atomic_exchange(&db->bg_compact, false))
         return;
     for (;;) {
         pthread_mutex_lock(&db->wlock);
-        bool due =
-            log_compact_due_locked(db) && db->writes != *writes_seen && !atomic_load(&db->readonly);
+        bool due = klog_compact_due_locked(db) && db->writes != *writes_seen &&
+                   !atomic_load(&db->readonly);
         uint64_t writes = db->writes;
         pthread_mutex_unlock(&db->wlock);
         if (!due || atomic_load(&db->closing))
             return;
-        int rc = log_compact_step(db);
+        int rc = klog_compact_step(db);
         if (rc == 1) {
             *writes_seen = writes; /* nothing was due after all */
             return;
@@ -53,7 +53,7 @@ static void maybe_compact(struct log_db *db, uint64_t *writes_seen)
                 kvs__log(&db->opts, "kvs: compaction of %s failed: %s", db->dir, kvs_strerror(rc));
             return;
         }
-        log_epoch_reclaim(&db->epoch);
+        klog_epoch_reclaim(&db->epoch);
     }
 }
 
@@ -67,7 +67,7 @@ static struct timespec in_one_second(void)
 
 static void *bg_main(void *arg)
 {
-    struct log_db *db = arg;
+    struct klog_db *db = arg;
     uint64_t writes_seen = 0;
     pthread_mutex_lock(&db->bg_lock);
     while (!db->bg_stop) {
@@ -79,7 +79,7 @@ static void *bg_main(void *arg)
             break;
         pthread_mutex_unlock(&db->bg_lock);
         maybe_compact(db, &writes_seen);
-        log_epoch_reclaim(&db->epoch);
+        klog_epoch_reclaim(&db->epoch);
         pthread_mutex_lock(&db->bg_lock);
     }
     pthread_mutex_unlock(&db->bg_lock);
@@ -87,7 +87,7 @@ static void *bg_main(void *arg)
 }
 
 /* Sync what was appended since the last sync, if anything. */
-static void sync_if_behind(struct log_db *db)
+static void sync_if_behind(struct klog_db *db)
 {
     pthread_mutex_lock(&db->wlock);
     uint64_t end = db->lsn;
@@ -96,12 +96,12 @@ static void sync_if_behind(struct log_db *db)
     bool behind = db->durable < end && db->sync_err == 0;
     pthread_mutex_unlock(&db->sync_lock);
     if (behind)
-        log_wait_durable(db, end); /* a failure has made the store read-only */
+        klog_wait_durable(db, end); /* a failure has made the store read-only */
 }
 
 static void *sync_main(void *arg)
 {
-    struct log_db *db = arg;
+    struct klog_db *db = arg;
     struct timespec next = in_one_second();
     pthread_mutex_lock(&db->bg_lock);
     while (!db->bg_stop) {
@@ -120,7 +120,7 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
-int log_bg_start(struct log_db *db)
+int klog_bg_start(struct klog_db *db)
 {
     if (pthread_create(&db->bg, NULL, bg_main, db) != 0)
         return KVS_ENOMEM;
@@ -128,7 +128,7 @@ int log_bg_start(struct log_db *db)
     db->bg_running = true;
     if (db->opts.fsync == KVS_FSYNC_EVERYSEC) {
         if (pthread_create(&db->syncer, NULL, sync_main, db) != 0) {
-            log_bg_stop(db);
+            klog_bg_stop(db);
             return KVS_ENOMEM;
         }
         pthread_setname_np(db->syncer, "kvs-sync");
@@ -137,7 +137,7 @@ int log_bg_start(struct log_db *db)
     return 0;
 }
 
-void log_bg_stop(struct log_db *db)
+void klog_bg_stop(struct klog_db *db)
 {
     if (!db->bg_running)
         return;

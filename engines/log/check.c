@@ -89,7 +89,7 @@ static int ktab_put(struct ktab *t, const unsigned char *key, uint32_t klen)
 {
     if (t->n >= t->nb && ktab_grow(t) != 0)
         return KVS_ENOMEM;
-    uint64_t hash = log_key_hash(key, klen);
+    uint64_t hash = klog_key_hash(key, klen);
     struct knode **p = ktab_slot(t, hash, key, klen);
     if (*p)
         return 0;
@@ -106,7 +106,7 @@ static void ktab_del(struct ktab *t, const unsigned char *key, uint32_t klen)
 {
     if (t->nb == 0)
         return;
-    struct knode **p = ktab_slot(t, log_key_hash(key, klen), key, klen);
+    struct knode **p = ktab_slot(t, klog_key_hash(key, klen), key, klen);
     if (*p) {
         struct knode *k = *p;
         *p = k->next;
@@ -191,16 +191,16 @@ static int list_dir(struct ctx *c)
     while (rc == 0 && (de = readdir(d)) != NULL) {
         uint64_t id;
         unsigned sub;
-        enum log_file_kind kind;
+        enum klog_file_kind kind;
         if (de->d_name[0] == '.' || strcmp(de->d_name, "ENGINE") == 0)
             continue;
-        if (!log_file_parse(de->d_name, &id, &sub, &kind)) {
+        if (!klog_file_parse(de->d_name, &id, &sub, &kind)) {
             fprintf(c->out, "ignored: %s/%s (not a file of the kvs engine)\n", c->dir, de->d_name);
             continue;
         }
-        if (kind == LOG_FILE_SEG) {
+        if (kind == KLOG_FILE_SEG) {
             rc = add_seg(c, id, sub);
-        } else if (kind == LOG_FILE_HINT) {
+        } else if (kind == KLOG_FILE_HINT) {
             if (nhints == hints_cap) {
                 hints_cap = hints_cap ? hints_cap * 2 : 16;
                 void *p = realloc(hints, hints_cap * sizeof(*hints));
@@ -225,8 +225,8 @@ static int list_dir(struct ctx *c)
         if (s) {
             s->hint = true;
         } else {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, hints[i].id, hints[i].sub, LOG_FILE_HINT);
+            char name[KLOG_SEG_NAME_LEN];
+            klog_file_name(name, hints[i].id, hints[i].sub, KLOG_FILE_HINT);
             fprintf(c->out, "leftover: %s/%s (hint of a missing segment; open deletes it)\n",
                     c->dir, name);
             c->r->leftovers++;
@@ -264,7 +264,7 @@ static int map_seg(struct ctx *c, struct cseg *s, const char *name)
 
 /* ---- records ---- */
 
-static int apply(struct ctx *c, const struct log_rec *rec)
+static int apply(struct ctx *c, const struct klog_rec *rec)
 {
     struct kvs_check_report *r = c->r;
     kvs_slice key = kvs_slice_of(rec->key, rec->klen);
@@ -272,13 +272,13 @@ static int apply(struct ctx *c, const struct log_rec *rec)
     r->records++;
     r->record_bytes += rec->len;
     switch (rec->type) {
-    case LOG_REC_PUT:
+    case KLOG_REC_PUT:
         r->puts++;
         rc = ktab_put(&c->keys, rec->key, rec->klen);
         if (rc == 0 && c->repair)
             rc = kvs_db_set(c->repair, key, kvs_slice_of(rec->val, rec->vlen));
         break;
-    case LOG_REC_DEL:
+    case KLOG_REC_DEL:
         r->dels++;
         ktab_del(&c->keys, rec->key, rec->klen);
         if (c->repair) {
@@ -303,7 +303,7 @@ static int apply(struct ctx *c, const struct log_rec *rec)
     return 0;
 }
 
-static int note_rec(struct ctx *c, uint64_t off, const struct log_rec *rec)
+static int note_rec(struct ctx *c, uint64_t off, const struct klog_rec *rec)
 {
     if (c->nrecs == c->recs_cap) {
         size_t cap = c->recs_cap ? c->recs_cap * 2 : 256;
@@ -314,7 +314,7 @@ static int note_rec(struct ctx *c, uint64_t off, const struct log_rec *rec)
         c->recs_cap = cap;
     }
     c->recs[c->nrecs++] =
-        (struct crec){off, rec->len, log_key_hash(rec->key, rec->klen), rec->type};
+        (struct crec){off, rec->len, klog_key_hash(rec->key, rec->klen), rec->type};
     return 0;
 }
 
@@ -322,8 +322,8 @@ static int note_rec(struct ctx *c, uint64_t off, const struct log_rec *rec)
 static uint64_t next_valid(const struct cseg *s, uint64_t from)
 {
     for (uint64_t at = from; at < s->size; at++) {
-        struct log_rec rec;
-        if (log_rec_decode(s->map + at, s->size - at, &rec) == LOG_REC_OK)
+        struct klog_rec rec;
+        if (klog_rec_decode(s->map + at, s->size - at, &rec) == KLOG_REC_OK)
             return at;
     }
     return s->size;
@@ -332,12 +332,12 @@ static uint64_t next_valid(const struct cseg *s, uint64_t from)
 /* Scan the records of s from its header on. */
 static int scan_seg(struct ctx *c, const struct cseg *s, const char *name, bool newest)
 {
-    uint64_t off = LOG_SEG_HDR;
+    uint64_t off = KLOG_SEG_HDR;
     c->nrecs = 0;
     while (off < s->size) {
-        struct log_rec rec;
-        enum log_rec_status st = log_rec_decode(s->map + off, s->size - off, &rec);
-        if (st == LOG_REC_OK) {
+        struct klog_rec rec;
+        enum klog_rec_status st = klog_rec_decode(s->map + off, s->size - off, &rec);
+        if (st == KLOG_REC_OK) {
             int rc = apply(c, &rec);
             if (rc == 0 && s->hint)
                 rc = note_rec(c, off, &rec);
@@ -351,20 +351,20 @@ static int scan_seg(struct ctx *c, const struct cseg *s, const char *name, bool 
             fprintf(c->out,
                     "torn tail: %s/%s at offset %" PRIu64 " (%s, %" PRIu64
                     " bytes; open cuts it off)\n",
-                    c->dir, name, off, log_rec_status_str(st), s->size - off);
+                    c->dir, name, off, klog_rec_status_str(st), s->size - off);
             c->r->torn++;
         } else if (next == s->size) {
             fprintf(c->out,
                     "corrupt record: %s/%s at offset %" PRIu64 " (%s; %" PRIu64
                     " bytes to the end of a sealed segment)\n",
-                    c->dir, name, off, log_rec_status_str(st), s->size - off);
+                    c->dir, name, off, klog_rec_status_str(st), s->size - off);
             c->r->corrupt++;
             c->r->corrupt_bytes += s->size - off;
         } else {
             fprintf(c->out,
                     "corrupt record: %s/%s at offset %" PRIu64 " (%s; %" PRIu64
                     " bytes skipped to the next valid record at offset %" PRIu64 ")\n",
-                    c->dir, name, off, log_rec_status_str(st), next - off, next);
+                    c->dir, name, off, klog_rec_status_str(st), next - off, next);
             c->r->corrupt++;
             c->r->corrupt_bytes += next - off;
         }
@@ -388,17 +388,17 @@ static void bad_hint(struct ctx *c, const char *name, const char *what)
 /* Check the hint of s against the records scan_seg() found in it. */
 static void check_hint(struct ctx *c, const struct cseg *s)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, s->sub, LOG_FILE_HINT);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, s->sub, KLOG_FILE_HINT);
     unsigned char *data;
     size_t len;
     c->r->hints++;
-    if (log_hint_read(c->dir_fd, name, &data, &len) != 0) {
+    if (klog_hint_read(c->dir_fd, name, &data, &len) != 0) {
         bad_hint(c, name, "unreadable");
         return;
     }
-    struct log_hint_view view;
-    const char *what = log_hint_parse(data, len, s->id, s->sub, s->size, &view);
+    struct klog_hint_view view;
+    const char *what = klog_hint_parse(data, len, s->id, s->sub, s->size, &view);
     if (what) {
         bad_hint(c, name, what);
         goto out_free;
@@ -407,10 +407,10 @@ static void check_hint(struct ctx *c, const struct cseg *s)
     for (size_t i = 0; i < view.n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        log_hint_entry(&view, i, &hash, &off, &rlen);
+        klog_hint_entry(&view, i, &hash, &off, &rlen);
         struct crec key = {.off = off};
         const struct crec *rec = bsearch(&key, c->recs, c->nrecs, sizeof(key), by_off);
-        if (!rec || rec->len != rlen || rec->type != LOG_REC_PUT || rec->hash != hash) {
+        if (!rec || rec->len != rlen || rec->type != KLOG_REC_PUT || rec->hash != hash) {
             snprintf(msg, sizeof(msg),
                      "entry %zu (offset %" PRIu32 ") is not a valid put of a key with its hash", i,
                      off);
@@ -429,14 +429,14 @@ out_free:
 
 static int check_seg(struct ctx *c, struct cseg *s, bool newest)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, s->sub, KLOG_FILE_SEG);
     int rc = map_seg(c, s, name);
     if (rc != 0)
         return rc;
     c->r->segments++;
     const char *what;
-    if (log_seg_head_check(s->map, s->size, s->id, s->sub, &what) != 0) {
+    if (klog_seg_head_check(s->map, s->size, s->id, s->sub, &what) != 0) {
         bool zeros = true;
         for (uint64_t i = 0; i < s->size && zeros; i++)
             zeros = s->map[i] == 0;
@@ -448,7 +448,7 @@ static int check_seg(struct ctx *c, struct cseg *s, bool newest)
         }
         fprintf(c->out, "corrupt header: %s/%s at offset 0 (%s)\n", c->dir, name, what);
         c->r->corrupt++;
-        if (s->size <= LOG_SEG_HDR)
+        if (s->size <= KLOG_SEG_HDR)
             return 0;
     }
     rc = scan_seg(c, s, name, newest);

@@ -12,50 +12,50 @@
 #include "compact.h"
 #include "engines/fileio.h"
 
-int log_clear(struct log_db *db)
+int klog_clear(struct klog_db *db)
 {
     pthread_mutex_lock(&db->mlock);
     pthread_mutex_lock(&db->wlock);
     int rc = KVS_EREADONLY;
     size_t nold = 0;
     struct input *old = NULL;
-    struct log_table *fresh = NULL;
+    struct klog_table *fresh = NULL;
     if (atomic_load(&db->readonly))
         goto out_unlock;
     /* Allocated first: once the clear record is on disk nothing may fail. */
     rc = KVS_ENOMEM;
     old = malloc((db->nsegs + 1) * sizeof(*old));
-    fresh = log_index_table_new();
+    fresh = klog_index_table_new();
     if (!old || !fresh)
         goto out_unlock;
     /* Sealing makes the clear record start a new segment, and applies the
        records waiting for an fsync under "always" first. */
-    rc = log_seal_locked(db);
+    rc = klog_seal_locked(db);
     uint64_t loc;
     if (rc == 0)
-        rc = log_append_locked(db, LOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0),
-                               &loc);
+        rc = klog_append_locked(db, KLOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0),
+                                &loc);
     if (rc == 0) {
         rc = kvs__fdatasync(db->active->fd);
         if (rc != 0) {
-            char name[LOG_SEG_NAME_LEN];
-            log_file_name(name, db->active->id, 0, LOG_FILE_SEG);
-            log_fsync_failed(db, rc, name);
+            char name[KLOG_SEG_NAME_LEN];
+            klog_file_name(name, db->active->id, 0, KLOG_FILE_SEG);
+            klog_fsync_failed(db, rc, name);
         } else {
             /* Nothing is queued after the seal: this only moves the durable
                position past the clear record. */
-            log_durable_locked(db, db->lsn);
+            klog_durable_locked(db, db->lsn);
         }
     }
     if (rc != 0)
         goto out_unlock;
-    log_index_reset_locked(&db->index, fresh);
+    klog_index_reset_locked(&db->index, fresh);
     fresh = NULL;
     /* Every segment but the new active one goes. */
     for (size_t i = 0; i + 1 < db->nsegs; i++) {
-        struct log_seg *s = db->segs[i];
+        struct klog_seg *s = db->segs[i];
         old[nold++] = (struct input){.id = s->id, .sub = s->sub, .hint_bytes = s->hint_bytes};
-        log_seg_retire(db, s);
+        klog_seg_retire(db, s);
     }
     db->segs[0] = db->active;
     db->nsegs = 1;
@@ -68,7 +68,7 @@ int log_clear(struct log_db *db)
 out_unlock:
     pthread_mutex_unlock(&db->wlock);
     if (rc == 0 && nold) {
-        rc = log_unlink_inputs(db, old, nold);
+        rc = klog_unlink_inputs(db, old, nold);
         if (rc != 0) {
             atomic_store(&db->readonly, true);
             kvs__log(&db->opts,
@@ -78,7 +78,7 @@ out_unlock:
         }
     }
     pthread_mutex_unlock(&db->mlock);
-    log_index_table_free(fresh);
+    klog_index_table_free(fresh);
     free(old);
     return rc;
 }

@@ -102,7 +102,7 @@ enum {
     STEP_DONE,                /* every input unlinked, directory synced */
 };
 
-void log_crash_point(int step)
+void klog_crash_point(int step)
 {
     if (kvs__log_crash_hook)
         kvs__log_crash_hook(step);
@@ -126,7 +126,7 @@ static int flush(struct compaction *c)
 static int open_output(struct compaction *c, uint64_t cap, bool tombs)
 {
     unsigned sub = c->sub0 + (unsigned)c->nout + 1;
-    if (sub > LOG_SEG_MAX_SUB)
+    if (sub > KLOG_SEG_MAX_SUB)
         return KVS_ENOSPC;
     if (c->nout == c->out_cap) {
         size_t n = c->out_cap ? c->out_cap * 2 : 8;
@@ -140,14 +140,14 @@ static int open_output(struct compaction *c, uint64_t cap, bool tombs)
     memset(o, 0, sizeof(*o));
     o->sub = sub;
     o->tombs = tombs;
-    int rc = log_hint_begin(&o->hint, c->id, sub);
+    int rc = klog_hint_begin(&o->hint, c->id, sub);
     if (rc == 0)
-        rc = log_seg_create(c->db->dir_fd, c->id, sub, LOG_FILE_SEG_TMP, 0, &o->seg);
+        rc = klog_seg_create(c->db->dir_fd, c->id, sub, KLOG_FILE_SEG_TMP, 0, &o->seg);
     if (rc != 0) {
-        log_hint_buf_free(&o->hint);
+        klog_hint_buf_free(&o->hint);
         return rc;
     }
-    o->size = LOG_SEG_HDR;
+    o->size = KLOG_SEG_HDR;
     o->seg->cap = cap;
     c->nout++;
     return 0;
@@ -155,13 +155,14 @@ static int open_output(struct compaction *c, uint64_t cap, bool tombs)
 
 /* Append one verified record to the last output (opening a new one when
    it is full); returns its offset in *off. */
-static int append_record(struct compaction *c, const struct log_rec *rec, bool tombs, uint32_t *off)
+static int append_record(struct compaction *c, const struct klog_rec *rec, bool tombs,
+                         uint32_t *off)
 {
     struct output *o = c->nout ? &c->out[c->nout - 1] : NULL;
     if (!o || o->tombs != tombs || o->size + rec->len > o->seg->cap) {
         int rc = flush(c);
         if (rc == 0) {
-            uint64_t cap = LOG_SEG_HDR + rec->len;
+            uint64_t cap = KLOG_SEG_HDR + rec->len;
             rc = open_output(c, cap > c->target ? cap : c->target, tombs);
         }
         if (rc != 0)
@@ -190,7 +191,7 @@ static int append_record(struct compaction *c, const struct log_rec *rec, bool t
 
 /* Copy one live record into the outputs and remember its move. */
 static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
-                       const struct log_rec *rec)
+                       const struct klog_rec *rec)
 {
     if (c->nmoves == c->moves_cap) {
         size_t n = c->moves_cap ? c->moves_cap * 2 : 1024;
@@ -203,36 +204,36 @@ static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
     uint32_t off;
     int rc = append_record(c, rec, false, &off);
     if (rc == 0)
-        rc = log_hint_add(&c->out[c->nout - 1].hint, hash, off, (uint32_t)rec->len);
+        rc = klog_hint_add(&c->out[c->nout - 1].hint, hash, off, (uint32_t)rec->len);
     if (rc == 0)
         c->moves[c->nmoves++] =
             (struct move){hash, from, (uint32_t)(c->nout - 1), off, (uint32_t)rec->len};
     return rc;
 }
 
-static int corrupt(struct compaction *c, const struct log_seg *s, uint64_t off,
-                   enum log_rec_status st)
+static int corrupt(struct compaction *c, const struct klog_seg *s, uint64_t off,
+                   enum klog_rec_status st)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, s->sub, KLOG_FILE_SEG);
     kvs__log(&c->db->opts,
              "kvs: compaction stopped: corrupt record in %s/%s at offset %" PRIu64 " (%s)",
-             c->db->dir, name, off, log_rec_status_str(st));
+             c->db->dir, name, off, klog_rec_status_str(st));
     return KVS_ECORRUPT;
 }
 
 /* Is K live at a record in a sealed segment (so on disk)? In an epoch
    section. 1 yes, 0 no, or an error. */
-static int live_on_disk(struct log_db *db, const struct log_rec *t)
+static int live_on_disk(struct klog_db *db, const struct klog_rec *t)
 {
-    struct log_key_match m = {.db = db, .key = kvs_slice_of(t->key, t->klen)};
+    struct klog_key_match m = {.db = db, .key = kvs_slice_of(t->key, t->klen)};
     uint64_t loc;
-    int rc = log_index_find(log_index_table(&db->index), log_key_hash(t->key, t->klen),
-                            log_match_key, &m, &loc);
+    int rc = klog_index_find(klog_index_table(&db->index), klog_key_hash(t->key, t->klen),
+                             klog_match_key, &m, &loc);
     if (rc <= 0)
         return rc;
     /* The active segment may hold records that only the page cache has. */
-    const struct log_seg *s = log_seg_at(db, loc);
+    const struct klog_seg *s = klog_seg_at(db, loc);
     return s && atomic_load(&s->synced);
 }
 
@@ -241,25 +242,25 @@ static int live_on_disk(struct log_db *db, const struct log_rec *t)
    segments, and they hold mlock. */
 static int copy_tombstones(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->nin; i++) {
-        const struct log_seg *s = c->in[i].seg;
+        const struct klog_seg *s = c->in[i].seg;
         if (c->in[i].covered || s->dels == 0)
             continue;
         uint64_t size = atomic_load(&s->size);
-        unsigned token = log_epoch_enter(&db->epoch);
-        for (uint64_t off = LOG_SEG_HDR; rc == 0 && off < size;) {
-            struct log_rec rec;
-            enum log_rec_status st = log_rec_head(s->map + off, size - off, &rec);
-            if (st == LOG_REC_OK && rec.type == LOG_REC_DEL)
-                st = log_rec_decode(s->map + off, size - off, &rec);
-            if (st != LOG_REC_OK) {
+        unsigned token = klog_epoch_enter(&db->epoch);
+        for (uint64_t off = KLOG_SEG_HDR; rc == 0 && off < size;) {
+            struct klog_rec rec;
+            enum klog_rec_status st = klog_rec_head(s->map + off, size - off, &rec);
+            if (st == KLOG_REC_OK && rec.type == KLOG_REC_DEL)
+                st = klog_rec_decode(s->map + off, size - off, &rec);
+            if (st != KLOG_REC_OK) {
                 rc = corrupt(c, s, off, st);
                 break;
             }
             off += rec.len;
-            if (rec.type != LOG_REC_DEL)
+            if (rec.type != KLOG_REC_DEL)
                 continue;
             rc = live_on_disk(db, &rec);
             if (rc == 0) {
@@ -269,7 +270,7 @@ static int copy_tombstones(struct compaction *c)
                 rc = 0;
             }
         }
-        log_epoch_exit(&db->epoch, token);
+        klog_epoch_exit(&db->epoch, token);
     }
     return rc;
 }
@@ -285,32 +286,32 @@ static int same_loc(void *ctx, uint64_t loc)
    the index per record. */
 static int scan_live(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->nin; i++) {
-        const struct log_seg *s = c->in[i].seg;
+        const struct klog_seg *s = c->in[i].seg;
         uint64_t size = atomic_load(&s->size);
-        unsigned token = log_epoch_enter(&db->epoch);
-        for (uint64_t off = LOG_SEG_HDR; rc == 0 && off < size;) {
-            struct log_rec rec;
-            enum log_rec_status st = log_rec_head(s->map + off, size - off, &rec);
-            if (st != LOG_REC_OK) {
+        unsigned token = klog_epoch_enter(&db->epoch);
+        for (uint64_t off = KLOG_SEG_HDR; rc == 0 && off < size;) {
+            struct klog_rec rec;
+            enum klog_rec_status st = klog_rec_head(s->map + off, size - off, &rec);
+            if (st != KLOG_REC_OK) {
                 rc = corrupt(c, s, off, st);
                 break;
             }
             uint64_t at = off;
             off += rec.len;
-            if (rec.type != LOG_REC_PUT)
+            if (rec.type != KLOG_REC_PUT)
                 continue;
-            uint64_t loc = log_loc(s->sno, (uint32_t)at), found;
-            uint64_t hash = log_key_hash(rec.key, rec.klen);
-            rc = log_index_find(log_index_table(&db->index), hash, same_loc, &loc, &found);
+            uint64_t loc = klog_loc(s->sno, (uint32_t)at), found;
+            uint64_t hash = klog_key_hash(rec.key, rec.klen);
+            rc = klog_index_find(klog_index_table(&db->index), hash, same_loc, &loc, &found);
             if (rc <= 0)
                 continue; /* not live (rc 0), or cannot happen (same_loc never fails) */
-            st = log_rec_decode(s->map + at, size - at, &rec);
-            rc = st == LOG_REC_OK ? copy_record(c, hash, loc, &rec) : corrupt(c, s, at, st);
+            st = klog_rec_decode(s->map + at, size - at, &rec);
+            rc = st == KLOG_REC_OK ? copy_record(c, hash, loc, &rec) : corrupt(c, s, at, st);
         }
-        log_epoch_exit(&db->epoch, token);
+        klog_epoch_exit(&db->epoch, token);
         if (rc == 0 && atomic_load(&db->closing))
             rc = KVS_ECLOSED;
     }
@@ -323,25 +324,25 @@ static int scan_live(struct compaction *c)
 static int walk_one(void *ctx, uint64_t hash, uint64_t loc)
 {
     struct compaction *c = ctx;
-    struct log_db *db = c->db;
-    struct log_seg *s = log_seg_at(db, loc);
+    struct klog_db *db = c->db;
+    struct klog_seg *s = klog_seg_at(db, loc);
     if (!s || !s->input)
         return 0;
     if ((++c->walked & 1023) == 0 && atomic_load(&db->closing))
         return KVS_ECLOSED;
     if (kvs__log_walk_hook)
         kvs__log_walk_hook(hash);
-    uint64_t off = log_loc_off(loc);
+    uint64_t off = klog_loc_off(loc);
     uint64_t size = atomic_load(&s->size);
-    struct log_rec rec;
-    enum log_rec_status st =
-        off < size ? log_rec_decode(s->map + off, size - off, &rec) : LOG_REC_SHORT;
-    if (st != LOG_REC_OK || rec.type != LOG_REC_PUT)
+    struct klog_rec rec;
+    enum klog_rec_status st =
+        off < size ? klog_rec_decode(s->map + off, size - off, &rec) : KLOG_REC_SHORT;
+    if (st != KLOG_REC_OK || rec.type != KLOG_REC_PUT)
         return corrupt(c, s, off, st); /* never copy damage into a fresh segment */
     /* A writer may have reused the slot for another key since the walk
        read it: such a record is not live under this hash (the inputs stay
        mapped while we run, so reading it was safe). */
-    if (log_key_hash(rec.key, rec.klen) != hash)
+    if (klog_key_hash(rec.key, rec.klen) != hash)
         return 0;
     int rc = copy_record(c, hash, loc, &rec);
     return rc < 0 ? rc : 1;
@@ -354,11 +355,12 @@ static int walk_one(void *ctx, uint64_t hash, uint64_t loc)
  */
 static int walk_live(struct compaction *c)
 {
-    struct log_db *db = c->db;
-    unsigned token = log_epoch_enter(&db->epoch);
+    struct klog_db *db = c->db;
+    unsigned token = klog_epoch_enter(&db->epoch);
     uint64_t next;
-    int rc = log_index_scan(log_index_table(&db->index), 0, SIZE_MAX, SIZE_MAX, walk_one, c, &next);
-    log_epoch_exit(&db->epoch, token);
+    int rc =
+        klog_index_scan(klog_index_table(&db->index), 0, SIZE_MAX, SIZE_MAX, walk_one, c, &next);
+    klog_epoch_exit(&db->epoch, token);
     if (rc == 0)
         rc = flush(c);
     return rc;
@@ -373,13 +375,13 @@ static int walk_live(struct compaction *c)
  */
 static int copy_live(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     uint64_t in_bytes = 0;
     for (size_t i = 0; i < c->nin; i++)
         in_bytes += c->in[i].size;
     pthread_mutex_lock(&db->wlock);
-    uint64_t rec_len = db->keys ? db->live_rec / db->keys : LOG_REC_HDR;
-    uint64_t slots = log_index_table(&db->index)->mask + 1;
+    uint64_t rec_len = db->keys ? db->live_rec / db->keys : KLOG_REC_HDR;
+    uint64_t slots = klog_index_table(&db->index)->mask + 1;
     pthread_mutex_unlock(&db->wlock);
     /* A probe costs about as much as looking at 8 slots in a row. */
     bool scan = in_bytes / (rec_len ? rec_len : 1) * 8 < slots;
@@ -391,23 +393,23 @@ static int finish_outputs(struct compaction *c)
 {
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, c->id, o->sub, LOG_FILE_SEG_TMP);
+        char name[KLOG_SEG_NAME_LEN];
+        klog_file_name(name, c->id, o->sub, KLOG_FILE_SEG_TMP);
         int rc = kvs__fdatasync(o->seg->fd);
         if (rc != 0) {
-            log_fsync_failed(c->db, rc, name);
+            klog_fsync_failed(c->db, rc, name);
             return rc;
         }
         if (o->tombs)
             continue; /* a hint describes puts only; this one is scanned */
-        log_file_name(name, c->id, o->sub, LOG_FILE_HINT_TMP);
+        klog_file_name(name, c->id, o->sub, KLOG_FILE_HINT_TMP);
         bool fsync_failed = false;
-        rc = log_hint_finish(&o->hint, o->size);
+        rc = klog_hint_finish(&o->hint, o->size);
         if (rc == 0)
-            rc = log_hint_write(c->db->dir_fd, name, &o->hint, &fsync_failed);
+            rc = klog_hint_write(c->db->dir_fd, name, &o->hint, &fsync_failed);
         if (rc != 0) {
             if (fsync_failed)
-                log_fsync_failed(c->db, rc, name);
+                klog_fsync_failed(c->db, rc, name);
             return rc;
         }
     }
@@ -419,19 +421,19 @@ static int rename_outputs(struct compaction *c)
     int dfd = c->db->dir_fd;
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        char from[LOG_SEG_NAME_LEN], to[LOG_SEG_NAME_LEN];
-        log_file_name(from, c->id, o->sub, LOG_FILE_SEG_TMP);
-        log_file_name(to, c->id, o->sub, LOG_FILE_SEG);
+        char from[KLOG_SEG_NAME_LEN], to[KLOG_SEG_NAME_LEN];
+        klog_file_name(from, c->id, o->sub, KLOG_FILE_SEG_TMP);
+        klog_file_name(to, c->id, o->sub, KLOG_FILE_SEG);
         int rc = kvs__rename(dfd, from, to);
         if (rc != 0)
             return rc;
         o->seg_renamed = true;
         if (i == 0)
-            log_crash_point(STEP_FIRST_RENAMED);
+            klog_crash_point(STEP_FIRST_RENAMED);
         if (o->tombs)
             continue;
-        log_file_name(from, c->id, o->sub, LOG_FILE_HINT_TMP);
-        log_file_name(to, c->id, o->sub, LOG_FILE_HINT);
+        klog_file_name(from, c->id, o->sub, KLOG_FILE_HINT_TMP);
+        klog_file_name(to, c->id, o->sub, KLOG_FILE_HINT);
         rc = kvs__rename(dfd, from, to);
         if (rc != 0)
             return rc;
@@ -439,7 +441,7 @@ static int rename_outputs(struct compaction *c)
     }
     int rc = kvs__fsync_dir(dfd);
     if (rc != 0)
-        log_fsync_failed(c->db, rc, NULL);
+        klog_fsync_failed(c->db, rc, NULL);
     return rc;
 }
 
@@ -449,19 +451,19 @@ static int map_outputs(struct compaction *c)
 {
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        struct log_seg *s;
-        int rc = log_seg_open(c->db->dir_fd, c->id, o->sub, &s);
+        struct klog_seg *s;
+        int rc = klog_seg_open(c->db->dir_fd, c->id, o->sub, &s);
         if (rc == 0) {
-            rc = log_seg_register(c->db, s);
+            rc = klog_seg_register(c->db, s);
             if (rc != 0)
-                log_seg_free(s);
+                klog_seg_free(s);
         }
         if (rc != 0)
             return rc;
         s->hint_bytes = o->tombs ? 0 : o->hint.len;
         s->pinned = s->dels = o->pinned;
         atomic_store(&s->synced, true);
-        log_seg_free(o->seg);
+        klog_seg_free(o->seg);
         o->seg = s;
     }
     return 0;
@@ -475,24 +477,24 @@ static int map_outputs(struct compaction *c)
  */
 static void abandon(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     bool renamed = false;
     int rc = 0;
     for (size_t i = 0; i < c->nout; i++) {
         struct output *o = &c->out[i];
-        char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, c->id, o->sub, o->seg_renamed ? LOG_FILE_SEG : LOG_FILE_SEG_TMP);
+        char name[KLOG_SEG_NAME_LEN];
+        klog_file_name(name, c->id, o->sub, o->seg_renamed ? KLOG_FILE_SEG : KLOG_FILE_SEG_TMP);
         if (rc == 0)
             rc = kvs__unlink(db->dir_fd, name);
-        log_file_name(name, c->id, o->sub, o->hint_renamed ? LOG_FILE_HINT : LOG_FILE_HINT_TMP);
+        klog_file_name(name, c->id, o->sub, o->hint_renamed ? KLOG_FILE_HINT : KLOG_FILE_HINT_TMP);
         if (rc == 0)
             rc = kvs__unlink(db->dir_fd, name);
         renamed = renamed || o->seg_renamed || o->hint_renamed;
         /* A registered output is in the segment table: retire it. */
         if (o->seg->owner)
-            log_seg_retire(db, o->seg);
+            klog_seg_retire(db, o->seg);
         else
-            log_seg_free(o->seg);
+            klog_seg_free(o->seg);
         o->seg = NULL;
     }
     if (rc == 0 && renamed)
@@ -510,15 +512,15 @@ static void abandon(struct compaction *c)
    that writers are never held up for long. */
 static void move_index(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     for (size_t i = 0; i < c->nmoves;) {
         pthread_mutex_lock(&db->wlock);
         for (size_t end = i + MOVE_BATCH; i < c->nmoves && i < end; i++) {
             const struct move *m = &c->moves[i];
-            struct log_seg *to = c->out[m->out].seg;
+            struct klog_seg *to = c->out[m->out].seg;
             /* false: written since; the copy is stale and counts as such. */
-            if (log_index_move_locked(&db->index, m->hash, m->from, log_loc(to->sno, m->off))) {
-                log_seg_at(db, m->from)->live -= m->len;
+            if (klog_index_move_locked(&db->index, m->hash, m->from, klog_loc(to->sno, m->off))) {
+                klog_seg_at(db, m->from)->live -= m->len;
                 to->live += m->len;
             }
         }
@@ -526,7 +528,7 @@ static void move_index(struct compaction *c)
     }
 }
 
-static int by_name(const struct log_seg *a, const struct log_seg *b)
+static int by_name(const struct klog_seg *a, const struct klog_seg *b)
 {
     if (a->id != b->id)
         return a->id < b->id ? -1 : 1;
@@ -539,23 +541,23 @@ static int by_name(const struct log_seg *a, const struct log_seg *b)
    superseded a record of an input lies below it. */
 static uint64_t swap_segments(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     pthread_mutex_lock(&db->wlock);
     size_t kept = 0;
     for (size_t i = 0; i < db->nsegs; i++) {
-        struct log_seg *s = db->segs[i];
+        struct klog_seg *s = db->segs[i];
         if (!s->input) {
             db->segs[kept++] = s;
             continue;
         }
         db->seg_bytes -= atomic_load(&s->size);
         db->hint_bytes -= s->hint_bytes;
-        log_seg_retire(db, s);
+        klog_seg_retire(db, s);
     }
     /* Merge the outputs in, into the slots held for them since before. */
     size_t n = kept + c->nout, k = kept, o = c->nout;
     while (o > 0) {
-        struct log_seg *out = c->out[o - 1].seg;
+        struct klog_seg *out = c->out[o - 1].seg;
         if (k > 0 && by_name(db->segs[k - 1], out) > 0) {
             db->segs[--n] = db->segs[--k];
         } else {
@@ -570,7 +572,7 @@ static uint64_t swap_segments(struct compaction *c)
     db->nsegs = kept + c->nout;
     db->segs_held = 0;
     db->compactions++;
-    log_select_done_locked(db);
+    klog_select_done_locked(db);
     uint64_t lsn = db->lsn;
     pthread_mutex_unlock(&db->wlock);
     return lsn;
@@ -581,7 +583,7 @@ static uint64_t swap_segments(struct compaction *c)
    not synced may be undone in any combination, so before an input whose
    dropped tombstones or clear record hide puts in older inputs ("ordered")
    goes, the unlinks before it are made durable. */
-int log_unlink_inputs(struct log_db *db, const struct input *in, size_t nin)
+int klog_unlink_inputs(struct klog_db *db, const struct input *in, size_t nin)
 {
     int dfd = db->dir_fd;
     bool unsynced = false;
@@ -593,30 +595,30 @@ int log_unlink_inputs(struct log_db *db, const struct input *in, size_t nin)
                 break;
             unsynced = false;
         }
-        char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, in[i].id, in[i].sub, LOG_FILE_SEG);
+        char name[KLOG_SEG_NAME_LEN];
+        klog_file_name(name, in[i].id, in[i].sub, KLOG_FILE_SEG);
         rc = kvs__unlink(dfd, name);
         if (rc != 0)
             return rc;
         unsynced = true;
         if (i == 0)
-            log_crash_point(STEP_FIRST_UNLINKED);
+            klog_crash_point(STEP_FIRST_UNLINKED);
         if (in[i].hint_bytes) {
-            log_file_name(name, in[i].id, in[i].sub, LOG_FILE_HINT);
+            klog_file_name(name, in[i].id, in[i].sub, KLOG_FILE_HINT);
             rc = kvs__unlink(dfd, name);
         }
     }
     if (rc == 0)
         rc = kvs__fsync_dir(dfd);
     if (rc != 0)
-        log_fsync_failed(db, rc, NULL);
+        klog_fsync_failed(db, rc, NULL);
     return rc;
 }
 
 static void compaction_free(struct compaction *c)
 {
     for (size_t i = 0; i < c->nout; i++)
-        log_hint_buf_free(&c->out[i].hint);
+        klog_hint_buf_free(&c->out[i].hint);
     free(c->out);
     free(c->in);
     free(c->moves);
@@ -633,14 +635,14 @@ static uint64_t ms_since(const struct timespec *t0)
 
 /* Run one compaction of the inputs select.c chooses. Returns 0, 1 when
    there was nothing to compact, or an error. */
-static int compact(struct log_db *db, bool full)
+static int compact(struct klog_db *db, bool full)
 {
     struct compaction c = {.db = db};
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&db->mlock);
     pthread_mutex_lock(&db->wlock);
-    int rc = atomic_load(&db->readonly) ? KVS_EREADONLY : log_select_locked(&c, full);
+    int rc = atomic_load(&db->readonly) ? KVS_EREADONLY : klog_select_locked(&c, full);
     pthread_mutex_unlock(&db->wlock);
     if (rc != 0)
         goto out;
@@ -656,7 +658,7 @@ static int compact(struct log_db *db, bool full)
         rc = finish_outputs(&c);
     if (rc != 0)
         goto out_abandon;
-    log_crash_point(STEP_OUTPUTS_WRITTEN);
+    klog_crash_point(STEP_OUTPUTS_WRITTEN);
     rc = rename_outputs(&c);
     if (rc == 0)
         rc = map_outputs(&c);
@@ -664,25 +666,25 @@ static int compact(struct log_db *db, bool full)
         /* Held until swap_segments: writers that add segments meanwhile
            reserve their slots beside these. */
         pthread_mutex_lock(&db->wlock);
-        rc = log_segs_reserve_locked(db, c.nout);
+        rc = klog_segs_reserve_locked(db, c.nout);
         if (rc == 0)
             db->segs_held = c.nout;
         pthread_mutex_unlock(&db->wlock);
     }
     if (rc != 0)
         goto out_abandon;
-    log_crash_point(STEP_RENAMED);
+    klog_crash_point(STEP_RENAMED);
 
     move_index(&c);
     uint64_t superseded_below = swap_segments(&c);
-    log_crash_point(STEP_INDEX_MOVED);
+    klog_crash_point(STEP_INDEX_MOVED);
     /* The inputs' records that were not copied are superseded by newer
        ones, which may be only in the page cache of the active segment:
        sync them before deleting what they superseded, or a machine crash
        would bring an older value back from a segment that stays. */
-    rc = log_wait_durable(db, superseded_below);
+    rc = klog_wait_durable(db, superseded_below);
     if (rc == 0)
-        rc = log_unlink_inputs(db, c.in, c.nin);
+        rc = klog_unlink_inputs(db, c.in, c.nin);
     if (rc != 0) {
         atomic_store(&db->readonly, true);
         kvs__log(&db->opts,
@@ -691,7 +693,7 @@ static int compact(struct log_db *db, bool full)
                  db->dir, kvs_strerror(rc));
         goto out;
     }
-    log_crash_point(STEP_DONE);
+    klog_crash_point(STEP_DONE);
     uint64_t in_bytes = 0, out_bytes = 0;
     for (size_t i = 0; i < c.nin; i++)
         in_bytes += c.in[i].size;
@@ -706,7 +708,7 @@ static int compact(struct log_db *db, bool full)
 out_abandon:
     abandon(&c);
     pthread_mutex_lock(&db->wlock);
-    log_select_done_locked(db);
+    klog_select_done_locked(db);
     pthread_mutex_unlock(&db->wlock);
 out:
     pthread_mutex_unlock(&db->mlock);
@@ -714,13 +716,13 @@ out:
     return rc;
 }
 
-int log_compact(struct log_db *db)
+int klog_compact(struct klog_db *db)
 {
     int rc = compact(db, true);
     return rc == 1 ? 0 : rc;
 }
 
-int log_compact_step(struct log_db *db)
+int klog_compact_step(struct klog_db *db)
 {
     return compact(db, false);
 }

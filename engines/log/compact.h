@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "hint.h"
-#include "log_db.h"
+#include "klog_db.h"
 
 /* An index entry to repoint once the outputs are in place. */
 struct move {
@@ -23,11 +23,11 @@ struct move {
 };
 
 struct output {
-    struct log_seg *seg; /* the .tmp file while written; the mapped segment after */
+    struct klog_seg *seg; /* the .tmp file while written; the mapped segment after */
     unsigned sub;
     uint64_t size;
     uint64_t pinned; /* bytes of kept tombstones */
-    struct log_hint_buf hint;
+    struct klog_hint_buf hint;
     bool tombs; /* holds the kept tombstones; no hint */
     bool seg_renamed, hint_renamed;
 };
@@ -35,7 +35,7 @@ struct output {
 /* An input, remembered by name too: the segment is retired before its
    files are unlinked. */
 struct input {
-    struct log_seg *seg;
+    struct klog_seg *seg;
     uint64_t id;
     unsigned sub;
     uint64_t hint_bytes;
@@ -47,7 +47,7 @@ struct input {
 };
 
 struct compaction {
-    struct log_db *db;
+    struct klog_db *db;
     uint64_t id; /* outputs are (id, sub0 + 1), (id, sub0 + 2), ... */
     unsigned sub0;
     uint64_t target; /* output size */
@@ -63,21 +63,21 @@ struct compaction {
 };
 
 /*
- * log_select_locked - choose the inputs of c (marking them s->input) and
+ * klog_select_locked - choose the inputs of c (marking them s->input) and
  * name its outputs: every segment for a full compaction (after sealing the
  * active one), else the stale segments select.c describes. Returns 0, 1
  * when there is nothing to compact, or an error.
  */
-int log_select_locked(struct compaction *c, bool full);
+int klog_select_locked(struct compaction *c, bool full);
 
 /* After a compaction ended either way: clear the input marks and look
    again whether a segment is due. */
-void log_select_done_locked(struct log_db *db);
+void klog_select_done_locked(struct klog_db *db);
 
 /* Unlink the files of the inputs oldest first, then fsync the directory. */
-int log_unlink_inputs(struct log_db *db, const struct input *in, size_t nin);
+int klog_unlink_inputs(struct klog_db *db, const struct input *in, size_t nin);
 
 /* Call the test hook at a numbered step. */
-void log_crash_point(int step);
+void klog_crash_point(int step);
 
 #endif

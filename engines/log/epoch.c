@@ -7,7 +7,7 @@
 #include "kvs/error.h"
 
 /* Each thread picks a shard once, round robin, so that up to
-   LOG_EPOCH_SHARDS threads never share a counter. */
+   KLOG_EPOCH_SHARDS threads never share a counter. */
 static atomic_uint next_shard;
 static _Thread_local unsigned my_shard = ~0u;
 
@@ -15,14 +15,14 @@ static unsigned shard_of_thread(void)
 {
     if (my_shard == ~0u)
         my_shard =
-            atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % LOG_EPOCH_SHARDS;
+            atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % KLOG_EPOCH_SHARDS;
     return my_shard;
 }
 
-int log_epoch_init(struct log_epoch *e)
+int klog_epoch_init(struct klog_epoch *e)
 {
     atomic_init(&e->now, 2); /* so that "two epochs back" never underflows */
-    for (size_t i = 0; i < LOG_EPOCH_SHARDS; i++) {
+    for (size_t i = 0; i < KLOG_EPOCH_SHARDS; i++) {
         atomic_init(&e->shard[i].readers[0], 0);
         atomic_init(&e->shard[i].readers[1], 0);
     }
@@ -30,23 +30,23 @@ int log_epoch_init(struct log_epoch *e)
     return pthread_mutex_init(&e->lock, NULL) == 0 ? 0 : KVS_ENOMEM;
 }
 
-static void free_list(struct log_retired *r)
+static void free_list(struct klog_retired *r)
 {
     while (r) {
-        struct log_retired *next = r->next;
+        struct klog_retired *next = r->next;
         r->free(r);
         r = next;
     }
 }
 
-void log_epoch_destroy(struct log_epoch *e)
+void klog_epoch_destroy(struct klog_epoch *e)
 {
     free_list(e->retired);
     e->retired = NULL;
     pthread_mutex_destroy(&e->lock);
 }
 
-unsigned log_epoch_enter(struct log_epoch *e)
+unsigned klog_epoch_enter(struct klog_epoch *e)
 {
     unsigned s = shard_of_thread();
     for (;;) {
@@ -61,12 +61,13 @@ unsigned log_epoch_enter(struct log_epoch *e)
     }
 }
 
-void log_epoch_exit(struct log_epoch *e, unsigned token)
+void klog_epoch_exit(struct klog_epoch *e, unsigned token)
 {
     atomic_fetch_sub(&e->shard[token >> 1].readers[token & 1], 1);
 }
 
-void log_epoch_retire(struct log_epoch *e, struct log_retired *r, void (*fn)(struct log_retired *))
+void klog_epoch_retire(struct klog_epoch *e, struct klog_retired *r,
+                       void (*fn)(struct klog_retired *))
 {
     r->free = fn;
     pthread_mutex_lock(&e->lock);
@@ -76,18 +77,18 @@ void log_epoch_retire(struct log_epoch *e, struct log_retired *r, void (*fn)(str
     pthread_mutex_unlock(&e->lock);
 }
 
-static bool parity_drained(struct log_epoch *e, unsigned parity)
+static bool parity_drained(struct klog_epoch *e, unsigned parity)
 {
-    for (size_t i = 0; i < LOG_EPOCH_SHARDS; i++) {
+    for (size_t i = 0; i < KLOG_EPOCH_SHARDS; i++) {
         if (atomic_load(&e->shard[i].readers[parity]) != 0)
             return false;
     }
     return true;
 }
 
-void log_epoch_reclaim(struct log_epoch *e)
+void klog_epoch_reclaim(struct klog_epoch *e)
 {
-    struct log_retired *doomed = NULL;
+    struct klog_retired *doomed = NULL;
     pthread_mutex_lock(&e->lock);
     if (!e->retired)
         goto out_unlock; /* nothing to free: leave the epoch alone */
@@ -100,9 +101,9 @@ void log_epoch_reclaim(struct log_epoch *e)
         atomic_store(&e->now, now + 1);
     }
     uint64_t safe_below = atomic_load(&e->now) - 1; /* free epochs <= now - 2 */
-    struct log_retired **pp = &e->retired;
+    struct klog_retired **pp = &e->retired;
     while (*pp) {
-        struct log_retired *r = *pp;
+        struct klog_retired *r = *pp;
         if (r->epoch < safe_below) {
             *pp = r->next;
             r->next = doomed;

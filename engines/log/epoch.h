@@ -3,10 +3,10 @@
  * and segment mappings without locks, and frees those objects only once no
  * reader can still hold them.
  *
- * Readers bracket each use with log_epoch_enter()/log_epoch_exit(); both are
+ * Readers bracket each use with klog_epoch_enter()/klog_epoch_exit(); both are
  * a few atomic operations on a counter sharded by thread, never a wait.
  * Writers unpublish an object (swap a pointer, clear a table entry) and then
- * log_epoch_retire() it. log_epoch_reclaim() advances the global epoch when
+ * klog_epoch_retire() it. klog_epoch_reclaim() advances the global epoch when
  * the readers of the previous epoch have drained and frees what was retired
  * two epochs back; it never waits either, so calling it again later is how
  * progress is made (the background thread calls it about once a second).
@@ -24,46 +24,47 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define LOG_EPOCH_SHARDS 32
+#define KLOG_EPOCH_SHARDS 32
 
 /* Embedded in every object that can be retired. */
-struct log_retired {
-    struct log_retired *next;
+struct klog_retired {
+    struct klog_retired *next;
     uint64_t epoch;
-    void (*free)(struct log_retired *r);
+    void (*free)(struct klog_retired *r);
 };
 
 /* One cache line per shard, so that readers on different threads do not
    bounce a line between cores. */
-struct log_epoch_shard {
+struct klog_epoch_shard {
     _Alignas(64) atomic_ulong readers[2]; /* indexed by epoch parity */
 };
 
-struct log_epoch {
+struct klog_epoch {
     atomic_uint_least64_t now;
-    struct log_epoch_shard shard[LOG_EPOCH_SHARDS];
+    struct klog_epoch_shard shard[KLOG_EPOCH_SHARDS];
     /* Protects retired and serialises advancing now. Taken after the
        engine's write lock when both are held. */
     pthread_mutex_t lock;
-    struct log_retired *retired; /* newest first */
+    struct klog_retired *retired; /* newest first */
 };
 
-int log_epoch_init(struct log_epoch *e);
+int klog_epoch_init(struct klog_epoch *e);
 
 /* Free everything retired. Only when no reader can be inside. */
-void log_epoch_destroy(struct log_epoch *e);
+void klog_epoch_destroy(struct klog_epoch *e);
 
-/* Enter a read-side section; returns a token for log_epoch_exit(). */
-unsigned log_epoch_enter(struct log_epoch *e);
-void log_epoch_exit(struct log_epoch *e, unsigned token);
+/* Enter a read-side section; returns a token for klog_epoch_exit(). */
+unsigned klog_epoch_enter(struct klog_epoch *e);
+void klog_epoch_exit(struct klog_epoch *e, unsigned token);
 
 /* Hand r (already unreachable for new readers) over to be freed with fn
    after a grace period. Any thread. */
-void log_epoch_retire(struct log_epoch *e, struct log_retired *r, void (*fn)(struct log_retired *));
+void klog_epoch_retire(struct klog_epoch *e, struct klog_retired *r,
+                       void (*fn)(struct klog_retired *));
 
 /* Advance the epoch if readers allow and free what is safe. Never waits for
    readers. Any thread, but not while holding a lock that a free function
    takes. */
-void log_epoch_reclaim(struct log_epoch *e);
+void klog_epoch_reclaim(struct klog_epoch *e);
 
 #endif

@@ -22,48 +22,49 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOG_HINT_HDR 32
-#define LOG_HINT_ENTRY 16
-#define LOG_HINT_VERSION 1
+#define KLOG_HINT_HDR 32
+#define KLOG_HINT_ENTRY 16
+#define KLOG_HINT_VERSION 1
 
 /* An encoded hint being built in memory. */
-struct log_hint_buf {
+struct klog_hint_buf {
     unsigned char *data;
     size_t len;
     size_t cap;
 };
 
 /* Start a hint for segment (id, sub). Returns 0 or KVS_ENOMEM. */
-int log_hint_begin(struct log_hint_buf *h, uint64_t id, unsigned sub);
+int klog_hint_begin(struct klog_hint_buf *h, uint64_t id, unsigned sub);
 /* Append one entry. Returns 0 or KVS_ENOMEM. */
-int log_hint_add(struct log_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len);
+int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len);
 /* Record the segment's final size and append the checksum. */
-int log_hint_finish(struct log_hint_buf *h, uint64_t seg_size);
-void log_hint_buf_free(struct log_hint_buf *h);
+int klog_hint_finish(struct klog_hint_buf *h, uint64_t seg_size);
+void klog_hint_buf_free(struct klog_hint_buf *h);
 
 /* A validated hint: n entries starting at entries. */
-struct log_hint_view {
+struct klog_hint_view {
     const unsigned char *entries;
     size_t n;
 };
 
 /*
- * log_hint_parse - validate a hint of len bytes at p for segment (id, sub)
+ * klog_hint_parse - validate a hint of len bytes at p for segment (id, sub)
  * whose file is seg_size bytes. Returns NULL and fills *view when valid, or
  * a short phrase saying what is wrong.
  */
-const char *log_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub, uint64_t seg_size,
-                           struct log_hint_view *view);
+const char *klog_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub, uint64_t seg_size,
+                            struct klog_hint_view *view);
 
 /* Entry i of a parsed hint. */
-void log_hint_entry(const struct log_hint_view *view, size_t i, uint64_t *hash, uint32_t *off,
-                    uint32_t *len);
+void klog_hint_entry(const struct klog_hint_view *view, size_t i, uint64_t *hash, uint32_t *off,
+                     uint32_t *len);
 
 /* Write h to a new file name in the directory and fsync it (no rename).
  *fsync_failed tells a failed fsync from a failed write. */
-int log_hint_write(int dir_fd, const char *name, const struct log_hint_buf *h, bool *fsync_failed);
+int klog_hint_write(int dir_fd, const char *name, const struct klog_hint_buf *h,
+                    bool *fsync_failed);
 
 /* Read the whole file name into *data (malloc'd) and *len. */
-int log_hint_read(int dir_fd, const char *name, unsigned char **data, size_t *len);
+int klog_hint_read(int dir_fd, const char *name, unsigned char **data, size_t *len);
 
 #endif

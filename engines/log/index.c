@@ -7,11 +7,11 @@
 
 #define MIN_SLOTS 64
 
-static struct log_table *table_new(size_t slots)
+static struct klog_table *table_new(size_t slots)
 {
     /* calloc: large tables come from mmap and their pages stay untouched
        (and unbacked) until used. Zero is an empty slot. */
-    struct log_table *t = calloc(1, sizeof(*t) + slots * sizeof(struct log_slot));
+    struct klog_table *t = calloc(1, sizeof(*t) + slots * sizeof(struct klog_slot));
     if (t) {
         t->mask = slots - 1;
         t->shift = 64 - (unsigned)__builtin_ctzll(slots);
@@ -19,20 +19,20 @@ static struct log_table *table_new(size_t slots)
     return t;
 }
 
-static void table_free(struct log_retired *r)
+static void table_free(struct klog_retired *r)
 {
-    free((struct log_table *)r);
+    free((struct klog_table *)r);
 }
 
-static struct log_table *cur(struct log_index *ix)
+static struct klog_table *cur(struct klog_index *ix)
 {
     /* The writer is the only one that changes the pointer. */
     return atomic_load_explicit(&ix->table, memory_order_relaxed);
 }
 
-int log_index_init(struct log_index *ix, struct log_epoch *epoch)
+int klog_index_init(struct klog_index *ix, struct klog_epoch *epoch)
 {
-    struct log_table *t = table_new(MIN_SLOTS);
+    struct klog_table *t = table_new(MIN_SLOTS);
     if (!t)
         return KVS_ENOMEM;
     atomic_init(&ix->table, t);
@@ -41,30 +41,30 @@ int log_index_init(struct log_index *ix, struct log_epoch *epoch)
     return 0;
 }
 
-void log_index_destroy(struct log_index *ix)
+void klog_index_destroy(struct klog_index *ix)
 {
     free(cur(ix));
     atomic_store_explicit(&ix->table, NULL, memory_order_relaxed);
 }
 
-static uint64_t slot_loc(const struct log_slot *s)
+static uint64_t slot_loc(const struct klog_slot *s)
 {
     return atomic_load_explicit(&s->loc, memory_order_acquire);
 }
 
-static uint64_t slot_hash(const struct log_slot *s)
+static uint64_t slot_hash(const struct klog_slot *s)
 {
     return atomic_load_explicit(&s->hash, memory_order_relaxed);
 }
 
-int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
-                   uint64_t *loc)
+int klog_index_find(const struct klog_table *t, uint64_t hash, klog_match_fn match, void *ctx,
+                    uint64_t *loc)
 {
-    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
+    for (size_t i = klog_index_home(t, hash);; i = (i + 1) & t->mask) {
         uint64_t l = slot_loc(&t->slot[i]);
-        if (l == LOG_LOC_EMPTY)
+        if (l == KLOG_LOC_EMPTY)
             return 0;
-        if (!log_loc_live(l) || slot_hash(&t->slot[i]) != hash)
+        if (!klog_loc_live(l) || slot_hash(&t->slot[i]) != hash)
             continue;
         int rc = match(ctx, l);
         if (rc < 0)
@@ -76,28 +76,28 @@ int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match,
     }
 }
 
-uint64_t log_index_first_loc(const struct log_table *t, uint64_t hash)
+uint64_t klog_index_first_loc(const struct klog_table *t, uint64_t hash)
 {
-    const struct log_slot *s = &t->slot[log_index_home(t, hash)];
+    const struct klog_slot *s = &t->slot[klog_index_home(t, hash)];
     uint64_t l = slot_loc(s);
-    return log_loc_live(l) && slot_hash(s) == hash ? l : LOG_LOC_EMPTY;
+    return klog_loc_live(l) && slot_hash(s) == hash ? l : KLOG_LOC_EMPTY;
 }
 
 /* Writer-side probe: the slot holding the key, or else (*free_slot) the
    first reusable slot of its chain. */
-static int probe_locked(struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
-                        struct log_slot **found, struct log_slot **free_slot)
+static int probe_locked(struct klog_table *t, uint64_t hash, klog_match_fn match, void *ctx,
+                        struct klog_slot **found, struct klog_slot **free_slot)
 {
     *found = *free_slot = NULL;
-    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
-        struct log_slot *s = &t->slot[i];
+    for (size_t i = klog_index_home(t, hash);; i = (i + 1) & t->mask) {
+        struct klog_slot *s = &t->slot[i];
         uint64_t l = slot_loc(s);
-        if (l == LOG_LOC_EMPTY) {
+        if (l == KLOG_LOC_EMPTY) {
             if (!*free_slot)
                 *free_slot = s;
             return 0;
         }
-        if (!log_loc_live(l)) {
+        if (!klog_loc_live(l)) {
             if (!*free_slot)
                 *free_slot = s;
             continue;
@@ -115,18 +115,18 @@ static int probe_locked(struct log_table *t, uint64_t hash, log_match_fn match, 
 }
 
 /* Copy the live slots of old into a table of the given size. */
-static struct log_table *rehash(const struct log_table *old, size_t slots)
+static struct klog_table *rehash(const struct klog_table *old, size_t slots)
 {
-    struct log_table *t = table_new(slots);
+    struct klog_table *t = table_new(slots);
     if (!t)
         return NULL;
     for (size_t i = 0; i <= old->mask; i++) {
         uint64_t l = slot_loc(&old->slot[i]);
-        if (!log_loc_live(l))
+        if (!klog_loc_live(l))
             continue;
         uint64_t h = slot_hash(&old->slot[i]);
-        size_t j = log_index_home(t, h);
-        while (atomic_load_explicit(&t->slot[j].loc, memory_order_relaxed) != LOG_LOC_EMPTY)
+        size_t j = klog_index_home(t, h);
+        while (atomic_load_explicit(&t->slot[j].loc, memory_order_relaxed) != KLOG_LOC_EMPTY)
             j = (j + 1) & t->mask;
         atomic_store_explicit(&t->slot[j].hash, h, memory_order_relaxed);
         atomic_store_explicit(&t->slot[j].loc, l, memory_order_relaxed);
@@ -134,18 +134,18 @@ static struct log_table *rehash(const struct log_table *old, size_t slots)
     return t;
 }
 
-static void publish_locked(struct log_index *ix, struct log_table *t)
+static void publish_locked(struct klog_index *ix, struct klog_table *t)
 {
-    struct log_table *old = cur(ix);
+    struct klog_table *old = cur(ix);
     /* release: the slots written above are visible to whoever loads t. */
     atomic_store_explicit(&ix->table, t, memory_order_release);
-    log_epoch_retire(ix->epoch, &old->retired, table_free);
+    klog_epoch_retire(ix->epoch, &old->retired, table_free);
 }
 
 /* Make room for n more used slots: grow, or rehash away removed marks. */
-static int make_room_locked(struct log_index *ix, size_t more)
+static int make_room_locked(struct klog_index *ix, size_t more)
 {
-    struct log_table *t = cur(ix);
+    struct klog_table *t = cur(ix);
     size_t slots = t->mask + 1;
     if ((ix->used + more) * 10 <= slots * 7)
         return 0;
@@ -154,7 +154,7 @@ static int make_room_locked(struct log_index *ix, size_t more)
     size_t want = MIN_SLOTS;
     while (want < (ix->live + more) * 2)
         want *= 2;
-    struct log_table *n = rehash(t, want);
+    struct klog_table *n = rehash(t, want);
     if (!n)
         return KVS_ENOMEM;
     publish_locked(ix, n);
@@ -162,50 +162,50 @@ static int make_room_locked(struct log_index *ix, size_t more)
     return 0;
 }
 
-int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn match, void *ctx,
-                            bool room, struct log_index_pos *pos)
+int klog_index_lookup_locked(struct klog_index *ix, uint64_t hash, klog_match_fn match, void *ctx,
+                             bool room, struct klog_index_pos *pos)
 {
-    struct log_slot *found, *free_slot;
+    struct klog_slot *found, *free_slot;
     int rc = probe_locked(cur(ix), hash, match, ctx, &found, &free_slot);
     if (rc < 0)
         return rc;
     pos->found = found != NULL;
     pos->slot = found ? found : free_slot;
-    pos->fresh = !found && slot_loc(free_slot) == LOG_LOC_EMPTY;
+    pos->fresh = !found && slot_loc(free_slot) == KLOG_LOC_EMPTY;
     if (!room || !pos->fresh)
         return 0;
     /* A new slot would get used: the table may need to grow first. A fresh
        table has no removed marks and lacks the key, so the first empty
        slot of the chain is the one. */
-    struct log_table *before = cur(ix);
+    struct klog_table *before = cur(ix);
     rc = make_room_locked(ix, 1);
     if (rc < 0)
         return rc;
-    struct log_table *t = cur(ix);
+    struct klog_table *t = cur(ix);
     if (t != before) {
-        size_t i = log_index_home(t, hash);
-        while (slot_loc(&t->slot[i]) != LOG_LOC_EMPTY)
+        size_t i = klog_index_home(t, hash);
+        while (slot_loc(&t->slot[i]) != KLOG_LOC_EMPTY)
             i = (i + 1) & t->mask;
         pos->slot = &t->slot[i];
     }
     return 0;
 }
 
-int log_index_reserve_locked(struct log_index *ix, size_t n)
+int klog_index_reserve_locked(struct klog_index *ix, size_t n)
 {
     return make_room_locked(ix, n);
 }
 
-void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t hash,
-                          uint64_t loc, uint64_t *old)
+void klog_index_put_locked(struct klog_index *ix, const struct klog_index_pos *pos, uint64_t hash,
+                           uint64_t loc, uint64_t *old)
 {
-    struct log_slot *s = pos->slot;
+    struct klog_slot *s = pos->slot;
     if (pos->found) {
         *old = slot_loc(s);
         atomic_store_explicit(&s->loc, loc, memory_order_release);
         return;
     }
-    *old = LOG_LOC_EMPTY;
+    *old = KLOG_LOC_EMPTY;
     if (pos->fresh)
         ix->used++;
     ix->live++;
@@ -214,19 +214,20 @@ void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos,
     atomic_store_explicit(&s->loc, loc, memory_order_release);
 }
 
-void log_index_remove_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t *old)
+void klog_index_remove_locked(struct klog_index *ix, const struct klog_index_pos *pos,
+                              uint64_t *old)
 {
     *old = slot_loc(pos->slot);
-    atomic_store_explicit(&pos->slot->loc, LOG_LOC_REMOVED, memory_order_release);
+    atomic_store_explicit(&pos->slot->loc, KLOG_LOC_REMOVED, memory_order_release);
     ix->live--;
 }
 
-bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, uint64_t to)
+bool klog_index_move_locked(struct klog_index *ix, uint64_t hash, uint64_t from, uint64_t to)
 {
-    struct log_table *t = cur(ix);
-    for (size_t i = log_index_home(t, hash);; i = (i + 1) & t->mask) {
+    struct klog_table *t = cur(ix);
+    for (size_t i = klog_index_home(t, hash);; i = (i + 1) & t->mask) {
         uint64_t l = slot_loc(&t->slot[i]);
-        if (l == LOG_LOC_EMPTY)
+        if (l == KLOG_LOC_EMPTY)
             return false;
         /* A location names one record, so equal locations mean the same
            key: no key comparison needed. */
@@ -249,15 +250,15 @@ bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, u
  * the first part if that step began at slot 0 (and then only such keys,
  * so that no key is visited twice).
  */
-int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size_t max_slots,
-                   log_visit_fn visit, void *ctx, uint64_t *next)
+int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, size_t max_slots,
+                    klog_visit_fn visit, void *ctx, uint64_t *next)
 {
-    size_t n = t->mask + 1, b0 = log_index_home(t, cursor), b1 = n, counted = 0;
+    size_t n = t->mask + 1, b0 = klog_index_home(t, cursor), b1 = n, counted = 0;
     for (size_t v = b0; v < n; v++) {
         uint64_t l = slot_loc(&t->slot[v]);
-        if (log_loc_live(l)) {
+        if (klog_loc_live(l)) {
             uint64_t h = slot_hash(&t->slot[v]);
-            if (h >= cursor && log_index_home(t, h) <= v) {
+            if (h >= cursor && klog_index_home(t, h) <= v) {
                 int rc = visit(ctx, h, l);
                 if (rc < 0)
                     return rc;
@@ -272,15 +273,15 @@ int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size
     /* Keys below end: with b1 == n, every key from the cursor up. */
     uint64_t end = b1 == n ? 0 : (uint64_t)b1 << t->shift;
     for (size_t v = b1; v < b1 + n; v++) {
-        const struct log_slot *s = &t->slot[v & t->mask];
+        const struct klog_slot *s = &t->slot[v & t->mask];
         uint64_t l = slot_loc(s);
-        if (l == LOG_LOC_EMPTY)
+        if (l == KLOG_LOC_EMPTY)
             break;
-        if (!log_loc_live(l))
+        if (!klog_loc_live(l))
             continue;
         uint64_t h = slot_hash(s);
         /* Back in the slots of the first part: only the keys it left. */
-        if (v >= b0 + n && log_index_home(t, h) <= (v & t->mask))
+        if (v >= b0 + n && klog_index_home(t, h) <= (v & t->mask))
             continue;
         if (h >= cursor && (end == 0 || h < end)) {
             int rc = visit(ctx, h, l);
@@ -292,17 +293,17 @@ int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size
     return 0;
 }
 
-struct log_table *log_index_table_new(void)
+struct klog_table *klog_index_table_new(void)
 {
     return table_new(MIN_SLOTS);
 }
 
-void log_index_table_free(struct log_table *t)
+void klog_index_table_free(struct klog_table *t)
 {
     free(t);
 }
 
-void log_index_reset_locked(struct log_index *ix, struct log_table *t)
+void klog_index_reset_locked(struct klog_index *ix, struct klog_table *t)
 {
     publish_locked(ix, t);
     ix->used = ix->live = 0;

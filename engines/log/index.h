@@ -33,7 +33,7 @@
  *   a probe, a key comparison in the mapping, a copy and an epoch exit.
  * - A key's home slot is the top bits of its hash, so slot order is hash
  *   order and a table twice the size splits slot i into 2i and 2i + 1.
- *   That is what lets a walk of the keys (log_index_scan) be resumed from
+ *   That is what lets a walk of the keys (klog_index_scan) be resumed from
  *   a hash value, a cursor that means the same in every table: every key
  *   whose hash is below it was visited. A walk reads slots in order.
  */
@@ -47,44 +47,44 @@
 
 #include "epoch.h"
 
-#define LOG_LOC_EMPTY 0
-#define LOG_LOC_REMOVED 1
+#define KLOG_LOC_EMPTY 0
+#define KLOG_LOC_REMOVED 1
 
-static inline uint64_t log_loc(unsigned sno, uint32_t off)
+static inline uint64_t klog_loc(unsigned sno, uint32_t off)
 {
     return ((uint64_t)sno + 1) << 32 | off;
 }
 
-static inline bool log_loc_live(uint64_t loc)
+static inline bool klog_loc_live(uint64_t loc)
 {
     return (loc >> 32) != 0;
 }
 
-static inline unsigned log_loc_sno(uint64_t loc)
+static inline unsigned klog_loc_sno(uint64_t loc)
 {
     return (unsigned)(loc >> 32) - 1;
 }
 
-static inline uint32_t log_loc_off(uint64_t loc)
+static inline uint32_t klog_loc_off(uint64_t loc)
 {
     return (uint32_t)loc;
 }
 
-struct log_slot {
+struct klog_slot {
     atomic_uint_least64_t hash;
     atomic_uint_least64_t loc;
 };
 
-struct log_table {
-    struct log_retired retired; /* first: freed through the epoch */
-    size_t mask;                /* slots - 1 */
-    unsigned shift;             /* 64 - log2(slots): a hash's home slot is hash >> shift */
-    struct log_slot slot[];
+struct klog_table {
+    struct klog_retired retired; /* first: freed through the epoch */
+    size_t mask;                 /* slots - 1 */
+    unsigned shift;              /* 64 - log2(slots): a hash's home slot is hash >> shift */
+    struct klog_slot slot[];
 };
 
-struct log_index {
-    _Atomic(struct log_table *) table;
-    struct log_epoch *epoch;
+struct klog_index {
+    _Atomic(struct klog_table *) table;
+    struct klog_epoch *epoch;
     /* Under the write lock: */
     size_t used; /* slots not empty (live or removed) */
     size_t live; /* slots holding a location */
@@ -95,48 +95,48 @@ struct log_index {
  * for? Returns 1 yes, 0 no, or a negative kvs_err (the record could not be
  * read), which ends the lookup.
  */
-typedef int (*log_match_fn)(void *ctx, uint64_t loc);
+typedef int (*klog_match_fn)(void *ctx, uint64_t loc);
 
-int log_index_init(struct log_index *ix, struct log_epoch *epoch);
+int klog_index_init(struct klog_index *ix, struct klog_epoch *epoch);
 /* Free the current table; retired tables belong to the epoch. */
-void log_index_destroy(struct log_index *ix);
+void klog_index_destroy(struct klog_index *ix);
 
 /* The current table, for a reader inside an epoch section. */
-static inline const struct log_table *log_index_table(struct log_index *ix)
+static inline const struct klog_table *klog_index_table(struct klog_index *ix)
 {
     return atomic_load_explicit(&ix->table, memory_order_acquire);
 }
 
 /*
- * log_index_find - look hash up in t (reader side). Returns 1 with *loc set,
+ * klog_index_find - look hash up in t (reader side). Returns 1 with *loc set,
  * 0 when absent, or the error of match.
  */
-int log_index_find(const struct log_table *t, uint64_t hash, log_match_fn match, void *ctx,
-                   uint64_t *loc);
+int klog_index_find(const struct klog_table *t, uint64_t hash, klog_match_fn match, void *ctx,
+                    uint64_t *loc);
 
 /* The slot where a probe for hash begins. */
-static inline size_t log_index_home(const struct log_table *t, uint64_t hash)
+static inline size_t klog_index_home(const struct klog_table *t, uint64_t hash)
 {
     return (size_t)(hash >> t->shift);
 }
 
 /* Start loading the slot where a probe for hash begins (a hint: no
    effect on the table). Reader side. */
-static inline void log_index_prefetch(const struct log_table *t, uint64_t hash)
+static inline void klog_index_prefetch(const struct klog_table *t, uint64_t hash)
 {
-    __builtin_prefetch(&t->slot[log_index_home(t, hash)]);
+    __builtin_prefetch(&t->slot[klog_index_home(t, hash)]);
 }
 
 /*
- * A key met by log_index_scan(): its slot's hash and location. Returns 1
+ * A key met by klog_index_scan(): its slot's hash and location. Returns 1
  * when it counts towards the step's keys, 0 when it does not (the caller
  * found the record at loc is not of a key of that hash: the slot changed
  * meanwhile), or a negative kvs_err, which ends the walk.
  */
-typedef int (*log_visit_fn)(void *ctx, uint64_t hash, uint64_t loc);
+typedef int (*klog_visit_fn)(void *ctx, uint64_t hash, uint64_t loc);
 
 /*
- * log_index_scan - one step of a walk over the keys of t in hash order
+ * klog_index_scan - one step of a walk over the keys of t in hash order
  * (reader side, inside an epoch section; t is one table throughout).
  * @cursor: 0 to start; every key with a hash below it counts as visited.
  * @want:   stop after about this many keys counted by visit (at least 1).
@@ -150,54 +150,55 @@ typedef int (*log_visit_fn)(void *ctx, uint64_t hash, uint64_t loc);
  * steps may visit some keys again); in one step over one table, at most
  * once. Returns 0 or the error of visit (*next untouched).
  */
-int log_index_scan(const struct log_table *t, uint64_t cursor, size_t want, size_t max_slots,
-                   log_visit_fn visit, void *ctx, uint64_t *next);
+int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, size_t max_slots,
+                    klog_visit_fn visit, void *ctx, uint64_t *next);
 
 /* The location in the slot where a probe for hash begins if that slot
-   holds hash, else LOG_LOC_EMPTY: what a lookup will most likely compare
+   holds hash, else KLOG_LOC_EMPTY: what a lookup will most likely compare
    first, to prefetch. Reader side. */
-uint64_t log_index_first_loc(const struct log_table *t, uint64_t hash);
+uint64_t klog_index_first_loc(const struct klog_table *t, uint64_t hash);
 
 /* Where a key is, or would go, in the current table (writer side). */
-struct log_index_pos {
-    struct log_slot *slot; /* the key's slot, or the free slot it would take */
-    bool found;            /* slot holds the key */
-    bool fresh;            /* slot was empty (not a removed mark) */
+struct klog_index_pos {
+    struct klog_slot *slot; /* the key's slot, or the free slot it would take */
+    bool found;             /* slot holds the key */
+    bool fresh;             /* slot was empty (not a removed mark) */
 };
 
 /*
- * log_index_lookup_locked - find the key (hash, match) for a write. With
+ * klog_index_lookup_locked - find the key (hash, match) for a write. With
  * room, first grow the table if one more key would overload it, so that a
- * following log_index_put_locked() cannot fail. The position stays valid
+ * following klog_index_put_locked() cannot fail. The position stays valid
  * until the write lock is released or the index changes. Returns 0,
  * KVS_ENOMEM (nothing changed) or the error of match.
  */
-int log_index_lookup_locked(struct log_index *ix, uint64_t hash, log_match_fn match, void *ctx,
-                            bool room, struct log_index_pos *pos);
+int klog_index_lookup_locked(struct klog_index *ix, uint64_t hash, klog_match_fn match, void *ctx,
+                             bool room, struct klog_index_pos *pos);
 
-/* log_index_reserve_locked - grow the table now if n more keys would
+/* klog_index_reserve_locked - grow the table now if n more keys would
    overload it, so that lookups with room for up to n new keys do not need
    to. Returns 0 or KVS_ENOMEM (nothing changed). */
-int log_index_reserve_locked(struct log_index *ix, size_t n);
+int klog_index_reserve_locked(struct klog_index *ix, size_t n);
 
-/* Point the key at loc; *old gets its previous location (LOG_LOC_EMPTY if
+/* Point the key at loc; *old gets its previous location (KLOG_LOC_EMPTY if
    it had none). pos comes from a lookup with room. */
-void log_index_put_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t hash,
-                          uint64_t loc, uint64_t *old);
+void klog_index_put_locked(struct klog_index *ix, const struct klog_index_pos *pos, uint64_t hash,
+                           uint64_t loc, uint64_t *old);
 
 /* Mark the key removed; *old gets its location. pos->found must be true. */
-void log_index_remove_locked(struct log_index *ix, const struct log_index_pos *pos, uint64_t *old);
+void klog_index_remove_locked(struct klog_index *ix, const struct klog_index_pos *pos,
+                              uint64_t *old);
 
-/* log_index_move_locked - if the slot of hash still holds from, make it to.
+/* klog_index_move_locked - if the slot of hash still holds from, make it to.
    Returns whether it did (false: the key was written or removed since). */
-bool log_index_move_locked(struct log_index *ix, uint64_t hash, uint64_t from, uint64_t to);
+bool klog_index_move_locked(struct klog_index *ix, uint64_t hash, uint64_t from, uint64_t to);
 
-/* An empty table for log_index_reset_locked(), allocated before a change
+/* An empty table for klog_index_reset_locked(), allocated before a change
    that must not fail half way; NULL when out of memory. */
-struct log_table *log_index_table_new(void);
-void log_index_table_free(struct log_table *t);
+struct klog_table *klog_index_table_new(void);
+void klog_index_table_free(struct klog_table *t);
 
-/* log_index_reset_locked - replace the table by t, an empty table. */
-void log_index_reset_locked(struct log_index *ix, struct log_table *t);
+/* klog_index_reset_locked - replace the table by t, an empty table. */
+void klog_index_reset_locked(struct klog_index *ix, struct klog_table *t);
 
 #endif

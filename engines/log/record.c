@@ -4,97 +4,97 @@
 #include <stdbool.h>
 #include <xxhash.h>
 
-uint64_t log_key_hash(const void *key, size_t len)
+uint64_t klog_key_hash(const void *key, size_t len)
 {
     return XXH3_64bits(len ? key : "", len);
 }
 
-uint64_t log_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
-                     size_t vlen)
+uint64_t klog_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
+                      size_t vlen)
 {
     /* Key and value live in separate buffers when a record is written and
        when a value is checked after being copied out, so the sum is a chain
        of one-shot hashes rather than one hash over contiguous bytes. */
-    uint64_t sum = XXH3_64bits(head + 8, LOG_REC_HDR - 8);
+    uint64_t sum = XXH3_64bits(head + 8, KLOG_REC_HDR - 8);
     sum = XXH3_64bits_withSeed(klen ? key : "", klen, sum);
     return XXH3_64bits_withSeed(vlen ? val : "", vlen, sum);
 }
 
 static uint32_t head_check(const unsigned char *head)
 {
-    return XXH32(head + 12, LOG_REC_HDR - 12, 0);
+    return XXH32(head + 12, KLOG_REC_HDR - 12, 0);
 }
 
-void log_rec_encode(unsigned char head[LOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val)
+void klog_rec_encode(unsigned char head[KLOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val)
 {
-    memset(head, 0, LOG_REC_HDR);
+    memset(head, 0, KLOG_REC_HDR);
     head[12] = (unsigned char)type;
-    log_put_le32(head + 16, (uint32_t)key.len);
-    log_put_le32(head + 20, (uint32_t)val.len);
-    log_put_le32(head + 8, head_check(head));
-    log_put_le64(head, log_rec_sum(head, key.data, key.len, val.data, val.len));
+    klog_put_le32(head + 16, (uint32_t)key.len);
+    klog_put_le32(head + 20, (uint32_t)val.len);
+    klog_put_le32(head + 8, head_check(head));
+    klog_put_le64(head, klog_rec_sum(head, key.data, key.len, val.data, val.len));
 }
 
 /* Fields a writer of this format never produces. */
-static bool impossible(const struct log_rec *r, const unsigned char *h)
+static bool impossible(const struct klog_rec *r, const unsigned char *h)
 {
     if (h[13] || h[14] || h[15])
         return true;
-    if (r->klen > LOG_MAX_KEY || r->vlen > LOG_MAX_VALUE)
+    if (r->klen > KLOG_MAX_KEY || r->vlen > KLOG_MAX_VALUE)
         return true;
     switch (r->type) {
-    case LOG_REC_PUT:
+    case KLOG_REC_PUT:
         return false;
-    case LOG_REC_DEL:
+    case KLOG_REC_DEL:
         return r->vlen != 0;
-    case LOG_REC_CLEAR:
+    case KLOG_REC_CLEAR:
         return r->klen != 0 || r->vlen != 0;
     default:
         return true;
     }
 }
 
-enum log_rec_status log_rec_head(const void *p, size_t avail, struct log_rec *r)
+enum klog_rec_status klog_rec_head(const void *p, size_t avail, struct klog_rec *r)
 {
     const unsigned char *h = p;
-    if (avail < LOG_REC_HDR)
-        return LOG_REC_SHORT;
+    if (avail < KLOG_REC_HDR)
+        return KLOG_REC_SHORT;
     r->head = h;
-    r->sum = log_get_le64(h);
+    r->sum = klog_get_le64(h);
     r->type = h[12];
-    r->klen = log_get_le32(h + 16);
-    r->vlen = log_get_le32(h + 20);
-    r->len = (uint64_t)LOG_REC_HDR + r->klen + r->vlen;
+    r->klen = klog_get_le32(h + 16);
+    r->vlen = klog_get_le32(h + 20);
+    r->len = (uint64_t)KLOG_REC_HDR + r->klen + r->vlen;
     r->key = r->val = NULL;
-    if (log_get_le32(h + 8) != head_check(h) || impossible(r, h))
-        return LOG_REC_BAD_HEAD;
+    if (klog_get_le32(h + 8) != head_check(h) || impossible(r, h))
+        return KLOG_REC_BAD_HEAD;
     if (r->len > avail)
-        return LOG_REC_SHORT;
-    r->key = h + LOG_REC_HDR;
+        return KLOG_REC_SHORT;
+    r->key = h + KLOG_REC_HDR;
     r->val = r->key + r->klen;
-    return LOG_REC_OK;
+    return KLOG_REC_OK;
 }
 
-enum log_rec_status log_rec_decode(const void *p, size_t avail, struct log_rec *r)
+enum klog_rec_status klog_rec_decode(const void *p, size_t avail, struct klog_rec *r)
 {
-    enum log_rec_status st = log_rec_head(p, avail, r);
-    if (st != LOG_REC_OK)
+    enum klog_rec_status st = klog_rec_head(p, avail, r);
+    if (st != KLOG_REC_OK)
         return st;
-    if (log_rec_sum(r->head, r->key, r->klen, r->val, r->vlen) != r->sum)
-        return LOG_REC_BAD_SUM;
-    return LOG_REC_OK;
+    if (klog_rec_sum(r->head, r->key, r->klen, r->val, r->vlen) != r->sum)
+        return KLOG_REC_BAD_SUM;
+    return KLOG_REC_OK;
 }
 
-const char *log_rec_status_str(enum log_rec_status st)
+const char *klog_rec_status_str(enum klog_rec_status st)
 {
     switch (st) {
-    case LOG_REC_OK:
+    case KLOG_REC_OK:
         return "valid";
-    case LOG_REC_SHORT:
+    case KLOG_REC_SHORT:
         return "cut short";
-    case LOG_REC_BAD_HEAD:
+    case KLOG_REC_BAD_HEAD:
         return "bad header";
-    case LOG_REC_BAD_SUM:
+    case KLOG_REC_BAD_SUM:
         return "checksum mismatch";
     }
     return "unknown";

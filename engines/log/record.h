@@ -6,9 +6,9 @@
  *
  *   off size field
  *     0    8 sum   XXH3-64 of header bytes 8..23, then the key, then the
- *                  value, chained through the seed (see log_rec_sum)
+ *                  value, chained through the seed (see klog_rec_sum)
  *     8    4 head  XXH32 of header bytes 12..23
- *    12    1 type  LOG_REC_PUT, LOG_REC_DEL or LOG_REC_CLEAR
+ *    12    1 type  KLOG_REC_PUT, KLOG_REC_DEL or KLOG_REC_CLEAR
  *    13    3 zero
  *    16    4 klen
  *    20    4 vlen
@@ -29,48 +29,48 @@
 
 #include "kvs/slice.h"
 
-#define LOG_REC_HDR 24
-#define LOG_MAX_KEY 65535u
-#define LOG_MAX_VALUE (512u << 20)
+#define KLOG_REC_HDR 24
+#define KLOG_MAX_KEY 65535u
+#define KLOG_MAX_VALUE (512u << 20)
 
-enum log_rec_type {
-    LOG_REC_PUT = 1,   /* key now has value */
-    LOG_REC_DEL = 2,   /* key removed (tombstone); vlen 0 */
-    LOG_REC_CLEAR = 3, /* every earlier record is void; klen and vlen 0 */
+enum klog_rec_type {
+    KLOG_REC_PUT = 1,   /* key now has value */
+    KLOG_REC_DEL = 2,   /* key removed (tombstone); vlen 0 */
+    KLOG_REC_CLEAR = 3, /* every earlier record is void; klen and vlen 0 */
 };
 
-enum log_rec_status {
-    LOG_REC_OK,       /* header and checksum valid */
-    LOG_REC_SHORT,    /* the range ends inside the header or the record */
-    LOG_REC_BAD_HEAD, /* the header fails its check or holds impossible fields */
-    LOG_REC_BAD_SUM,  /* the header is valid, the record's checksum is not */
+enum klog_rec_status {
+    KLOG_REC_OK,       /* header and checksum valid */
+    KLOG_REC_SHORT,    /* the range ends inside the header or the record */
+    KLOG_REC_BAD_HEAD, /* the header fails its check or holds impossible fields */
+    KLOG_REC_BAD_SUM,  /* the header is valid, the record's checksum is not */
 };
 
 /* A decoded record; key and val point into the decoded range. */
-struct log_rec {
+struct klog_rec {
     unsigned type;
     uint32_t klen;
     uint32_t vlen;
     uint64_t sum; /* as stored */
-    uint64_t len; /* LOG_REC_HDR + klen + vlen */
+    uint64_t len; /* KLOG_REC_HDR + klen + vlen */
     const unsigned char *head;
     const unsigned char *key;
     const unsigned char *val;
 };
 
-static inline void log_put_le32(unsigned char *p, uint32_t v)
+static inline void klog_put_le32(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static inline void log_put_le64(unsigned char *p, uint64_t v)
+static inline void klog_put_le64(unsigned char *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static inline uint32_t log_get_le32(const unsigned char *p)
+static inline uint32_t klog_get_le32(const unsigned char *p)
 {
     uint32_t v = 0;
     for (int i = 3; i >= 0; i--)
@@ -78,7 +78,7 @@ static inline uint32_t log_get_le32(const unsigned char *p)
     return v;
 }
 
-static inline uint64_t log_get_le64(const unsigned char *p)
+static inline uint64_t klog_get_le64(const unsigned char *p)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
@@ -88,35 +88,35 @@ static inline uint64_t log_get_le64(const unsigned char *p)
 
 /* The hash of a key that the index and hint files use. Stable across runs:
    hint files store it. */
-uint64_t log_key_hash(const void *key, size_t len);
+uint64_t klog_key_hash(const void *key, size_t len);
 
 /*
- * log_rec_encode - fill head with the header of a record of type over key
- * and val (val empty for LOG_REC_DEL, both empty for LOG_REC_CLEAR). The
+ * klog_rec_encode - fill head with the header of a record of type over key
+ * and val (val empty for KLOG_REC_DEL, both empty for KLOG_REC_CLEAR). The
  * caller writes head, key and val in that order.
  */
-void log_rec_encode(unsigned char head[LOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val);
+void klog_rec_encode(unsigned char head[KLOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val);
 
 /*
- * log_rec_sum - the checksum of a record whose header bytes 8..23 are at
+ * klog_rec_sum - the checksum of a record whose header bytes 8..23 are at
  * head and whose key and value are given separately, so that a value can be
  * verified after it was copied out.
  */
-uint64_t log_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
-                     size_t vlen);
+uint64_t klog_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
+                      size_t vlen);
 
 /*
- * log_rec_head - decode the header at p, of which avail bytes are readable,
- * without verifying the checksum. On LOG_REC_OK and on LOG_REC_SHORT with a
+ * klog_rec_head - decode the header at p, of which avail bytes are readable,
+ * without verifying the checksum. On KLOG_REC_OK and on KLOG_REC_SHORT with a
  * complete header, r holds the header's fields (key and val are set only on
- * LOG_REC_OK).
+ * KLOG_REC_OK).
  */
-enum log_rec_status log_rec_head(const void *p, size_t avail, struct log_rec *r);
+enum klog_rec_status klog_rec_head(const void *p, size_t avail, struct klog_rec *r);
 
-/* log_rec_decode - log_rec_head, then verify the checksum. */
-enum log_rec_status log_rec_decode(const void *p, size_t avail, struct log_rec *r);
+/* klog_rec_decode - klog_rec_head, then verify the checksum. */
+enum klog_rec_status klog_rec_decode(const void *p, size_t avail, struct klog_rec *r);
 
 /* A short phrase for a status, for messages. */
-const char *log_rec_status_str(enum log_rec_status st);
+const char *klog_rec_status_str(enum klog_rec_status st);
 
 #endif

@@ -23,7 +23,7 @@
 
 #include "engines/fileio.h"
 #include "hint.h"
-#include "log_db.h"
+#include "klog_db.h"
 
 struct seg_name {
     uint64_t id;
@@ -72,7 +72,7 @@ static int add_seg(struct listing *l, uint64_t id, unsigned sub)
  * Read the directory: collect segments, delete leftover temporary files,
  * then pair hints with their segments and delete orphan hints.
  */
-static int list_dir(struct log_db *db, struct listing *l, char *why)
+static int list_dir(struct klog_db *db, struct listing *l, char *why)
 {
     int fd = dup(db->dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -90,8 +90,8 @@ static int list_dir(struct log_db *db, struct listing *l, char *why)
     while (rc == 0 && (de = readdir(d)) != NULL) {
         uint64_t id;
         unsigned sub;
-        enum log_file_kind kind;
-        if (!log_file_parse(de->d_name, &id, &sub, &kind))
+        enum klog_file_kind kind;
+        if (!klog_file_parse(de->d_name, &id, &sub, &kind))
             continue;
         if (id > l->max_id) {
             l->max_id = id;
@@ -100,14 +100,14 @@ static int list_dir(struct log_db *db, struct listing *l, char *why)
         if (id == l->max_id && sub > l->max_sub)
             l->max_sub = sub;
         switch (kind) {
-        case LOG_FILE_SEG:
+        case KLOG_FILE_SEG:
             rc = add_seg(l, id, sub);
             break;
-        case LOG_FILE_HINT:
+        case KLOG_FILE_HINT:
             rc = add_seg(&hints, id, sub);
             break;
-        case LOG_FILE_SEG_TMP:
-        case LOG_FILE_HINT_TMP:
+        case KLOG_FILE_SEG_TMP:
+        case KLOG_FILE_HINT_TMP:
             kvs__log(&db->opts, "kvs: deleting %s/%s, left by an interrupted compaction", db->dir,
                      de->d_name);
             rc = kvs__unlink(db->dir_fd, de->d_name);
@@ -124,8 +124,8 @@ static int list_dir(struct log_db *db, struct listing *l, char *why)
             s->hint = true;
             continue;
         }
-        char name[LOG_SEG_NAME_LEN];
-        log_file_name(name, hints.segs[i].id, hints.segs[i].sub, LOG_FILE_HINT);
+        char name[KLOG_SEG_NAME_LEN];
+        klog_file_name(name, hints.segs[i].id, hints.segs[i].sub, KLOG_FILE_HINT);
         kvs__log(&db->opts, "kvs: deleting %s/%s: its segment is gone", db->dir, name);
         rc = kvs__unlink(db->dir_fd, name);
         changed = true;
@@ -146,7 +146,7 @@ static int list_dir(struct log_db *db, struct listing *l, char *why)
    index location. The replayed key is read lazily: replaying a hint needs
    it only when two hashes collide. */
 struct replay_match {
-    struct log_db *db;
+    struct klog_db *db;
     uint64_t loc; /* of the record being replayed (puts) */
     bool have_key;
     kvs_slice key;
@@ -155,61 +155,61 @@ struct replay_match {
 static int replay_match(void *ctx, uint64_t loc)
 {
     struct replay_match *m = ctx;
-    struct log_rec rec;
+    struct klog_rec rec;
     if (!m->have_key) {
-        if (log_read_head(m->db, m->loc, &rec) != 0 || rec.type != LOG_REC_PUT)
+        if (klog_read_head(m->db, m->loc, &rec) != 0 || rec.type != KLOG_REC_PUT)
             return KVS_ECORRUPT;
         m->key = kvs_slice_of(rec.key, rec.klen);
         m->have_key = true;
     }
-    if (log_read_head(m->db, loc, &rec) != 0 || rec.type != LOG_REC_PUT)
+    if (klog_read_head(m->db, loc, &rec) != 0 || rec.type != KLOG_REC_PUT)
         return KVS_ECORRUPT;
     return rec.klen == m->key.len && (rec.klen == 0 || memcmp(rec.key, m->key.data, rec.klen) == 0);
 }
 
-static int replay_put(struct log_db *db, uint64_t hash, uint64_t loc, uint64_t len,
-                      const struct log_rec *rec)
+static int replay_put(struct klog_db *db, uint64_t hash, uint64_t loc, uint64_t len,
+                      const struct klog_rec *rec)
 {
     struct replay_match m = {.db = db, .loc = loc};
     if (rec) {
         m.key = kvs_slice_of(rec->key, rec->klen);
         m.have_key = true;
     }
-    struct log_index_pos pos;
+    struct klog_index_pos pos;
     uint64_t old;
-    int rc = log_index_lookup_locked(&db->index, hash, replay_match, &m, true, &pos);
+    int rc = klog_index_lookup_locked(&db->index, hash, replay_match, &m, true, &pos);
     if (rc != 0)
         return rc;
-    log_index_put_locked(&db->index, &pos, hash, loc, &old);
-    log_forget_locked(db, old);
-    if (old == LOG_LOC_EMPTY)
+    klog_index_put_locked(&db->index, &pos, hash, loc, &old);
+    klog_forget_locked(db, old);
+    if (old == KLOG_LOC_EMPTY)
         db->keys++;
     db->live_rec += len;
-    log_seg_at(db, loc)->live += len;
+    klog_seg_at(db, loc)->live += len;
     return 0;
 }
 
-static int replay_del(struct log_db *db, const struct log_rec *rec)
+static int replay_del(struct klog_db *db, const struct klog_rec *rec)
 {
     struct replay_match m = {.db = db, .have_key = true, .key = kvs_slice_of(rec->key, rec->klen)};
-    struct log_index_pos pos;
+    struct klog_index_pos pos;
     uint64_t old;
-    int rc = log_index_lookup_locked(&db->index, log_key_hash(rec->key, rec->klen), replay_match,
-                                     &m, false, &pos);
+    int rc = klog_index_lookup_locked(&db->index, klog_key_hash(rec->key, rec->klen), replay_match,
+                                      &m, false, &pos);
     if (rc != 0 || !pos.found)
         return rc;
-    log_index_remove_locked(&db->index, &pos, &old);
-    log_forget_locked(db, old);
+    klog_index_remove_locked(&db->index, &pos, &old);
+    klog_forget_locked(db, old);
     db->keys--;
     return 0;
 }
 
-static int replay_clear(struct log_db *db)
+static int replay_clear(struct klog_db *db)
 {
-    struct log_table *t = log_index_table_new();
+    struct klog_table *t = klog_index_table_new();
     if (!t)
         return KVS_ENOMEM;
-    log_index_reset_locked(&db->index, t);
+    klog_index_reset_locked(&db->index, t);
     db->keys = db->live_rec = 0;
     for (size_t i = 0; i < db->nsegs; i++)
         db->segs[i]->live = 0;
@@ -235,12 +235,12 @@ static bool all_zero(const unsigned char *p, uint64_t n)
  * valid record starts anywhere after it: then the damage is in the middle of
  * the log and must be reported, never cut. Runs only on the error path.
  */
-static bool torn_tail(const struct log_seg *s, uint64_t off)
+static bool torn_tail(const struct klog_seg *s, uint64_t off)
 {
     uint64_t size = atomic_load(&s->size);
     for (uint64_t at = off + 1; at < size; at++) {
-        struct log_rec rec;
-        if (log_rec_decode(s->map + at, size - at, &rec) == LOG_REC_OK)
+        struct klog_rec rec;
+        if (klog_rec_decode(s->map + at, size - at, &rec) == KLOG_REC_OK)
             return false;
     }
     return true;
@@ -251,25 +251,25 @@ static bool torn_tail(const struct log_seg *s, uint64_t off)
  * entries of a rebuilt hint; *hint_ok is cleared if the segment holds
  * records a hint cannot describe.
  */
-static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool newest,
-                    struct log_hint_buf *hint, bool *hint_ok, char *why)
+static int scan_seg(struct klog_db *db, struct klog_seg *s, const char *name, bool newest,
+                    struct klog_hint_buf *hint, bool *hint_ok, char *why)
 {
     uint64_t size = atomic_load(&s->size);
-    uint64_t off = LOG_SEG_HDR;
+    uint64_t off = KLOG_SEG_HDR;
     while (off < size) {
-        struct log_rec rec;
-        enum log_rec_status st = log_rec_decode(s->map + off, size - off, &rec);
-        if (st != LOG_REC_OK) {
+        struct klog_rec rec;
+        enum klog_rec_status st = klog_rec_decode(s->map + off, size - off, &rec);
+        if (st != KLOG_REC_OK) {
             if (!newest || !torn_tail(s, off)) {
                 kvs__why(why, "corrupt record in %s/%s at offset %" PRIu64 " (%s)", db->dir, name,
-                         off, log_rec_status_str(st));
+                         off, klog_rec_status_str(st));
                 return KVS_ECORRUPT;
             }
             kvs__log(&db->opts,
                      "kvs: cutting torn record off %s/%s at offset %" PRIu64 " (%s, %" PRIu64
                      " bytes dropped)",
-                     db->dir, name, off, log_rec_status_str(st), size - off);
-            int rc = log_seg_truncate(s, off);
+                     db->dir, name, off, klog_rec_status_str(st), size - off);
+            int rc = klog_seg_truncate(s, off);
             if (rc != 0) {
                 kvs__why(why, "cannot cut the torn tail off %s/%s: %s", db->dir, name,
                          kvs_strerror(rc));
@@ -277,19 +277,19 @@ static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool
             }
             break;
         }
-        uint64_t loc = log_loc(s->sno, (uint32_t)off);
+        uint64_t loc = klog_loc(s->sno, (uint32_t)off);
         int rc = 0;
-        if (rec.type == LOG_REC_PUT) {
-            uint64_t hash = log_key_hash(rec.key, rec.klen);
+        if (rec.type == KLOG_REC_PUT) {
+            uint64_t hash = klog_key_hash(rec.key, rec.klen);
             rc = replay_put(db, hash, loc, rec.len, &rec);
             if (rc == 0 && hint)
-                rc = log_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len);
+                rc = klog_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len);
         } else {
             *hint_ok = false;
-            s->has_clear = s->has_clear || rec.type == LOG_REC_CLEAR;
-            if (rec.type == LOG_REC_DEL)
+            s->has_clear = s->has_clear || rec.type == KLOG_REC_CLEAR;
+            if (rec.type == KLOG_REC_DEL)
                 s->dels += rec.len;
-            rc = rec.type == LOG_REC_DEL ? replay_del(db, &rec) : replay_clear(db);
+            rc = rec.type == KLOG_REC_DEL ? replay_del(db, &rec) : replay_clear(db);
         }
         if (rc != 0) {
             kvs__why(why, "cannot replay %s/%s at offset %" PRIu64 ": %s", db->dir, name, off,
@@ -303,20 +303,20 @@ static int scan_seg(struct log_db *db, struct log_seg *s, const char *name, bool
 
 /* Replay s from its hint. Returns 0, 1 if the hint is unusable (logged;
    nothing replayed), or an error. */
-static int replay_hint(struct log_db *db, struct log_seg *s, char *why)
+static int replay_hint(struct klog_db *db, struct klog_seg *s, char *why)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, s->sub, LOG_FILE_HINT);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, s->sub, KLOG_FILE_HINT);
     unsigned char *data;
     size_t len;
-    int rc = log_hint_read(db->dir_fd, name, &data, &len);
+    int rc = klog_hint_read(db->dir_fd, name, &data, &len);
     if (rc != 0) {
         kvs__log(&db->opts, "kvs: ignoring hint %s/%s (%s); scanning its segment", db->dir, name,
                  kvs_strerror(rc));
         return 1;
     }
-    struct log_hint_view view;
-    const char *bad = log_hint_parse(data, len, s->id, s->sub, atomic_load(&s->size), &view);
+    struct klog_hint_view view;
+    const char *bad = klog_hint_parse(data, len, s->id, s->sub, atomic_load(&s->size), &view);
     if (bad) {
         kvs__log(&db->opts, "kvs: ignoring hint %s/%s (%s); scanning its segment", db->dir, name,
                  bad);
@@ -326,8 +326,8 @@ static int replay_hint(struct log_db *db, struct log_seg *s, char *why)
     for (size_t i = 0; rc == 0 && i < view.n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        log_hint_entry(&view, i, &hash, &off, &rlen);
-        rc = replay_put(db, hash, log_loc(s->sno, off), rlen, NULL);
+        klog_hint_entry(&view, i, &hash, &off, &rlen);
+        rc = replay_put(db, hash, klog_loc(s->sno, off), rlen, NULL);
     }
     free(data);
     if (rc != 0) {
@@ -340,15 +340,15 @@ static int replay_hint(struct log_db *db, struct log_seg *s, char *why)
 
 /* Scan a compaction output whose hint was missing or bad, and write the
    hint again. A hint that cannot be written only costs time at next open. */
-static int scan_and_rehint(struct log_db *db, struct log_seg *s, const char *name, bool newest,
+static int scan_and_rehint(struct klog_db *db, struct klog_seg *s, const char *name, bool newest,
                            char *why)
 {
-    struct log_hint_buf hint = {0};
-    bool hint_ok = log_hint_begin(&hint, s->id, s->sub) == 0;
+    struct klog_hint_buf hint = {0};
+    bool hint_ok = klog_hint_begin(&hint, s->id, s->sub) == 0;
     int rc = scan_seg(db, s, name, newest, hint_ok ? &hint : NULL, &hint_ok, why);
-    if (rc == 0 && hint_ok && log_hint_finish(&hint, atomic_load(&s->size)) == 0) {
-        char hname[LOG_SEG_NAME_LEN];
-        log_file_name(hname, s->id, s->sub, LOG_FILE_HINT);
+    if (rc == 0 && hint_ok && klog_hint_finish(&hint, atomic_load(&s->size)) == 0) {
+        char hname[KLOG_SEG_NAME_LEN];
+        klog_file_name(hname, s->id, s->sub, KLOG_FILE_HINT);
         int wrc = kvs__write_file_atomic(db->dir_fd, hname, hint.data, hint.len);
         if (wrc == 0)
             s->hint_bytes = hint.len;
@@ -356,7 +356,7 @@ static int scan_and_rehint(struct log_db *db, struct log_seg *s, const char *nam
             kvs__log(&db->opts, "kvs: cannot rewrite hint %s/%s: %s", db->dir, hname,
                      kvs_strerror(wrc));
     }
-    log_hint_buf_free(&hint);
+    klog_hint_buf_free(&hint);
     return rc;
 }
 
@@ -364,29 +364,29 @@ static int scan_and_rehint(struct log_db *db, struct log_seg *s, const char *nam
  * Open, check and replay one segment. Returns 0 (with *out NULL when the
  * segment was an empty torn file and got deleted) or an error.
  */
-static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, struct log_seg **out,
-                    char *why)
+static int load_seg(struct klog_db *db, const struct seg_name *sn, bool newest,
+                    struct klog_seg **out, char *why)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, sn->id, sn->sub, LOG_FILE_SEG);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, sn->id, sn->sub, KLOG_FILE_SEG);
     *out = NULL;
-    struct log_seg *s;
-    int rc = log_seg_open(db->dir_fd, sn->id, sn->sub, &s);
+    struct klog_seg *s;
+    int rc = klog_seg_open(db->dir_fd, sn->id, sn->sub, &s);
     if (rc != 0) {
         kvs__why(why, "cannot open %s/%s: %s", db->dir, name, kvs_strerror(rc));
         return rc;
     }
     uint64_t size = atomic_load(&s->size);
     const char *what;
-    rc = log_seg_head_check(s->map, size, sn->id, sn->sub, &what);
+    rc = klog_seg_head_check(s->map, size, sn->id, sn->sub, &what);
     if (rc != 0) {
         /* A crash right after creating the newest segment leaves it empty,
            cut inside its header, or zeros: it held no records. */
-        if (newest && (size < LOG_SEG_HDR || all_zero(s->map, LOG_SEG_HDR)) &&
+        if (newest && (size < KLOG_SEG_HDR || all_zero(s->map, KLOG_SEG_HDR)) &&
             all_zero(s->map, size)) {
             kvs__log(&db->opts, "kvs: deleting %s/%s: torn before its header was complete", db->dir,
                      name);
-            log_seg_free(s);
+            klog_seg_free(s);
             rc = kvs__unlink(db->dir_fd, name);
             if (rc == 0)
                 rc = kvs__fsync_dir(db->dir_fd);
@@ -395,13 +395,13 @@ static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, s
             return rc;
         }
         kvs__why(why, "%s/%s: %s", db->dir, name, what);
-        log_seg_free(s);
+        klog_seg_free(s);
         return rc;
     }
-    rc = log_seg_register(db, s);
+    rc = klog_seg_register(db, s);
     if (rc != 0) {
-        kvs__why(why, "too many segments in %s (at most %u)", db->dir, LOG_MAX_SEGS);
-        log_seg_free(s);
+        kvs__why(why, "too many segments in %s (at most %u)", db->dir, KLOG_MAX_SEGS);
+        klog_seg_free(s);
         return rc;
     }
     /* Registered: from here on s is freed with the segment list. */
@@ -419,7 +419,7 @@ static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, s
     db->seg_bytes -= size - atomic_load(&s->size);
     db->hint_bytes += s->hint_bytes;
     /* Every segment but the newest was synced when it was sealed (the
-       newest is synced at the end of log_recover). The tombstones of a
+       newest is synced at the end of klog_recover). The tombstones of a
        compaction output are ones it had to keep. */
     atomic_store(&s->synced, !newest);
     if (sn->sub > 0)
@@ -428,25 +428,25 @@ static int load_seg(struct log_db *db, const struct seg_name *sn, bool newest, s
     return rc;
 }
 
-int log_recover(struct log_db *db, char *why)
+int klog_recover(struct klog_db *db, char *why)
 {
     struct listing l = {0};
     pthread_mutex_lock(&db->wlock);
     int rc = list_dir(db, &l, why);
     if (rc == 0) {
-        rc = log_segs_reserve_locked(db, l.n);
+        rc = klog_segs_reserve_locked(db, l.n);
         if (rc != 0)
             kvs__why(why, "out of memory opening %s", db->dir);
     }
     for (size_t i = 0; rc == 0 && i < l.n; i++) {
-        struct log_seg *s;
+        struct klog_seg *s;
         rc = load_seg(db, &l.segs[i], i + 1 == l.n, &s, why);
     }
     /* The newest segment may end in records that reached the page cache
        only (a process crash under "no"). Sync it, so that every segment
        but the active one is on disk: compaction relies on it when it drops
        a tombstone because its key was written again (compact.c). */
-    struct log_seg *newest = db->nsegs ? db->segs[db->nsegs - 1] : NULL;
+    struct klog_seg *newest = db->nsegs ? db->segs[db->nsegs - 1] : NULL;
     if (rc == 0 && newest && !atomic_load(&newest->synced)) {
         rc = kvs__fdatasync(newest->fd);
         if (rc != 0)
@@ -459,7 +459,7 @@ int log_recover(struct log_db *db, char *why)
     db->gap_id = l.max_id;
     db->gap_sub = l.max_sub;
     for (size_t i = 0; rc == 0 && i < db->nsegs; i++)
-        log_seg_check_locked(db, db->segs[i]);
+        klog_seg_check_locked(db, db->segs[i]);
     pthread_mutex_unlock(&db->wlock);
     free(l.segs);
     return rc;

@@ -14,7 +14,7 @@
  * key since the walk read it is skipped: that key was not present for the
  * whole pass); values are checked against the record's checksum.
  */
-#include "log_db.h"
+#include "klog_db.h"
 
 /* A step reads at most this many slots per key asked for, so that a sparse
    table does not make one step long (Redis visits up to ten empty buckets
@@ -22,7 +22,7 @@
 #define SLOTS_PER_KEY 10
 
 struct scan_step {
-    struct log_db *db;
+    struct klog_db *db;
     unsigned flags;
     kvs_scan_fn fn;
     void *ctx;
@@ -31,20 +31,20 @@ struct scan_step {
 static int visit(void *ctx, uint64_t hash, uint64_t loc)
 {
     struct scan_step *st = ctx;
-    struct log_seg *s = log_seg_at(st->db, loc);
+    struct klog_seg *s = klog_seg_at(st->db, loc);
     if (!s)
         return 0; /* the location went away with its segment */
-    uint64_t off = log_loc_off(loc);
+    uint64_t off = klog_loc_off(loc);
     uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
     if (off >= size)
         return KVS_ECORRUPT;
-    struct log_rec rec;
-    enum log_rec_status rs = (st->flags & KVS_SCAN_VALUES)
-                                 ? log_rec_decode(s->map + off, size - off, &rec)
-                                 : log_rec_head(s->map + off, size - off, &rec);
-    if (rs != LOG_REC_OK || rec.type != LOG_REC_PUT)
+    struct klog_rec rec;
+    enum klog_rec_status rs = (st->flags & KVS_SCAN_VALUES)
+                                  ? klog_rec_decode(s->map + off, size - off, &rec)
+                                  : klog_rec_head(s->map + off, size - off, &rec);
+    if (rs != KLOG_REC_OK || rec.type != KLOG_REC_PUT)
         return KVS_ECORRUPT;
-    if (log_key_hash(rec.key, rec.klen) != hash)
+    if (klog_key_hash(rec.key, rec.klen) != hash)
         return 0;
     kvs_slice key = kvs_slice_of(rec.key, rec.klen);
     kvs_slice val = kvs_slice_of(rec.val, rec.vlen);
@@ -52,15 +52,15 @@ static int visit(void *ctx, uint64_t hash, uint64_t loc)
     return rc < 0 ? rc : 1;
 }
 
-int log_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
-             void *ctx, uint64_t *next)
+int klog_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+              void *ctx, uint64_t *next)
 {
-    struct log_db *db = log_db_of(base);
+    struct klog_db *db = klog_db_of(base);
     struct scan_step st = {db, flags, fn, ctx};
     size_t max_slots = count > SIZE_MAX / SLOTS_PER_KEY ? SIZE_MAX : count * SLOTS_PER_KEY;
-    unsigned token = log_epoch_enter(&db->epoch);
+    unsigned token = klog_epoch_enter(&db->epoch);
     int rc =
-        log_index_scan(log_index_table(&db->index), cursor, count, max_slots, visit, &st, next);
-    log_epoch_exit(&db->epoch, token);
+        klog_index_scan(klog_index_table(&db->index), cursor, count, max_slots, visit, &st, next);
+    klog_epoch_exit(&db->epoch, token);
     return rc;
 }

@@ -19,15 +19,15 @@
 static const unsigned char seg_magic[8] = "KVSSEG\0";
 
 static const char *const kind_ext[] = {
-    [LOG_FILE_SEG] = ".log",
-    [LOG_FILE_HINT] = ".hint",
-    [LOG_FILE_SEG_TMP] = ".log.tmp",
-    [LOG_FILE_HINT_TMP] = ".hint.tmp",
+    [KLOG_FILE_SEG] = ".log",
+    [KLOG_FILE_HINT] = ".hint",
+    [KLOG_FILE_SEG_TMP] = ".log.tmp",
+    [KLOG_FILE_HINT_TMP] = ".hint.tmp",
 };
 
-void log_file_name(char *name, uint64_t id, unsigned sub, enum log_file_kind kind)
+void klog_file_name(char *name, uint64_t id, unsigned sub, enum klog_file_kind kind)
 {
-    snprintf(name, LOG_SEG_NAME_LEN, "seg-%010" PRIu64 "-%04u%s", id, sub, kind_ext[kind]);
+    snprintf(name, KLOG_SEG_NAME_LEN, "seg-%010" PRIu64 "-%04u%s", id, sub, kind_ext[kind]);
 }
 
 static bool all_digits(const char *p, size_t n)
@@ -39,7 +39,7 @@ static bool all_digits(const char *p, size_t n)
     return true;
 }
 
-bool log_file_parse(const char *name, uint64_t *id, unsigned *sub, enum log_file_kind *kind)
+bool klog_file_parse(const char *name, uint64_t *id, unsigned *sub, enum klog_file_kind *kind)
 {
     /* seg-NNNNNNNNNN-NNNN then an extension */
     if (strncmp(name, "seg-", 4) != 0 || !all_digits(name + 4, 10) || name[14] != '-' ||
@@ -50,27 +50,27 @@ bool log_file_parse(const char *name, uint64_t *id, unsigned *sub, enum log_file
         if (strcmp(ext, kind_ext[k]) == 0) {
             *id = strtoull(name + 4, NULL, 10);
             *sub = (unsigned)strtoul(name + 15, NULL, 10);
-            *kind = (enum log_file_kind)k;
+            *kind = (enum klog_file_kind)k;
             return true;
         }
     }
     return false;
 }
 
-void log_seg_head_encode(unsigned char out[LOG_SEG_HDR], uint64_t id, unsigned sub)
+void klog_seg_head_encode(unsigned char out[KLOG_SEG_HDR], uint64_t id, unsigned sub)
 {
-    memset(out, 0, LOG_SEG_HDR);
+    memset(out, 0, KLOG_SEG_HDR);
     memcpy(out, seg_magic, sizeof(seg_magic));
-    log_put_le32(out + 8, LOG_SEG_VERSION);
-    log_put_le32(out + 12, sub);
-    log_put_le64(out + 16, id);
-    log_put_le32(out + 28, XXH32(out, 28, 0));
+    klog_put_le32(out + 8, KLOG_SEG_VERSION);
+    klog_put_le32(out + 12, sub);
+    klog_put_le64(out + 16, id);
+    klog_put_le32(out + 28, XXH32(out, 28, 0));
 }
 
-int log_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
-                       const char **what)
+int klog_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
+                        const char **what)
 {
-    if (len < LOG_SEG_HDR) {
+    if (len < KLOG_SEG_HDR) {
         *what = "header cut short";
         return KVS_ECORRUPT;
     }
@@ -78,24 +78,24 @@ int log_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsign
         *what = "not a segment (bad magic)";
         return KVS_ECORRUPT;
     }
-    if (log_get_le32(p + 8) != LOG_SEG_VERSION) {
+    if (klog_get_le32(p + 8) != KLOG_SEG_VERSION) {
         *what = "unsupported segment format version";
         return KVS_EVERSION;
     }
-    if (log_get_le32(p + 28) != XXH32(p, 28, 0)) {
+    if (klog_get_le32(p + 28) != XXH32(p, 28, 0)) {
         *what = "header checksum mismatch";
         return KVS_ECORRUPT;
     }
-    if (log_get_le64(p + 16) != id || log_get_le32(p + 12) != sub) {
+    if (klog_get_le64(p + 16) != id || klog_get_le32(p + 12) != sub) {
         *what = "header names another segment";
         return KVS_ECORRUPT;
     }
     return 0;
 }
 
-static struct log_seg *seg_new(uint64_t id, unsigned sub, int fd)
+static struct klog_seg *seg_new(uint64_t id, unsigned sub, int fd)
 {
-    struct log_seg *s = calloc(1, sizeof(*s));
+    struct klog_seg *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->id = id;
@@ -106,7 +106,7 @@ static struct log_seg *seg_new(uint64_t id, unsigned sub, int fd)
     return s;
 }
 
-static int seg_map(struct log_seg *s, uint64_t len)
+static int seg_map(struct klog_seg *s, uint64_t len)
 {
     if (len == 0)
         return 0;
@@ -118,22 +118,22 @@ static int seg_map(struct log_seg *s, uint64_t len)
     return 0;
 }
 
-int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kind, uint64_t cap,
-                   struct log_seg **out)
+int klog_seg_create(int dir_fd, uint64_t id, unsigned sub, enum klog_file_kind kind, uint64_t cap,
+                    struct klog_seg **out)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, id, sub, kind);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, id, sub, kind);
     /* O_APPEND: after a failed write is cut off with ftruncate, the next
        write lands at the new end. O_EXCL: a name is never reused. */
     int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return kvs_err_from_errno(errno);
     int rc = KVS_ENOMEM;
-    struct log_seg *s = seg_new(id, sub, fd);
+    struct klog_seg *s = seg_new(id, sub, fd);
     if (!s)
         goto out_unlink;
-    unsigned char head[LOG_SEG_HDR];
-    log_seg_head_encode(head, id, sub);
+    unsigned char head[KLOG_SEG_HDR];
+    klog_seg_head_encode(head, id, sub);
     struct iovec iov = {head, sizeof(head)};
     rc = kvs__writev_all(fd, &iov, 1);
     if (rc != 0)
@@ -142,7 +142,7 @@ int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kin
     if (rc != 0)
         goto out_unlink;
     s->cap = cap;
-    atomic_store(&s->size, LOG_SEG_HDR);
+    atomic_store(&s->size, KLOG_SEG_HDR);
     *out = s;
     return 0;
 
@@ -150,15 +150,15 @@ out_unlink:
     kvs__unlink(dir_fd, name);
     if (s)
         s->fd = -1;
-    log_seg_free(s);
+    klog_seg_free(s);
     close(fd);
     return rc;
 }
 
-int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out)
+int klog_seg_open(int dir_fd, uint64_t id, unsigned sub, struct klog_seg **out)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, id, sub, LOG_FILE_SEG);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, id, sub, KLOG_FILE_SEG);
     int fd = openat(dir_fd, name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return kvs_err_from_errno(errno);
@@ -168,18 +168,18 @@ int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out)
         close(fd);
         return rc;
     }
-    if ((uint64_t)st.st_size > LOG_SEG_MAX_BYTES) {
+    if ((uint64_t)st.st_size > KLOG_SEG_MAX_BYTES) {
         close(fd);
         return KVS_ECORRUPT;
     }
-    struct log_seg *s = seg_new(id, sub, fd);
+    struct klog_seg *s = seg_new(id, sub, fd);
     if (!s) {
         close(fd);
         return KVS_ENOMEM;
     }
     int rc = seg_map(s, (uint64_t)st.st_size);
     if (rc != 0) {
-        log_seg_free(s);
+        klog_seg_free(s);
         return rc;
     }
     s->cap = (uint64_t)st.st_size;
@@ -188,7 +188,7 @@ int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out)
     return 0;
 }
 
-int log_seg_truncate(struct log_seg *s, uint64_t size)
+int klog_seg_truncate(struct klog_seg *s, uint64_t size)
 {
     int rc = kvs__ftruncate(s->fd, (off_t)size);
     if (rc == 0)
@@ -198,7 +198,7 @@ int log_seg_truncate(struct log_seg *s, uint64_t size)
     return rc;
 }
 
-void log_seg_free(struct log_seg *s)
+void klog_seg_free(struct klog_seg *s)
 {
     if (!s)
         return;

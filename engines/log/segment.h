@@ -28,24 +28,24 @@
 
 #include "epoch.h"
 
-#define LOG_SEG_HDR 32
-#define LOG_SEG_VERSION 1
-#define LOG_SEG_MAX_ID 9999999999ull
-#define LOG_SEG_MAX_SUB 9999u
+#define KLOG_SEG_HDR 32
+#define KLOG_SEG_VERSION 1
+#define KLOG_SEG_MAX_ID 9999999999ull
+#define KLOG_SEG_MAX_SUB 9999u
 /* Offsets in the index are 32-bit: no segment may grow past this. */
-#define LOG_SEG_MAX_BYTES 0xffffffffull
+#define KLOG_SEG_MAX_BYTES 0xffffffffull
 /* Longest file name this engine uses, with its NUL. */
-#define LOG_SEG_NAME_LEN 32
+#define KLOG_SEG_NAME_LEN 32
 
-enum log_file_kind {
-    LOG_FILE_SEG,      /* .log */
-    LOG_FILE_HINT,     /* .hint */
-    LOG_FILE_SEG_TMP,  /* .log.tmp */
-    LOG_FILE_HINT_TMP, /* .hint.tmp */
+enum klog_file_kind {
+    KLOG_FILE_SEG,      /* .log */
+    KLOG_FILE_HINT,     /* .hint */
+    KLOG_FILE_SEG_TMP,  /* .log.tmp */
+    KLOG_FILE_HINT_TMP, /* .hint.tmp */
 };
 
-struct log_seg {
-    struct log_retired retired; /* first: freed through the epoch */
+struct klog_seg {
+    struct klog_retired retired; /* first: freed through the epoch */
     uint64_t id;
     unsigned sub;
     unsigned sno; /* slot in the engine's segment table, and in index locations */
@@ -65,43 +65,43 @@ struct log_seg {
     void *owner;        /* the engine handle, for the free callback */
 };
 
-/* Write the file name of (id, sub, kind) into name (LOG_SEG_NAME_LEN bytes). */
-void log_file_name(char *name, uint64_t id, unsigned sub, enum log_file_kind kind);
+/* Write the file name of (id, sub, kind) into name (KLOG_SEG_NAME_LEN bytes). */
+void klog_file_name(char *name, uint64_t id, unsigned sub, enum klog_file_kind kind);
 
 /* Parse a file name this engine writes; false for any other name. */
-bool log_file_parse(const char *name, uint64_t *id, unsigned *sub, enum log_file_kind *kind);
+bool klog_file_parse(const char *name, uint64_t *id, unsigned *sub, enum klog_file_kind *kind);
 
 /* Fill out with the header of segment (id, sub). */
-void log_seg_head_encode(unsigned char out[LOG_SEG_HDR], uint64_t id, unsigned sub);
+void klog_seg_head_encode(unsigned char out[KLOG_SEG_HDR], uint64_t id, unsigned sub);
 
 /*
- * log_seg_head_check - validate the header of segment (id, sub) in p (len
+ * klog_seg_head_check - validate the header of segment (id, sub) in p (len
  * readable bytes). Returns 0, KVS_EVERSION or KVS_ECORRUPT with *what set
  * to a short phrase.
  */
-int log_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
-                       const char **what);
+int klog_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
+                        const char **what);
 
 /*
- * log_seg_create - create the file of (id, sub, kind) (kind LOG_FILE_SEG or
- * LOG_FILE_SEG_TMP), write its header and map it with capacity cap bytes.
+ * klog_seg_create - create the file of (id, sub, kind) (kind KLOG_FILE_SEG or
+ * KLOG_FILE_SEG_TMP), write its header and map it with capacity cap bytes.
  * The directory is not synced. Returns 0 or an error; *out is set on
  * success only.
  */
-int log_seg_create(int dir_fd, uint64_t id, unsigned sub, enum log_file_kind kind, uint64_t cap,
-                   struct log_seg **out);
+int klog_seg_create(int dir_fd, uint64_t id, unsigned sub, enum klog_file_kind kind, uint64_t cap,
+                    struct klog_seg **out);
 
 /*
- * log_seg_open - open an existing segment file and map it at its current
+ * klog_seg_open - open an existing segment file and map it at its current
  * size (which becomes its capacity: opened segments are never appended to).
  * The header is not checked. Returns 0 or an error.
  */
-int log_seg_open(int dir_fd, uint64_t id, unsigned sub, struct log_seg **out);
+int klog_seg_open(int dir_fd, uint64_t id, unsigned sub, struct klog_seg **out);
 
 /* Cut the file to size bytes and sync it; the mapping stays as it is. */
-int log_seg_truncate(struct log_seg *s, uint64_t size);
+int klog_seg_truncate(struct klog_seg *s, uint64_t size);
 
 /* Unmap, close and free; accepts NULL. */
-void log_seg_free(struct log_seg *s);
+void klog_seg_free(struct klog_seg *s);
 
 #endif

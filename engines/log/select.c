@@ -35,28 +35,28 @@
 #define SEG_MIN (4ull << 20)
 
 /* Stale bytes of s; a covered segment's pinned tombstones are stale too. */
-static uint64_t seg_stale(const struct log_seg *s, bool covered)
+static uint64_t seg_stale(const struct klog_seg *s, bool covered)
 {
     uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
-    uint64_t need = LOG_SEG_HDR + s->live + (covered ? 0 : s->pinned);
+    uint64_t need = KLOG_SEG_HDR + s->live + (covered ? 0 : s->pinned);
     return size > need ? size - need : 0;
 }
 
-static bool stale_enough(const struct log_db *db, const struct log_seg *s, bool covered)
+static bool stale_enough(const struct klog_db *db, const struct klog_seg *s, bool covered)
 {
     uint64_t stale = seg_stale(s, covered);
     uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
     return stale > 0 && (double)stale >= db->opts.compact_min_stale_ratio * (double)size;
 }
 
-static bool active_due(const struct log_db *db)
+static bool active_due(const struct klog_db *db)
 {
-    const struct log_seg *a = db->active;
+    const struct klog_seg *a = db->active;
     return a && seg_stale(a, false) > db->opts.compact_min_stale_bytes &&
            stale_enough(db, a, false);
 }
 
-uint64_t log_seg_target_locked(const struct log_db *db)
+uint64_t klog_seg_target_locked(const struct klog_db *db)
 {
     uint64_t target = db->live_rec / SEG_SHARE;
     if (target < SEG_MIN)
@@ -64,38 +64,38 @@ uint64_t log_seg_target_locked(const struct log_db *db)
     return target < db->seg_max ? target : db->seg_max;
 }
 
-void log_seg_check_locked(struct log_db *db, const struct log_seg *s)
+void klog_seg_check_locked(struct klog_db *db, const struct klog_seg *s)
 {
     if (!db->seg_due && s != db->active && !s->input && stale_enough(db, s, false))
         db->seg_due = true;
 }
 
-bool log_compact_due_locked(const struct log_db *db)
+bool klog_compact_due_locked(const struct klog_db *db)
 {
-    return log_stale_locked(db) > db->opts.compact_min_stale_bytes &&
+    return klog_stale_locked(db) > db->opts.compact_min_stale_bytes &&
            (db->seg_due || active_due(db));
 }
 
-void log_select_done_locked(struct log_db *db)
+void klog_select_done_locked(struct klog_db *db)
 {
     db->seg_due = false;
     for (size_t i = 0; i < db->nsegs; i++) {
         db->segs[i]->input = false;
-        log_seg_check_locked(db, db->segs[i]);
+        klog_seg_check_locked(db, db->segs[i]);
     }
 }
 
 /* Live bytes a background step copies at most: one segment's worth, or
    half of what all due segments hold when compaction has fallen behind,
    so that the fixed cost of a step (its fsyncs) is spread over more. */
-static uint64_t step_budget_locked(const struct log_db *db)
+static uint64_t step_budget_locked(const struct klog_db *db)
 {
     uint64_t due = 0;
     for (size_t i = 0; i < db->nsegs && db->segs[i] != db->active; i++) {
         if (stale_enough(db, db->segs[i], false))
             due += db->segs[i]->live;
     }
-    uint64_t target = log_seg_target_locked(db);
+    uint64_t target = klog_seg_target_locked(db);
     return due / 2 > target ? due / 2 : target;
 }
 
@@ -103,19 +103,19 @@ static uint64_t step_budget_locked(const struct log_db *db)
    active segment, or below the next one. */
 static int name_outputs_locked(struct compaction *c)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     uint64_t gap = (db->active ? db->active->id : db->next_id) - 1;
     if (gap != db->gap_id) {
         db->gap_id = gap;
         db->gap_sub = 0;
     }
-    if (db->gap_sub > LOG_SEG_MAX_SUB / 2) {
+    if (db->gap_sub > KLOG_SEG_MAX_SUB / 2) {
         /* Many compactions with nothing written between them: move to a
            fresh gap, skipping one id. */
-        int rc = log_seal_locked(db);
+        int rc = klog_seal_locked(db);
         if (rc != 0)
             return rc;
-        if (db->next_id + 2 > LOG_SEG_MAX_ID)
+        if (db->next_id + 2 > KLOG_SEG_MAX_ID)
             return KVS_ENOSPC;
         db->next_id += 2;
         db->gap_id = db->next_id - 1;
@@ -126,12 +126,12 @@ static int name_outputs_locked(struct compaction *c)
     return 0;
 }
 
-int log_select_locked(struct compaction *c, bool full)
+int klog_select_locked(struct compaction *c, bool full)
 {
-    struct log_db *db = c->db;
+    struct klog_db *db = c->db;
     int rc = 0;
     if (full || active_due(db))
-        rc = log_seal_locked(db);
+        rc = klog_seal_locked(db);
     if (rc == 0)
         rc = name_outputs_locked(c);
     if (rc != 0)
@@ -143,7 +143,7 @@ int log_select_locked(struct compaction *c, bool full)
     bool covered = true;
     uint64_t live = 0;
     for (size_t i = 0; i < db->nsegs; i++) {
-        struct log_seg *s = db->segs[i];
+        struct klog_seg *s = db->segs[i];
         if (s == db->active)
             break; /* always the newest */
         bool pick = full || stale_enough(db, s, covered);
@@ -173,9 +173,9 @@ int log_select_locked(struct compaction *c, bool full)
     /* Outputs no smaller than the segment limit, and few enough for the
        four-digit sub number; 32-bit offsets cap them (past ~10 TB of live
        data open_output says ENOSPC). */
-    uint64_t target = live / (LOG_SEG_MAX_SUB - c->sub0 - 1) + LOG_SEG_HDR;
+    uint64_t target = live / (KLOG_SEG_MAX_SUB - c->sub0 - 1) + KLOG_SEG_HDR;
     c->target = target > db->seg_max ? target : db->seg_max;
-    if (c->target > LOG_SEG_CAP_BYTES)
-        c->target = LOG_SEG_CAP_BYTES;
+    if (c->target > KLOG_SEG_CAP_BYTES)
+        c->target = KLOG_SEG_CAP_BYTES;
     return 0;
 }

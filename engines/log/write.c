@@ -9,7 +9,7 @@
  * WBUF_MAX or has to start a new segment).
  *
  * Group commit. Under "always" a record is applied only once an fsync
- * covers it: the writer queues its records (struct log_pend), releases
+ * covers it: the writer queues its records (struct klog_pend), releases
  * wlock and waits until the log is durable past its last record. One
  * waiting writer at a time leads an fsync: it notes the log position
  * appended so far and the active segment under wlock, fsyncs that segment
@@ -21,13 +21,13 @@
  * The same leader protocol makes every other sync of the log under every
  * policy: kvs_db_sync(), the once-a-second sync of "everysec", close, and
  * compaction before it deletes what newer records superseded all wait for
- * db->durable to pass the position they need (log_wait_durable). So a
+ * db->durable to pass the position they need (klog_wait_durable). So a
  * caller that finds an fsync running waits for it and its result instead
  * of returning early, and a failed fsync fails every caller it should have
  * covered.
  *
  * Positions. db->lsn counts the bytes appended since open, across
- * segments. A segment is fsynced when it is sealed (log_seal_locked), so an
+ * segments. A segment is fsynced when it is sealed (klog_seal_locked), so an
  * fsync of the active segment covers everything appended before the moment
  * it was noted; a seal itself applies the whole queue. db->durable is the
  * position below which everything is synced and applied.
@@ -50,7 +50,7 @@
 #include <string.h>
 
 #include "engines/fileio.h"
-#include "log_db.h"
+#include "klog_db.h"
 
 /* A batch is written whenever this many encoded bytes are waiting. */
 #define WBUF_MAX (1u << 20)
@@ -62,18 +62,18 @@
 /* How much of the queue a remove searches for its key. */
 #define PEND_SCAN 64
 
-static bool always(const struct log_db *db)
+static bool always(const struct klog_db *db)
 {
     return db->opts.fsync == KVS_FSYNC_ALWAYS;
 }
 
-static void wake_locked(struct log_db *db);
+static void wake_locked(struct klog_db *db);
 
 /* ---- failures ---- */
 
 /* Record rc as the store's failure, wake every waiter with it and make the
    store read-only; true the first time, for the caller to log why. */
-static bool stop_writes(struct log_db *db, int rc)
+static bool stop_writes(struct klog_db *db, int rc)
 {
     pthread_mutex_lock(&db->sync_lock);
     if (db->sync_err == 0)
@@ -83,23 +83,23 @@ static bool stop_writes(struct log_db *db, int rc)
     return !atomic_exchange(&db->readonly, true);
 }
 
-void log_fsync_failed(struct log_db *db, int rc, const char *name)
+void klog_fsync_failed(struct klog_db *db, int rc, const char *name)
 {
     if (stop_writes(db, rc))
         kvs__log(&db->opts, "kvs: fsync of %s/%s failed (%s); refusing writes until reopened",
                  db->dir, name ? name : ".", kvs_strerror(rc));
 }
 
-static void seg_fsync_failed(struct log_db *db, const struct log_seg *s, int rc)
+static void seg_fsync_failed(struct klog_db *db, const struct klog_seg *s, int rc)
 {
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, s->sub, LOG_FILE_SEG);
-    log_fsync_failed(db, rc, name);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, s->sub, KLOG_FILE_SEG);
+    klog_fsync_failed(db, rc, name);
 }
 
 /* A record on disk that the index cannot follow (a key comparison failed
    on a damaged record): stop, as after a failed fsync. */
-static void index_failed(struct log_db *db, int rc)
+static void index_failed(struct klog_db *db, int rc)
 {
     if (stop_writes(db, rc))
         kvs__log(&db->opts,
@@ -109,39 +109,39 @@ static void index_failed(struct log_db *db, int rc)
 
 /* ---- applying records to the index ---- */
 
-void log_forget_locked(struct log_db *db, uint64_t old)
+void klog_forget_locked(struct klog_db *db, uint64_t old)
 {
-    struct log_rec rec;
-    if (!log_loc_live(old) || log_read_head(db, old, &rec) != 0)
+    struct klog_rec rec;
+    if (!klog_loc_live(old) || klog_read_head(db, old, &rec) != 0)
         return;
-    struct log_seg *s = log_seg_at(db, old);
+    struct klog_seg *s = klog_seg_at(db, old);
     db->live_rec -= rec.len;
     s->live -= rec.len;
-    log_seg_check_locked(db, s);
+    klog_seg_check_locked(db, s);
 }
 
 /* Apply one appended record. Returns 0 (*p->result set) or the error of a
    key comparison, the index unchanged. */
-static int apply_locked(struct log_db *db, const struct log_pend *p)
+static int apply_locked(struct klog_db *db, const struct klog_pend *p)
 {
-    struct log_key_match m = {.db = db, .key = kvs_slice_of(p->key, p->klen)};
-    struct log_index_pos pos;
+    struct klog_key_match m = {.db = db, .key = kvs_slice_of(p->key, p->klen)};
+    struct klog_index_pos pos;
     uint64_t old;
-    bool put = p->type == LOG_REC_PUT;
-    int rc = log_index_lookup_locked(&db->index, p->hash, log_match_key, &m, put, &pos);
+    bool put = p->type == KLOG_REC_PUT;
+    int rc = klog_index_lookup_locked(&db->index, p->hash, klog_match_key, &m, put, &pos);
     if (rc != 0)
         return rc;
     *p->result = 0;
     if (put) {
-        log_index_put_locked(&db->index, &pos, p->hash, p->loc, &old);
-        log_forget_locked(db, old);
-        if (old == LOG_LOC_EMPTY)
+        klog_index_put_locked(&db->index, &pos, p->hash, p->loc, &old);
+        klog_forget_locked(db, old);
+        if (old == KLOG_LOC_EMPTY)
             db->keys++;
         db->live_rec += p->len;
-        log_seg_at(db, p->loc)->live += p->len;
+        klog_seg_at(db, p->loc)->live += p->len;
     } else if (pos.found) {
-        log_index_remove_locked(&db->index, &pos, &old);
-        log_forget_locked(db, old);
+        klog_index_remove_locked(&db->index, &pos, &old);
+        klog_forget_locked(db, old);
         db->keys--;
     } else {
         *p->result = KVS_ENOTFOUND;
@@ -149,15 +149,15 @@ static int apply_locked(struct log_db *db, const struct log_pend *p)
     return 0;
 }
 
-static void after_write_locked(struct log_db *db)
+static void after_write_locked(struct klog_db *db)
 {
-    if (log_compact_due_locked(db))
-        log_bg_kick(db);
+    if (klog_compact_due_locked(db))
+        klog_bg_kick(db);
 }
 
 /* Apply the queued records that end at or below upto, oldest first, and
    wake their writers. Returns 0, or the error that stopped it. */
-static int apply_queue_locked(struct log_db *db, uint64_t upto)
+static int apply_queue_locked(struct klog_db *db, uint64_t upto)
 {
     pthread_mutex_lock(&db->sync_lock);
     int rc = db->sync_err;
@@ -166,7 +166,7 @@ static int apply_queue_locked(struct log_db *db, uint64_t upto)
         return rc;
     uint64_t done = upto;
     while (db->pend_head < db->pend_len && db->pend[db->pend_head].end <= upto) {
-        const struct log_pend *p = &db->pend[db->pend_head];
+        const struct klog_pend *p = &db->pend[db->pend_head];
         rc = apply_locked(db, p);
         if (rc != 0) {
             done = p->end - p->len;
@@ -186,7 +186,7 @@ static int apply_queue_locked(struct log_db *db, uint64_t upto)
     return rc;
 }
 
-void log_durable_locked(struct log_db *db, uint64_t upto)
+void klog_durable_locked(struct klog_db *db, uint64_t upto)
 {
     apply_queue_locked(db, upto);
 }
@@ -196,12 +196,12 @@ void log_durable_locked(struct log_db *db, uint64_t upto)
 /* Fsync the active segment, covering everything appended so far, and apply
    what it covered. The epoch section keeps the segment and its descriptor
    alive should a compaction or clear retire it meanwhile. */
-static void lead_fsync(struct log_db *db)
+static void lead_fsync(struct klog_db *db)
 {
-    unsigned token = log_epoch_enter(&db->epoch);
+    unsigned token = klog_epoch_enter(&db->epoch);
     pthread_mutex_lock(&db->wlock);
     uint64_t upto = db->lsn;
-    struct log_seg *a = db->active;
+    struct klog_seg *a = db->active;
     pthread_mutex_unlock(&db->wlock);
     /* No active segment: the last seal covered and applied everything. */
     int rc = a ? kvs__fdatasync(a->fd) : 0;
@@ -211,14 +211,14 @@ static void lead_fsync(struct log_db *db)
     else
         apply_queue_locked(db, upto);
     pthread_mutex_unlock(&db->wlock);
-    log_epoch_exit(&db->epoch, token);
+    klog_epoch_exit(&db->epoch, token);
 }
 
 /* A writer waiting for an fsync, on its own condition variable so that a
    finished fsync wakes only the writers it covered, and one more to lead
    the next fsync for the others. Under sync_lock. */
-struct log_waiter {
-    struct log_waiter *next;
+struct klog_waiter {
+    struct klog_waiter *next;
     uint64_t end;
     pthread_cond_t cond;
     bool queued;
@@ -227,12 +227,12 @@ struct log_waiter {
 /* After durable moved (or an fsync failed): wake the waiters now covered,
    or all of them after a failure, and, unless an fsync is running, the
    oldest of the rest, to lead the next one. */
-static void wake_locked(struct log_db *db)
+static void wake_locked(struct klog_db *db)
 {
-    struct log_waiter **pp = &db->waiters;
+    struct klog_waiter **pp = &db->waiters;
     bool leader = db->syncing;
     while (*pp) {
-        struct log_waiter *w = *pp;
+        struct klog_waiter *w = *pp;
         if (w->end <= db->durable || db->sync_err != 0 || !leader) {
             leader = leader || w->end > db->durable;
             *pp = w->next;
@@ -245,9 +245,9 @@ static void wake_locked(struct log_db *db)
     db->waiters_tail = pp;
 }
 
-int log_wait_durable(struct log_db *db, uint64_t end)
+int klog_wait_durable(struct klog_db *db, uint64_t end)
 {
-    struct log_waiter self = {.end = end};
+    struct klog_waiter self = {.end = end};
     bool cond_made = false;
     int rc;
     pthread_mutex_lock(&db->sync_lock);
@@ -283,7 +283,7 @@ int log_wait_durable(struct log_db *db, uint64_t end)
     }
     if (self.queued) {
         /* Left on an error while still listed (no waker removed it). */
-        struct log_waiter **pp = &db->waiters;
+        struct klog_waiter **pp = &db->waiters;
         while (*pp != &self)
             pp = &(*pp)->next;
         *pp = self.next;
@@ -296,19 +296,19 @@ int log_wait_durable(struct log_db *db, uint64_t end)
     return rc;
 }
 
-int log_sync_all(struct log_db *db)
+int klog_sync_all(struct klog_db *db)
 {
     pthread_mutex_lock(&db->wlock);
     uint64_t end = db->lsn;
     pthread_mutex_unlock(&db->wlock);
-    return log_wait_durable(db, end);
+    return klog_wait_durable(db, end);
 }
 
 /* ---- appending ---- */
 
-int log_seal_locked(struct log_db *db)
+int klog_seal_locked(struct klog_db *db)
 {
-    struct log_seg *a = db->active;
+    struct klog_seg *a = db->active;
     if (!a)
         return 0;
     /* Every record must be on disk before a newer segment holds any, so
@@ -322,62 +322,62 @@ int log_seal_locked(struct log_db *db)
     db->active = NULL;
     atomic_store(&a->synced, true);
     apply_queue_locked(db, db->lsn);
-    log_seg_check_locked(db, a);
+    klog_seg_check_locked(db, a);
     return 0;
 }
 
 /* Make the active segment able to take len more bytes. */
-static int make_room_locked(struct log_db *db, uint64_t len)
+static int make_room_locked(struct klog_db *db, uint64_t len)
 {
-    struct log_seg *a = db->active;
+    struct klog_seg *a = db->active;
     if (a) {
         uint64_t size = atomic_load_explicit(&a->size, memory_order_relaxed);
         if (size + len <= a->cap &&
-            (size + len <= log_seg_target_locked(db) || size == LOG_SEG_HDR))
+            (size + len <= klog_seg_target_locked(db) || size == KLOG_SEG_HDR))
             return 0;
     }
-    int rc = log_seal_locked(db);
+    int rc = klog_seal_locked(db);
     if (rc != 0)
         return rc;
-    if (db->next_id > LOG_SEG_MAX_ID)
+    if (db->next_id > KLOG_SEG_MAX_ID)
         return KVS_ENOSPC;
-    rc = log_segs_reserve_locked(db, 1);
+    rc = klog_segs_reserve_locked(db, 1);
     if (rc != 0)
         return rc;
     /* A record larger than the limit gets a segment of its own. */
-    uint64_t cap = db->seg_max > LOG_SEG_HDR + len ? db->seg_max : LOG_SEG_HDR + len;
-    struct log_seg *s;
-    rc = log_seg_create(db->dir_fd, db->next_id, 0, LOG_FILE_SEG, cap, &s);
+    uint64_t cap = db->seg_max > KLOG_SEG_HDR + len ? db->seg_max : KLOG_SEG_HDR + len;
+    struct klog_seg *s;
+    rc = klog_seg_create(db->dir_fd, db->next_id, 0, KLOG_FILE_SEG, cap, &s);
     if (rc != 0)
         return rc;
-    char name[LOG_SEG_NAME_LEN];
-    log_file_name(name, s->id, 0, LOG_FILE_SEG);
-    rc = log_seg_register(db, s);
+    char name[KLOG_SEG_NAME_LEN];
+    klog_file_name(name, s->id, 0, KLOG_FILE_SEG);
+    rc = klog_seg_register(db, s);
     if (rc != 0) {
         kvs__unlink(db->dir_fd, name);
-        log_seg_free(s);
+        klog_seg_free(s);
         return rc;
     }
     /* Leave the id below the next segment free: compaction outputs written
        while this segment is active are named after it (compact.c). */
     db->next_id += 2;
     db->segs[db->nsegs++] = s;
-    db->seg_bytes += LOG_SEG_HDR;
+    db->seg_bytes += KLOG_SEG_HDR;
     db->active = s;
     /* The new name must be durable before anything in it is acknowledged.
        On failure the segment stays: it holds nothing and replays as such. */
     rc = kvs__fsync_dir(db->dir_fd);
     if (rc != 0)
-        log_fsync_failed(db, rc, NULL);
+        klog_fsync_failed(db, rc, NULL);
     return rc;
 }
 
 /* Write len bytes (iov) at the end of the active segment, which has room
    for them. A failed write is cut off again, so that the file stays a
    sequence of whole records. */
-static int write_locked(struct log_db *db, const struct iovec *iov, int iovcnt, uint64_t len)
+static int write_locked(struct klog_db *db, const struct iovec *iov, int iovcnt, uint64_t len)
 {
-    struct log_seg *a = db->active;
+    struct klog_seg *a = db->active;
     uint64_t off = atomic_load_explicit(&a->size, memory_order_relaxed);
     int rc = kvs__writev_all(a->fd, iov, iovcnt);
     if (rc != 0) {
@@ -396,34 +396,35 @@ static int write_locked(struct log_db *db, const struct iovec *iov, int iovcnt, 
 }
 
 /* Append one record whose header is encoded; fills in p->loc and p->end. */
-static int append_locked(struct log_db *db, const struct iovec iov[3], struct log_pend *p)
+static int append_locked(struct klog_db *db, const struct iovec iov[3], struct klog_pend *p)
 {
     int rc = make_room_locked(db, p->len);
     if (rc != 0)
         return rc;
-    struct log_seg *a = db->active;
+    struct klog_seg *a = db->active;
     uint64_t off = atomic_load_explicit(&a->size, memory_order_relaxed);
     rc = write_locked(db, iov, 3, p->len);
     if (rc != 0)
         return rc;
     db->writes++;
-    if (p->type == LOG_REC_DEL)
+    if (p->type == KLOG_REC_DEL)
         a->dels += p->len;
-    p->loc = log_loc(a->sno, (uint32_t)off);
+    p->loc = klog_loc(a->sno, (uint32_t)off);
     p->end = db->lsn;
     return 0;
 }
 
-int log_append_locked(struct log_db *db, unsigned type, kvs_slice key, kvs_slice val, uint64_t *loc)
+int klog_append_locked(struct klog_db *db, unsigned type, kvs_slice key, kvs_slice val,
+                       uint64_t *loc)
 {
-    unsigned char head[LOG_REC_HDR];
-    log_rec_encode(head, type, key, val);
+    unsigned char head[KLOG_REC_HDR];
+    klog_rec_encode(head, type, key, val);
     struct iovec iov[3] = {
         {head, sizeof(head)},
         {(void *)key.data, key.len},
         {(void *)val.data, val.len},
     };
-    struct log_pend p = {.len = (uint32_t)(LOG_REC_HDR + key.len + val.len), .type = type};
+    struct klog_pend p = {.len = (uint32_t)(KLOG_REC_HDR + key.len + val.len), .type = type};
     int rc = append_locked(db, iov, &p);
     if (rc == 0)
         *loc = p.loc;
@@ -433,7 +434,7 @@ int log_append_locked(struct log_db *db, unsigned type, kvs_slice key, kvs_slice
 /* ---- the queue ---- */
 
 /* Room in the queue for n more records. */
-static int pend_reserve_locked(struct log_db *db, size_t n)
+static int pend_reserve_locked(struct klog_db *db, size_t n)
 {
     if (db->pend_cap - db->pend_len >= n)
         return 0;
@@ -447,7 +448,7 @@ static int pend_reserve_locked(struct log_db *db, size_t n)
     size_t cap = db->pend_cap ? db->pend_cap : 64;
     while (cap - db->pend_len < n)
         cap *= 2;
-    struct log_pend *p = realloc(db->pend, cap * sizeof(*p));
+    struct klog_pend *p = realloc(db->pend, cap * sizeof(*p));
     if (!p)
         return KVS_ENOMEM;
     db->pend = p;
@@ -456,13 +457,13 @@ static int pend_reserve_locked(struct log_db *db, size_t n)
 }
 
 /* Checks before appending records, puts of them new keys at most. */
-static int begin_locked(struct log_db *db, size_t records, size_t puts)
+static int begin_locked(struct klog_db *db, size_t records, size_t puts)
 {
     if (atomic_load(&db->readonly))
         return KVS_EREADONLY;
     /* The index must take the queued puts without failing once their
        records are on disk. */
-    int rc = log_index_reserve_locked(&db->index, db->pend_len - db->pend_head + puts);
+    int rc = klog_index_reserve_locked(&db->index, db->pend_len - db->pend_head + puts);
     if (rc == 0)
         rc = pend_reserve_locked(db, records);
     return rc;
@@ -470,7 +471,7 @@ static int begin_locked(struct log_db *db, size_t records, size_t puts)
 
 /* Might the key be present once the queue is applied? 1 yes, 0 no, or an
    error of the key comparison. */
-static int present_locked(struct log_db *db, uint64_t hash, kvs_slice key)
+static int present_locked(struct klog_db *db, uint64_t hash, kvs_slice key)
 {
     size_t queued = db->pend_len - db->pend_head;
     if (queued > PEND_SCAN)
@@ -479,14 +480,14 @@ static int present_locked(struct log_db *db, uint64_t hash, kvs_slice key)
         if (db->pend[i].hash == hash)
             return 1;
     }
-    struct log_key_match m = {.db = db, .key = key};
-    struct log_index_pos pos;
-    int rc = log_index_lookup_locked(&db->index, hash, log_match_key, &m, false, &pos);
+    struct klog_key_match m = {.db = db, .key = key};
+    struct klog_index_pos pos;
+    int rc = klog_index_lookup_locked(&db->index, hash, klog_match_key, &m, false, &pos);
     return rc < 0 ? rc : pos.found;
 }
 
 /* The records just appended: applied now, or queued for the next fsync. */
-static int commit_locked(struct log_db *db, struct log_pend *p)
+static int commit_locked(struct klog_db *db, struct klog_pend *p)
 {
     if (always(db)) {
         db->pend[db->pend_len++] = *p;
@@ -501,25 +502,25 @@ static int commit_locked(struct log_db *db, struct log_pend *p)
 
 /* ---- set and remove ---- */
 
-static struct log_pend pend_of(unsigned type, kvs_slice key, kvs_slice val, int *result)
+static struct klog_pend pend_of(unsigned type, kvs_slice key, kvs_slice val, int *result)
 {
-    return (struct log_pend){
-        .hash = log_key_hash(key.data, key.len),
+    return (struct klog_pend){
+        .hash = klog_key_hash(key.data, key.len),
         .key = key.data,
         .klen = (uint32_t)key.len,
-        .len = (uint32_t)(LOG_REC_HDR + key.len + val.len),
+        .len = (uint32_t)(KLOG_REC_HDR + key.len + val.len),
         .type = type,
         .result = result,
     };
 }
 
-int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
+int klog_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
 {
-    struct log_db *db = log_db_of(base);
+    struct klog_db *db = klog_db_of(base);
     int result = 0;
-    struct log_pend p = pend_of(LOG_REC_PUT, key, val, &result);
-    unsigned char head[LOG_REC_HDR];
-    log_rec_encode(head, LOG_REC_PUT, key, val);
+    struct klog_pend p = pend_of(KLOG_REC_PUT, key, val, &result);
+    unsigned char head[KLOG_REC_HDR];
+    klog_rec_encode(head, KLOG_REC_PUT, key, val);
     struct iovec iov[3] = {
         {head, sizeof(head)},
         {(void *)key.data, key.len},
@@ -533,30 +534,30 @@ int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
         rc = commit_locked(db, &p);
     pthread_mutex_unlock(&db->wlock);
     if (rc == 0 && always(db))
-        rc = log_wait_durable(db, p.end);
+        rc = klog_wait_durable(db, p.end);
     return rc ? rc : result;
 }
 
-int log_remove(struct kvs_db *base, kvs_slice key)
+int klog_remove(struct kvs_db *base, kvs_slice key)
 {
-    struct log_db *db = log_db_of(base);
+    struct klog_db *db = klog_db_of(base);
     int result = KVS_ENOTFOUND;
     kvs_slice none = kvs_slice_of(NULL, 0);
-    struct log_pend p = pend_of(LOG_REC_DEL, key, none, &result);
+    struct klog_pend p = pend_of(KLOG_REC_DEL, key, none, &result);
     pthread_mutex_lock(&db->wlock);
     int rc = begin_locked(db, 1, 0);
     if (rc == 0)
         rc = present_locked(db, p.hash, key);
     if (rc == 1) {
-        unsigned char head[LOG_REC_HDR];
-        log_rec_encode(head, LOG_REC_DEL, key, none);
+        unsigned char head[KLOG_REC_HDR];
+        klog_rec_encode(head, KLOG_REC_DEL, key, none);
         struct iovec iov[3] = {{head, sizeof(head)}, {(void *)key.data, key.len}, {NULL, 0}};
         rc = append_locked(db, iov, &p);
         if (rc == 0)
             rc = commit_locked(db, &p);
         if (rc == 0 && always(db)) {
             pthread_mutex_unlock(&db->wlock);
-            rc = log_wait_durable(db, p.end);
+            rc = klog_wait_durable(db, p.end);
             return rc ? rc : result;
         }
     }
@@ -570,7 +571,7 @@ int log_remove(struct kvs_db *base, kvs_slice key)
    entries are the last `buffered` ones; a seal, which may apply the queue
    and empty it, only ever happens with none buffered. */
 struct batch {
-    struct log_db *db;
+    struct klog_db *db;
     size_t used;     /* bytes in db->wbuf */
     size_t buffered; /* records in db->wbuf */
     size_t queued;   /* records of the batch queued so far */
@@ -599,10 +600,10 @@ static int flush_locked(struct batch *b)
 }
 
 /* Append the record of one op (queued in p) behind the buffered ones. */
-static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct log_pend *p)
+static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct klog_pend *p)
 {
-    struct log_db *db = b->db;
-    struct log_seg *a = db->active;
+    struct klog_db *db = b->db;
+    struct klog_seg *a = db->active;
     int rc;
     if (!a || atomic_load_explicit(&a->size, memory_order_relaxed) + b->used + p->len > a->cap ||
         b->used + p->len > WBUF_MAX || p->len >= DIRECT_MIN) {
@@ -614,10 +615,10 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
         a = db->active;
     }
     uint64_t off = atomic_load_explicit(&a->size, memory_order_relaxed) + b->used;
-    p->loc = log_loc(a->sno, (uint32_t)off);
+    p->loc = klog_loc(a->sno, (uint32_t)off);
     if (p->len >= DIRECT_MIN) {
-        unsigned char head[LOG_REC_HDR];
-        log_rec_encode(head, p->type, op->key, val);
+        unsigned char head[KLOG_REC_HDR];
+        klog_rec_encode(head, p->type, op->key, val);
         struct iovec iov[3] = {
             {head, sizeof(head)},
             {(void *)op->key.data, op->key.len},
@@ -631,16 +632,16 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
         if (rc != 0)
             return rc;
         unsigned char *dst = (unsigned char *)db->wbuf.data + b->used;
-        log_rec_encode(dst, p->type, op->key, val);
+        klog_rec_encode(dst, p->type, op->key, val);
         if (op->key.len)
-            memcpy(dst + LOG_REC_HDR, op->key.data, op->key.len);
+            memcpy(dst + KLOG_REC_HDR, op->key.data, op->key.len);
         if (val.len)
-            memcpy(dst + LOG_REC_HDR + op->key.len, val.data, val.len);
+            memcpy(dst + KLOG_REC_HDR + op->key.len, val.data, val.len);
         b->used += p->len;
         b->buffered++;
     }
     db->writes++;
-    if (p->type == LOG_REC_DEL)
+    if (p->type == KLOG_REC_DEL)
         a->dels += p->len;
     p->end = db->lsn + b->used;
     db->pend[db->pend_len++] = *p;
@@ -650,7 +651,7 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
 
 /* Append the records of the ops and queue them. *queued tells whether any
    was queued. */
-static int stage_batch_locked(struct log_db *db, kvs_op *ops, size_t n, bool *queued)
+static int stage_batch_locked(struct klog_db *db, kvs_op *ops, size_t n, bool *queued)
 {
     struct batch b = {.db = db};
     int rc = 0;
@@ -658,7 +659,7 @@ static int stage_batch_locked(struct log_db *db, kvs_op *ops, size_t n, bool *qu
         kvs_op *op = &ops[i];
         bool set = op->type == KVS_OP_SET;
         kvs_slice val = set ? op->value : kvs_slice_of(NULL, 0);
-        struct log_pend p = pend_of(set ? LOG_REC_PUT : LOG_REC_DEL, op->key, val, &op->result);
+        struct klog_pend p = pend_of(set ? KLOG_REC_PUT : KLOG_REC_DEL, op->key, val, &op->result);
         if (!set) {
             rc = present_locked(db, p.hash, op->key);
             if (rc < 0)
@@ -684,29 +685,29 @@ static int stage_batch_locked(struct log_db *db, kvs_op *ops, size_t n, bool *qu
    index probes, then those of the records their keys will be compared
    with, for many ops at once rather than one after the other under the
    lock. Only hints: a change meanwhile merely wastes one. */
-static void prefetch_batch(struct log_db *db, const kvs_op *ops, size_t n)
+static void prefetch_batch(struct klog_db *db, const kvs_op *ops, size_t n)
 {
     uint64_t hash[PREFETCH_MAX];
     if (n > PREFETCH_MAX)
         n = PREFETCH_MAX;
-    unsigned token = log_epoch_enter(&db->epoch);
-    const struct log_table *t = log_index_table(&db->index);
+    unsigned token = klog_epoch_enter(&db->epoch);
+    const struct klog_table *t = klog_index_table(&db->index);
     for (size_t i = 0; i < n; i++) {
-        hash[i] = log_key_hash(ops[i].key.data, ops[i].key.len);
-        log_index_prefetch(t, hash[i]);
+        hash[i] = klog_key_hash(ops[i].key.data, ops[i].key.len);
+        klog_index_prefetch(t, hash[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t loc = log_index_first_loc(t, hash[i]);
-        struct log_seg *s = log_loc_live(loc) ? log_seg_at(db, loc) : NULL;
-        if (s && s->map && log_loc_off(loc) < s->map_len)
-            __builtin_prefetch(s->map + log_loc_off(loc));
+        uint64_t loc = klog_index_first_loc(t, hash[i]);
+        struct klog_seg *s = klog_loc_live(loc) ? klog_seg_at(db, loc) : NULL;
+        if (s && s->map && klog_loc_off(loc) < s->map_len)
+            __builtin_prefetch(s->map + klog_loc_off(loc));
     }
-    log_epoch_exit(&db->epoch, token);
+    klog_epoch_exit(&db->epoch, token);
 }
 
-int log_write(struct kvs_db *base, kvs_op *ops, size_t n)
+int klog_write(struct kvs_db *base, kvs_op *ops, size_t n)
 {
-    struct log_db *db = log_db_of(base);
+    struct klog_db *db = klog_db_of(base);
     if (n > 1)
         prefetch_batch(db, ops, n);
     size_t puts = 0;
@@ -725,6 +726,6 @@ int log_write(struct kvs_db *base, kvs_op *ops, size_t n)
     /* Wait also after a failed write: the records before it are queued
        and borrow the caller's keys until they are applied or failed. */
     if (queued && always(db))
-        arc = log_wait_durable(db, end);
+        arc = klog_wait_durable(db, end);
     return rc ? rc : arc;
 }

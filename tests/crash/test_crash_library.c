@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "crash.h"
-#include "engines/log/log_db.h"
+#include "engines/log/klog_db.h"
 #include "kvs/kvs.h"
 
 #define NKEYS 256

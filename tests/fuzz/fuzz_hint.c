@@ -12,11 +12,11 @@
  *
  * A hint the decoder accepts must have the layout hint.h documents, its
  * entries in order inside the segment, and be byte for byte what
- * log_hint_begin/add/finish write for those entries. A hint checked
+ * klog_hint_begin/add/finish write for those entries. A hint checked
  * against another segment than its own must be refused.
  *
- * With NAMES set the rest is a file name instead: log_file_parse accepts it
- * only if log_file_name gives it back, and names built from the input's
+ * With NAMES set the rest is a file name instead: klog_file_parse accepts it
+ * only if klog_file_name gives it back, and names built from the input's
  * numbers parse back to them.
  */
 #include <stdbool.h>
@@ -45,47 +45,47 @@ static void check_names(const unsigned char *data, size_t len)
     name[len] = '\0';
     uint64_t id;
     unsigned sub;
-    enum log_file_kind kind;
-    if (log_file_parse(name, &id, &sub, &kind)) {
-        CHECK(id <= LOG_SEG_MAX_ID && sub <= LOG_SEG_MAX_SUB && kind <= LOG_FILE_HINT_TMP);
-        char again[LOG_SEG_NAME_LEN];
-        log_file_name(again, id, sub, kind);
+    enum klog_file_kind kind;
+    if (klog_file_parse(name, &id, &sub, &kind)) {
+        CHECK(id <= KLOG_SEG_MAX_ID && sub <= KLOG_SEG_MAX_SUB && kind <= KLOG_FILE_HINT_TMP);
+        char again[KLOG_SEG_NAME_LEN];
+        klog_file_name(again, id, sub, kind);
         CHECK(strcmp(again, name) == 0);
     }
     free(name);
 
     if (len >= 13) {
-        uint64_t want_id = log_get_le64(data) % (LOG_SEG_MAX_ID + 1);
-        unsigned want_sub = log_get_le32(data + 8) % (LOG_SEG_MAX_SUB + 1);
-        enum log_file_kind want_kind = (enum log_file_kind)(data[12] % 4);
-        char built[LOG_SEG_NAME_LEN];
-        log_file_name(built, want_id, want_sub, want_kind);
-        CHECK(log_file_parse(built, &id, &sub, &kind));
+        uint64_t want_id = klog_get_le64(data) % (KLOG_SEG_MAX_ID + 1);
+        unsigned want_sub = klog_get_le32(data + 8) % (KLOG_SEG_MAX_SUB + 1);
+        enum klog_file_kind want_kind = (enum klog_file_kind)(data[12] % 4);
+        char built[KLOG_SEG_NAME_LEN];
+        klog_file_name(built, want_id, want_sub, want_kind);
+        CHECK(klog_file_parse(built, &id, &sub, &kind));
         CHECK(id == want_id && sub == want_sub && kind == want_kind);
     }
 }
 
 /* An accepted hint: the documented layout, and what the writer makes. */
 static void check_valid(const unsigned char *b, size_t len, uint64_t id, unsigned sub,
-                        uint64_t seg_size, const struct log_hint_view *view)
+                        uint64_t seg_size, const struct klog_hint_view *view)
 {
-    CHECK(len >= LOG_HINT_HDR + 8 && (len - LOG_HINT_HDR - 8) % LOG_HINT_ENTRY == 0);
-    CHECK(view->entries == b + LOG_HINT_HDR);
-    CHECK(view->n == (len - LOG_HINT_HDR - 8) / LOG_HINT_ENTRY);
-    struct log_hint_buf h = {NULL, 0, 0};
-    CHECK(log_hint_begin(&h, id, sub) == 0);
-    uint64_t end = LOG_SEG_HDR;
+    CHECK(len >= KLOG_HINT_HDR + 8 && (len - KLOG_HINT_HDR - 8) % KLOG_HINT_ENTRY == 0);
+    CHECK(view->entries == b + KLOG_HINT_HDR);
+    CHECK(view->n == (len - KLOG_HINT_HDR - 8) / KLOG_HINT_ENTRY);
+    struct klog_hint_buf h = {NULL, 0, 0};
+    CHECK(klog_hint_begin(&h, id, sub) == 0);
+    uint64_t end = KLOG_SEG_HDR;
     for (size_t i = 0; i < view->n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        log_hint_entry(view, i, &hash, &off, &rlen);
-        CHECK(off >= end && rlen >= LOG_REC_HDR && (uint64_t)off + rlen <= seg_size);
+        klog_hint_entry(view, i, &hash, &off, &rlen);
+        CHECK(off >= end && rlen >= KLOG_REC_HDR && (uint64_t)off + rlen <= seg_size);
         end = (uint64_t)off + rlen;
-        CHECK(log_hint_add(&h, hash, off, rlen) == 0);
+        CHECK(klog_hint_add(&h, hash, off, rlen) == 0);
     }
-    CHECK(log_hint_finish(&h, seg_size) == 0);
+    CHECK(klog_hint_finish(&h, seg_size) == 0);
     CHECK(h.len == len && memcmp(h.data, b, len) == 0);
-    log_hint_buf_free(&h);
+    klog_hint_buf_free(&h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n);
@@ -103,23 +103,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     unsigned char *b = fuzz_dup(in + 2, len);
     if ((flags & FIX_MAGIC) && len >= 12) {
         memcpy(b, "KVSHINT", 8);
-        log_put_le32(b + 8, LOG_HINT_VERSION);
+        klog_put_le32(b + 8, KLOG_HINT_VERSION);
     }
     uint64_t id = 0, seg_size = 0;
     unsigned sub = 0;
-    if (len >= LOG_HINT_HDR) {
-        sub = log_get_le32(b + 12);
-        id = log_get_le64(b + 16);
-        seg_size = log_get_le64(b + 24);
+    if (len >= KLOG_HINT_HDR) {
+        sub = klog_get_le32(b + 12);
+        id = klog_get_le64(b + 16);
+        seg_size = klog_get_le64(b + 24);
     }
     id ^= wrong & 1;
     sub ^= (wrong >> 1) & 1;
     seg_size ^= (wrong >> 2) & 1;
     if ((flags & FIX_SUM) && len >= 8)
-        log_put_le64(b + len - 8, XXH3_64bits(b, len - 8));
+        klog_put_le64(b + len - 8, XXH3_64bits(b, len - 8));
 
-    struct log_hint_view view;
-    const char *bad = log_hint_parse(b, len, id, sub, seg_size, &view);
+    struct klog_hint_view view;
+    const char *bad = klog_hint_parse(b, len, id, sub, seg_size, &view);
     if (bad)
         CHECK(bad[0] != '\0');
     else

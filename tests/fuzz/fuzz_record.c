@@ -9,8 +9,8 @@
  * checksums instead of spending its time guessing hashes.
  *
  * The records are walked as recovery does (decode, advance by the record's
- * length, stop at the first bad one). For each: log_rec_head and
- * log_rec_decode agree; the fields are the header's bytes; a valid header
+ * length, stop at the first bad one). For each: klog_rec_head and
+ * klog_rec_decode agree; the fields are the header's bytes; a valid header
  * re-encodes to the same bytes; a record decodes the same from an
  * exact-size copy, and any shorter copy is "cut short" (a bad header stays
  * bad); a value copied out verifies against the stored checksum.
@@ -35,74 +35,74 @@ enum {
 
 static void fixup(unsigned char *p, size_t avail, unsigned flags)
 {
-    if (avail < LOG_REC_HDR)
+    if (avail < KLOG_REC_HDR)
         return;
     if (flags & FIX_HEAD)
-        log_put_le32(p + 8, XXH32(p + 12, LOG_REC_HDR - 12, 0));
-    uint64_t klen = log_get_le32(p + 16), vlen = log_get_le32(p + 20);
-    if ((flags & FIX_SUM) && LOG_REC_HDR + klen + vlen <= avail)
-        log_put_le64(p, log_rec_sum(p, p + LOG_REC_HDR, klen, p + LOG_REC_HDR + klen, vlen));
+        klog_put_le32(p + 8, XXH32(p + 12, KLOG_REC_HDR - 12, 0));
+    uint64_t klen = klog_get_le32(p + 16), vlen = klog_get_le32(p + 20);
+    if ((flags & FIX_SUM) && KLOG_REC_HDR + klen + vlen <= avail)
+        klog_put_le64(p, klog_rec_sum(p, p + KLOG_REC_HDR, klen, p + KLOG_REC_HDR + klen, vlen));
 }
 
-static enum log_rec_status decode_copy(const unsigned char *p, size_t n, struct log_rec *r)
+static enum klog_rec_status decode_copy(const unsigned char *p, size_t n, struct klog_rec *r)
 {
     unsigned char *copy = fuzz_dup(p, n);
-    enum log_rec_status st = log_rec_decode(copy, n, r);
+    enum klog_rec_status st = klog_rec_decode(copy, n, r);
     free(copy);
     return st;
 }
 
-static enum log_rec_status check_record(const unsigned char *p, size_t avail, struct log_rec *out)
+static enum klog_rec_status check_record(const unsigned char *p, size_t avail, struct klog_rec *out)
 {
-    struct log_rec h, d, c;
+    struct klog_rec h, d, c;
     memset(&h, 0xa5, sizeof(h));
-    enum log_rec_status sh = log_rec_head(p, avail, &h);
-    enum log_rec_status st = log_rec_decode(p, avail, &d);
-    CHECK(sh >= LOG_REC_OK && sh <= LOG_REC_BAD_SUM && sh != LOG_REC_BAD_SUM);
-    CHECK(st >= LOG_REC_OK && st <= LOG_REC_BAD_SUM);
-    CHECK(sh == LOG_REC_OK ? (st == LOG_REC_OK || st == LOG_REC_BAD_SUM) : st == sh);
-    CHECK(log_rec_status_str(st) != NULL);
-    if (avail < LOG_REC_HDR) {
-        CHECK(sh == LOG_REC_SHORT);
+    enum klog_rec_status sh = klog_rec_head(p, avail, &h);
+    enum klog_rec_status st = klog_rec_decode(p, avail, &d);
+    CHECK(sh >= KLOG_REC_OK && sh <= KLOG_REC_BAD_SUM && sh != KLOG_REC_BAD_SUM);
+    CHECK(st >= KLOG_REC_OK && st <= KLOG_REC_BAD_SUM);
+    CHECK(sh == KLOG_REC_OK ? (st == KLOG_REC_OK || st == KLOG_REC_BAD_SUM) : st == sh);
+    CHECK(klog_rec_status_str(st) != NULL);
+    if (avail < KLOG_REC_HDR) {
+        CHECK(sh == KLOG_REC_SHORT);
         return st;
     }
 
     /* The header's fields, as the format defines them. */
-    CHECK(h.head == p && h.sum == log_get_le64(p) && h.type == p[12]);
-    CHECK(h.klen == log_get_le32(p + 16) && h.vlen == log_get_le32(p + 20));
-    CHECK(h.len == (uint64_t)LOG_REC_HDR + h.klen + h.vlen);
+    CHECK(h.head == p && h.sum == klog_get_le64(p) && h.type == p[12]);
+    CHECK(h.klen == klog_get_le32(p + 16) && h.vlen == klog_get_le32(p + 20));
+    CHECK(h.len == (uint64_t)KLOG_REC_HDR + h.klen + h.vlen);
 
-    if (sh == LOG_REC_BAD_HEAD) {
+    if (sh == KLOG_REC_BAD_HEAD) {
         /* Decided by the header alone. */
-        CHECK(decode_copy(p, LOG_REC_HDR, &c) == LOG_REC_BAD_HEAD);
+        CHECK(decode_copy(p, KLOG_REC_HDR, &c) == KLOG_REC_BAD_HEAD);
         return st;
     }
-    if (sh == LOG_REC_SHORT) {
+    if (sh == KLOG_REC_SHORT) {
         CHECK(h.len > avail && h.key == NULL && h.val == NULL);
-        CHECK(decode_copy(p, LOG_REC_HDR, &c) == LOG_REC_SHORT);
+        CHECK(decode_copy(p, KLOG_REC_HDR, &c) == KLOG_REC_SHORT);
         return st;
     }
 
     /* A valid header: fields a writer could have produced. */
-    CHECK(h.len <= avail && h.key == p + LOG_REC_HDR && h.val == h.key + h.klen);
-    CHECK(h.klen <= LOG_MAX_KEY && h.vlen <= LOG_MAX_VALUE);
+    CHECK(h.len <= avail && h.key == p + KLOG_REC_HDR && h.val == h.key + h.klen);
+    CHECK(h.klen <= KLOG_MAX_KEY && h.vlen <= KLOG_MAX_VALUE);
     CHECK(p[13] == 0 && p[14] == 0 && p[15] == 0);
-    CHECK(h.type == LOG_REC_PUT || (h.type == LOG_REC_DEL && h.vlen == 0) ||
-          (h.type == LOG_REC_CLEAR && h.klen == 0 && h.vlen == 0));
-    unsigned char enc[LOG_REC_HDR];
-    log_rec_encode(enc, h.type, kvs_slice_of(h.key, h.klen), kvs_slice_of(h.val, h.vlen));
-    CHECK(memcmp(enc + 8, p + 8, LOG_REC_HDR - 8) == 0);
-    CHECK((memcmp(enc, p, 8) == 0) == (st == LOG_REC_OK));
+    CHECK(h.type == KLOG_REC_PUT || (h.type == KLOG_REC_DEL && h.vlen == 0) ||
+          (h.type == KLOG_REC_CLEAR && h.klen == 0 && h.vlen == 0));
+    unsigned char enc[KLOG_REC_HDR];
+    klog_rec_encode(enc, h.type, kvs_slice_of(h.key, h.klen), kvs_slice_of(h.val, h.vlen));
+    CHECK(memcmp(enc + 8, p + 8, KLOG_REC_HDR - 8) == 0);
+    CHECK((memcmp(enc, p, 8) == 0) == (st == KLOG_REC_OK));
 
     /* Exactly its own bytes are needed, no more and no fewer. */
     CHECK(decode_copy(p, (size_t)h.len, &c) == st && c.len == h.len);
-    if (h.len > LOG_REC_HDR) {
-        CHECK(decode_copy(p, (size_t)h.len - 1, &c) == LOG_REC_SHORT);
-        CHECK(decode_copy(p, LOG_REC_HDR, &c) == LOG_REC_SHORT);
+    if (h.len > KLOG_REC_HDR) {
+        CHECK(decode_copy(p, (size_t)h.len - 1, &c) == KLOG_REC_SHORT);
+        CHECK(decode_copy(p, KLOG_REC_HDR, &c) == KLOG_REC_SHORT);
     }
     /* A value copied out verifies as the engine's get does. */
     unsigned char *val = fuzz_dup(h.val, h.vlen);
-    CHECK((log_rec_sum(h.head, h.key, h.klen, val, h.vlen) == h.sum) == (st == LOG_REC_OK));
+    CHECK((klog_rec_sum(h.head, h.key, h.klen, val, h.vlen) == h.sum) == (st == KLOG_REC_OK));
     free(val);
     *out = h;
     return st;
@@ -112,32 +112,32 @@ static enum log_rec_status check_record(const unsigned char *p, size_t avail, st
 static size_t check_seg_head(unsigned char *p, size_t len, unsigned flags)
 {
     const char *what = NULL;
-    if (len < LOG_SEG_HDR) {
-        CHECK(log_seg_head_check(p, len, 0, 0, &what) == KVS_ECORRUPT && what);
+    if (len < KLOG_SEG_HDR) {
+        CHECK(klog_seg_head_check(p, len, 0, 0, &what) == KVS_ECORRUPT && what);
         return len;
     }
     if (flags & FIX_SEG)
-        log_put_le32(p + 28, XXH32(p, 28, 0));
-    uint64_t id = log_get_le64(p + 16);
-    unsigned sub = log_get_le32(p + 12);
-    unsigned char *copy = fuzz_dup(p, LOG_SEG_HDR);
-    int rc = log_seg_head_check(copy, LOG_SEG_HDR, id, sub, &what);
+        klog_put_le32(p + 28, XXH32(p, 28, 0));
+    uint64_t id = klog_get_le64(p + 16);
+    unsigned sub = klog_get_le32(p + 12);
+    unsigned char *copy = fuzz_dup(p, KLOG_SEG_HDR);
+    int rc = klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub, &what);
     CHECK(rc == 0 || ((rc == KVS_ECORRUPT || rc == KVS_EVERSION) && what != NULL));
     if (rc == 0) {
-        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && log_get_le32(p + 8) == LOG_SEG_VERSION);
-        CHECK(log_get_le32(p + 28) == XXH32(p, 28, 0));
-        CHECK(log_seg_head_check(copy, LOG_SEG_HDR, id ^ 1, sub, &what) == KVS_ECORRUPT);
-        CHECK(log_seg_head_check(copy, LOG_SEG_HDR, id, sub ^ 1, &what) == KVS_ECORRUPT);
+        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && klog_get_le32(p + 8) == KLOG_SEG_VERSION);
+        CHECK(klog_get_le32(p + 28) == XXH32(p, 28, 0));
+        CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id ^ 1, sub, &what) == KVS_ECORRUPT);
+        CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub ^ 1, &what) == KVS_ECORRUPT);
         /* Bytes 24..27 are documented as zero but only the checksum covers
            them; with them zero, the header is exactly what the writer makes. */
-        if (log_get_le32(p + 24) == 0) {
-            unsigned char enc[LOG_SEG_HDR];
-            log_seg_head_encode(enc, id, sub);
-            CHECK(memcmp(enc, p, LOG_SEG_HDR) == 0);
+        if (klog_get_le32(p + 24) == 0) {
+            unsigned char enc[KLOG_SEG_HDR];
+            klog_seg_head_encode(enc, id, sub);
+            CHECK(memcmp(enc, p, KLOG_SEG_HDR) == 0);
         }
     }
     free(copy);
-    return LOG_SEG_HDR;
+    return KLOG_SEG_HDR;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n);
@@ -153,8 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     for (;;) {
         if (flags & (FIX_HEAD | FIX_SUM))
             fixup(buf + off, len - off, flags);
-        struct log_rec rec;
-        if (check_record(buf + off, len - off, &rec) != LOG_REC_OK)
+        struct klog_rec rec;
+        if (check_record(buf + off, len - off, &rec) != KLOG_REC_OK)
             break;
         CHECK(rec.len > 0 && rec.len <= len - off);
         off += (size_t)rec.len;

@@ -66,9 +66,9 @@ static struct entry *find(struct model *m, const void *key, uint32_t klen)
     return NULL;
 }
 
-static void apply(struct model *m, const struct log_rec *r)
+static void apply(struct model *m, const struct klog_rec *r)
 {
-    if (r->type == LOG_REC_CLEAR) {
+    if (r->type == KLOG_REC_CLEAR) {
         for (size_t i = 0; i < m->n; i++)
             m->e[i].live = false;
         return;
@@ -80,7 +80,7 @@ static void apply(struct model *m, const struct log_rec *r)
         e->key = r->key;
         e->klen = r->klen;
     }
-    e->live = r->type == LOG_REC_PUT;
+    e->live = r->type == KLOG_REC_PUT;
     e->val = r->val;
     e->vlen = r->vlen;
 }
@@ -102,14 +102,15 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 static void fix_records(struct seg *s)
 {
-    for (size_t off = LOG_SEG_HDR; off + LOG_REC_HDR <= s->len;) {
+    for (size_t off = KLOG_SEG_HDR; off + KLOG_REC_HDR <= s->len;) {
         unsigned char *h = s->p + off;
-        log_put_le32(h + 8, XXH32(h + 12, LOG_REC_HDR - 12, 0));
-        uint64_t len = LOG_REC_HDR + (uint64_t)log_get_le32(h + 16) + log_get_le32(h + 20);
+        klog_put_le32(h + 8, XXH32(h + 12, KLOG_REC_HDR - 12, 0));
+        uint64_t len = KLOG_REC_HDR + (uint64_t)klog_get_le32(h + 16) + klog_get_le32(h + 20);
         if (len > s->len - off)
             return;
-        log_put_le64(h, log_rec_sum(h, h + LOG_REC_HDR, log_get_le32(h + 16),
-                                    h + LOG_REC_HDR + log_get_le32(h + 16), log_get_le32(h + 20)));
+        klog_put_le64(h, klog_rec_sum(h, h + KLOG_REC_HDR, klog_get_le32(h + 16),
+                                      h + KLOG_REC_HDR + klog_get_le32(h + 16),
+                                      klog_get_le32(h + 20)));
         off += (size_t)len;
     }
 }
@@ -127,22 +128,22 @@ static enum outcome scan(const struct seg *s, bool newest, struct model *m, size
     *len_after = s->len;
     *puts_only = true;
     const char *what;
-    if (log_seg_head_check(s->p, s->len, s->id, s->sub, &what) != 0) {
+    if (klog_seg_head_check(s->p, s->len, s->id, s->sub, &what) != 0) {
         *len_after = 0;
         return newest && all_zero(s->p, s->len) ? OPENS : FAILS;
     }
-    for (size_t off = LOG_SEG_HDR; off < s->len;) {
-        struct log_rec r;
-        enum log_rec_status st = log_rec_decode(s->p + off, s->len - off, &r);
-        if (st != LOG_REC_OK) {
+    for (size_t off = KLOG_SEG_HDR; off < s->len;) {
+        struct klog_rec r;
+        enum klog_rec_status st = klog_rec_decode(s->p + off, s->len - off, &r);
+        if (st != KLOG_REC_OK) {
             /* A tail, unless a valid record starts anywhere after it. */
             bool torn = true;
             for (size_t at = off + 1; torn && at < s->len; at++)
-                torn = log_rec_decode(s->p + at, s->len - at, &r) != LOG_REC_OK;
+                torn = klog_rec_decode(s->p + at, s->len - at, &r) != KLOG_REC_OK;
             *len_after = off;
             return newest && torn ? OPENS : FAILS;
         }
-        *puts_only = *puts_only && r.type == LOG_REC_PUT;
+        *puts_only = *puts_only && r.type == KLOG_REC_PUT;
         apply(m, &r);
         off += (size_t)r.len;
     }
@@ -150,16 +151,16 @@ static enum outcome scan(const struct seg *s, bool newest, struct model *m, size
 }
 
 /* The hint the engine writes for s (scanned without fault). */
-static void make_hint(const struct seg *s, struct log_hint_buf *h)
+static void make_hint(const struct seg *s, struct klog_hint_buf *h)
 {
-    CHECK(log_hint_begin(h, s->id, s->sub) == 0);
-    for (size_t off = LOG_SEG_HDR; off < s->len;) {
-        struct log_rec r;
-        CHECK(log_rec_decode(s->p + off, s->len - off, &r) == LOG_REC_OK);
-        CHECK(log_hint_add(h, log_key_hash(r.key, r.klen), (uint32_t)off, (uint32_t)r.len) == 0);
+    CHECK(klog_hint_begin(h, s->id, s->sub) == 0);
+    for (size_t off = KLOG_SEG_HDR; off < s->len;) {
+        struct klog_rec r;
+        CHECK(klog_rec_decode(s->p + off, s->len - off, &r) == KLOG_REC_OK);
+        CHECK(klog_hint_add(h, klog_key_hash(r.key, r.klen), (uint32_t)off, (uint32_t)r.len) == 0);
         off += (size_t)r.len;
     }
-    CHECK(log_hint_finish(h, s->len) == 0);
+    CHECK(klog_hint_finish(h, s->len) == 0);
 }
 
 /* ---- the directory ---- */
@@ -266,8 +267,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 
     struct seg *segs[2] = {flags & HAS_A ? &a : NULL, flags & HAS_B ? &b : NULL};
     for (int i = 0; i < 2; i++) {
-        if (segs[i] && (flags & FIX_SEG) && segs[i]->len >= LOG_SEG_HDR)
-            log_seg_head_encode(segs[i]->p, segs[i]->id, segs[i]->sub);
+        if (segs[i] && (flags & FIX_SEG) && segs[i]->len >= KLOG_SEG_HDR)
+            klog_seg_head_encode(segs[i]->p, segs[i]->id, segs[i]->sub);
         if (segs[i] && (flags & FIX_RECS))
             fix_records(segs[i]);
     }
@@ -279,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     bool exact = true;
     size_t after;
     bool puts_only;
-    struct log_hint_buf gen = {NULL, 0, 0};
+    struct klog_hint_buf gen = {NULL, 0, 0};
     if (segs[0]) {
         enum outcome o = scan(&a, !segs[1], &m, &after, &puts_only);
         if ((flags & HAS_H) && (flags & GEN_HINT) && o == OPENS && after == a.len && puts_only) {
@@ -287,16 +288,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
             free(h);
             h = fuzz_dup(gen.data, gen.len);
             hlen = gen.len;
-        } else if ((flags & HAS_H) && (flags & FIX_HINT) && hlen >= LOG_HINT_HDR + 8) {
+        } else if ((flags & HAS_H) && (flags & FIX_HINT) && hlen >= KLOG_HINT_HDR + 8) {
             memcpy(h, "KVSHINT", 8);
-            log_put_le32(h + 8, LOG_HINT_VERSION);
-            log_put_le32(h + 12, a.sub);
-            log_put_le64(h + 16, a.id);
-            log_put_le64(h + 24, a.len);
-            log_put_le64(h + hlen - 8, XXH3_64bits(h, hlen - 8));
+            klog_put_le32(h + 8, KLOG_HINT_VERSION);
+            klog_put_le32(h + 12, a.sub);
+            klog_put_le64(h + 16, a.id);
+            klog_put_le64(h + 24, a.len);
+            klog_put_le64(h + hlen - 8, XXH3_64bits(h, hlen - 8));
         }
-        struct log_hint_view view;
-        if ((flags & HAS_H) && log_hint_parse(h, hlen, a.id, a.sub, a.len, &view) == NULL &&
+        struct klog_hint_view view;
+        if ((flags & HAS_H) && klog_hint_parse(h, hlen, a.id, a.sub, a.len, &view) == NULL &&
             !(gen.len == hlen && memcmp(gen.data, h, hlen) == 0)) {
             exact = false;
             want = UNKNOWN;
@@ -330,7 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     if (rc == 0)
         CHECK(open_and_check(&m, exact) == 0);
 
-    log_hint_buf_free(&gen);
+    klog_hint_buf_free(&gen);
     free(a.p);
     free(b.p);
     free(h);

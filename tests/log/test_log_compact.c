@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engines/log/log_db.h"
+#include "engines/log/klog_db.h"
 #include "helpers.h"
 
 static char *dir;
@@ -36,7 +36,7 @@ static void teardown(void)
     free(dir);
 }
 
-TestSuite(log_compact, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(klog_compact, .init = setup, .fini = teardown, .timeout = 60);
 
 static kvs_db *open_with_compaction(bool on)
 {
@@ -160,7 +160,7 @@ static kvs_db *compact_in_background(void)
     return db;
 }
 
-Test(log_compact, kept_tombstones_hide_older_puts)
+Test(klog_compact, kept_tombstones_hide_older_puts)
 {
     kvs_db *db = open_with_compaction(false);
     build_removals(db, false);
@@ -190,7 +190,7 @@ Test(log_compact, kept_tombstones_hide_older_puts)
     kvs_db_close(db);
 }
 
-Test(log_compact, tombstones_of_keys_set_again_are_dropped)
+Test(klog_compact, tombstones_of_keys_set_again_are_dropped)
 {
     kvs_db *db = open_with_compaction(false);
     build_removals(db, true);
@@ -207,7 +207,7 @@ Test(log_compact, tombstones_of_keys_set_again_are_dropped)
 
 /* Cold keys in old segments, hot keys rewritten over and over: compaction
    rewrites the hot segments only, and the directory stays small. */
-Test(log_compact, cold_segments_stay_put)
+Test(klog_compact, cold_segments_stay_put)
 {
     kvs_db *db = open_with_compaction(true);
     char key[16];
@@ -267,7 +267,7 @@ static void fill_segment_list(int step)
 {
     if (step != 3 || hook_writes > 0)
         return;
-    struct log_db *db = log_db_of(hook_db);
+    struct klog_db *db = klog_db_of(hook_db);
     for (hook_writes = 1; hook_writes <= 40; hook_writes++) {
         pthread_mutex_lock(&db->wlock);
         bool full = db->nsegs == db->segs_cap;
@@ -286,7 +286,7 @@ static void fill_segment_list(int step)
 /* The removals segment compacts into two outputs (kept tombstones and
    puts), one more than its inputs: the list must have room for both even
    after writers filled it in the meantime (ASan sees the overflow). */
-Test(log_compact, outputs_fit_beside_segments_added_meanwhile)
+Test(klog_compact, outputs_fit_beside_segments_added_meanwhile)
 {
     kvs_db *db = open_with_compaction(false);
     build_removals(db, false);
@@ -319,7 +319,7 @@ static bool walk_done;
 
 static void reuse_slot(uint64_t hash)
 {
-    if (walk_done || hash != log_key_hash(walk_key, strlen(walk_key)))
+    if (walk_done || hash != klog_key_hash(walk_key, strlen(walk_key)))
         return;
     walk_done = true;
     kvs_db_remove(hook_db, kvs_slice_str(walk_key));
@@ -327,11 +327,11 @@ static void reuse_slot(uint64_t hash)
 }
 
 /* The slot holding the key of hash h; asserts there is one. */
-static size_t slot_of(struct log_db *db, uint64_t h)
+static size_t slot_of(struct klog_db *db, uint64_t h)
 {
-    const struct log_table *t = log_index_table(&db->index);
+    const struct klog_table *t = klog_index_table(&db->index);
     for (size_t i = 0; i <= t->mask; i++) {
-        if (log_loc_live(atomic_load(&t->slot[i].loc)) && atomic_load(&t->slot[i].hash) == h)
+        if (klog_loc_live(atomic_load(&t->slot[i].loc)) && atomic_load(&t->slot[i].hash) == h)
             return i;
     }
     cr_assert_fail("no slot holds the key");
@@ -342,7 +342,7 @@ static size_t slot_of(struct log_db *db, uint64_t h)
    and another key takes its slot between reading the location and the
    copy, the copy must still be filed under its own key: after a restart
    the removed key stays removed and the count of keys is right. */
-Test(log_compact, walk_files_copies_under_their_own_key)
+Test(klog_compact, walk_files_copies_under_their_own_key)
 {
     opts.compact_min_stale_bytes = UINT64_MAX;
     kvs_db *db = lt_open(dir, &opts);
@@ -353,16 +353,16 @@ Test(log_compact, walk_files_copies_under_their_own_key)
             set_ver(db, key, ver);
         }
     }
-    struct log_db *ldb = log_db_of(db);
+    struct klog_db *ldb = klog_db_of(db);
     walk_key = "w3";
-    walk_slot = slot_of(ldb, log_key_hash(walk_key, strlen(walk_key)));
+    walk_slot = slot_of(ldb, klog_key_hash(walk_key, strlen(walk_key)));
     /* Another key whose probe starts at that slot, where it is the first
        free one once walk_key is removed. */
-    const struct log_table *t = log_index_table(&ldb->index);
+    const struct klog_table *t = klog_index_table(&ldb->index);
     bool found = false;
     for (int i = 0; i < 1000000 && !found; i++) {
         snprintf(walk_other, sizeof(walk_other), "o%d", i);
-        found = log_index_home(t, log_key_hash(walk_other, strlen(walk_other))) == walk_slot;
+        found = klog_index_home(t, klog_key_hash(walk_other, strlen(walk_other))) == walk_slot;
     }
     cr_assert(found);
 
@@ -397,7 +397,7 @@ Test(log_compact, walk_files_copies_under_their_own_key)
 /* Keys whose home is the index's last slot: their probes wrap to slot 0,
    where a walk of the index in slot order meets them first. A full
    compaction copies them like any other key. */
-Test(log_compact, walk_copies_keys_that_wrap_around_the_index)
+Test(klog_compact, walk_copies_keys_that_wrap_around_the_index)
 {
     opts.compact_min_stale_bytes = UINT64_MAX;
     kvs_db *db = lt_open(dir, &opts);
@@ -405,7 +405,7 @@ Test(log_compact, walk_copies_keys_that_wrap_around_the_index)
     int wrapped = 0;
     for (int i = 0; wrapped < 12 && i < 10000000; i++) {
         snprintf(key, sizeof(key), "wrap%d", i);
-        if (log_key_hash(key, strlen(key)) >> 52 == 0xfff) {
+        if (klog_key_hash(key, strlen(key)) >> 52 == 0xfff) {
             set_ver(db, key, 1);
             wrapped++;
         }
@@ -426,7 +426,7 @@ Test(log_compact, walk_copies_keys_that_wrap_around_the_index)
                  (unsigned long long)st.keys);
     for (int i = 0, n = 0; n < 12; i++) {
         snprintf(key, sizeof(key), "wrap%d", i);
-        if (log_key_hash(key, strlen(key)) >> 52 == 0xfff) {
+        if (klog_key_hash(key, strlen(key)) >> 52 == 0xfff) {
             expect_ver(db, key, 1);
             n++;
         }

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "engines/fileio.h"
-#include "engines/log/log_db.h"
+#include "engines/log/klog_db.h"
 #include "helpers.h"
 
 static char *dir;

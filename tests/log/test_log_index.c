@@ -1,5 +1,5 @@
 /*
- * The kvs engine's index walk (log_index_scan, engines/log/index.h), on
+ * The kvs engine's index walk (klog_index_scan, engines/log/index.h), on
  * hashes chosen by hand: keys whose probe wraps past the end of the table,
  * full tables of clusters, and tables that grow or are rebuilt smaller
  * between the steps of a walk. The index stores hashes and locations only;
@@ -13,22 +13,22 @@
 #include "engines/log/epoch.h"
 #include "engines/log/index.h"
 
-static struct log_epoch epoch;
-static struct log_index ix;
+static struct klog_epoch epoch;
+static struct klog_index ix;
 
 static void setup(void)
 {
-    cr_assert_eq(log_epoch_init(&epoch), 0);
-    cr_assert_eq(log_index_init(&ix, &epoch), 0);
+    cr_assert_eq(klog_epoch_init(&epoch), 0);
+    cr_assert_eq(klog_index_init(&ix, &epoch), 0);
 }
 
 static void teardown(void)
 {
-    log_index_destroy(&ix);
-    log_epoch_destroy(&epoch);
+    klog_index_destroy(&ix);
+    klog_epoch_destroy(&epoch);
 }
 
-TestSuite(log_index, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(klog_index, .init = setup, .fini = teardown, .timeout = 60);
 
 static int same(void *ctx, uint64_t loc)
 {
@@ -38,24 +38,24 @@ static int same(void *ctx, uint64_t loc)
 /* Key number i: its location names it. */
 static uint64_t loc_of(size_t i)
 {
-    return log_loc(0, (uint32_t)i);
+    return klog_loc(0, (uint32_t)i);
 }
 
 static void put(uint64_t hash, size_t i)
 {
     uint64_t loc = loc_of(i), old;
-    struct log_index_pos pos;
-    cr_assert_eq(log_index_lookup_locked(&ix, hash, same, &loc, true, &pos), 0);
-    log_index_put_locked(&ix, &pos, hash, loc, &old);
+    struct klog_index_pos pos;
+    cr_assert_eq(klog_index_lookup_locked(&ix, hash, same, &loc, true, &pos), 0);
+    klog_index_put_locked(&ix, &pos, hash, loc, &old);
 }
 
 static void del(uint64_t hash, size_t i)
 {
     uint64_t loc = loc_of(i), old;
-    struct log_index_pos pos;
-    cr_assert_eq(log_index_lookup_locked(&ix, hash, same, &loc, false, &pos), 0);
+    struct klog_index_pos pos;
+    cr_assert_eq(klog_index_lookup_locked(&ix, hash, same, &loc, false, &pos), 0);
     cr_assert(pos.found);
-    log_index_remove_locked(&ix, &pos, &old);
+    klog_index_remove_locked(&ix, &pos, &old);
 }
 
 #define MAX 40000
@@ -65,7 +65,7 @@ static uint64_t hashes[MAX];
 static int count(void *ctx, uint64_t hash, uint64_t loc)
 {
     (void)ctx;
-    size_t i = log_loc_off(loc);
+    size_t i = klog_loc_off(loc);
     cr_assert_lt(i, MAX);
     cr_assert_eq(hash, hashes[i], "key %zu visited with another key's hash", i);
     visits[i]++;
@@ -75,8 +75,8 @@ static int count(void *ctx, uint64_t hash, uint64_t loc)
 static uint64_t step(uint64_t cursor, size_t want)
 {
     uint64_t next = 99;
-    cr_assert_eq(log_index_scan(log_index_table(&ix), cursor, want, want * 10, count, NULL, &next),
-                 0);
+    cr_assert_eq(
+        klog_index_scan(klog_index_table(&ix), cursor, want, want * 10, count, NULL, &next), 0);
     return next;
 }
 
@@ -113,7 +113,7 @@ static void fill(size_t n)
     }
 }
 
-Test(log_index, full_walk_visits_each_key_once)
+Test(klog_index, full_walk_visits_each_key_once)
 {
     fill(40);
     static const size_t wants[] = {1, 3, 10, SIZE_MAX / 16};
@@ -127,7 +127,7 @@ Test(log_index, full_walk_visits_each_key_once)
     }
 }
 
-Test(log_index, walk_survives_growth_and_shrinking)
+Test(klog_index, walk_survives_growth_and_shrinking)
 {
     fill(100); /* keys 0..99 stay throughout */
     for (int round = 0; round < 20; round++) {

@@ -14,54 +14,54 @@
 static size_t encode(unsigned char *out, unsigned type, const char *key, size_t klen,
                      const char *val, size_t vlen)
 {
-    log_rec_encode(out, type, kvs_slice_of(key, klen), kvs_slice_of(val, vlen));
-    memcpy(out + LOG_REC_HDR, key, klen);
-    memcpy(out + LOG_REC_HDR + klen, val, vlen);
-    return LOG_REC_HDR + klen + vlen;
+    klog_rec_encode(out, type, kvs_slice_of(key, klen), kvs_slice_of(val, vlen));
+    memcpy(out + KLOG_REC_HDR, key, klen);
+    memcpy(out + KLOG_REC_HDR + klen, val, vlen);
+    return KLOG_REC_HDR + klen + vlen;
 }
 
 Test(log_record, round_trip)
 {
     unsigned char buf[128];
-    size_t len = encode(buf, LOG_REC_PUT, "k\0y", 3, "va\0lue", 6);
-    struct log_rec r;
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_OK);
-    cr_assert_eq(r.type, LOG_REC_PUT);
+    size_t len = encode(buf, KLOG_REC_PUT, "k\0y", 3, "va\0lue", 6);
+    struct klog_rec r;
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_OK);
+    cr_assert_eq(r.type, KLOG_REC_PUT);
     cr_assert_eq(r.klen, 3);
     cr_assert_eq(r.vlen, 6);
     cr_assert_eq(r.len, len);
     cr_assert_eq(memcmp(r.key, "k\0y", 3), 0);
     cr_assert_eq(memcmp(r.val, "va\0lue", 6), 0);
     /* Trailing bytes belong to the next record. */
-    cr_assert_eq(log_rec_decode(buf, sizeof(buf), &r), LOG_REC_OK);
+    cr_assert_eq(klog_rec_decode(buf, sizeof(buf), &r), KLOG_REC_OK);
     cr_assert_eq(r.len, len);
     /* The sum checks a value copied elsewhere too. */
-    cr_assert_eq(log_rec_sum(r.head, r.key, r.klen, "va\0lue", 6), r.sum);
-    cr_assert_neq(log_rec_sum(r.head, r.key, r.klen, "va\0luf", 6), r.sum);
+    cr_assert_eq(klog_rec_sum(r.head, r.key, r.klen, "va\0lue", 6), r.sum);
+    cr_assert_neq(klog_rec_sum(r.head, r.key, r.klen, "va\0luf", 6), r.sum);
 }
 
 Test(log_record, empty_key_value_tombstone_clear)
 {
     unsigned char buf[64];
-    struct log_rec r;
-    size_t len = encode(buf, LOG_REC_PUT, "", 0, "", 0);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_OK);
-    cr_assert_eq(r.len, LOG_REC_HDR);
-    len = encode(buf, LOG_REC_DEL, "gone", 4, "", 0);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_OK);
-    cr_assert_eq(r.type, LOG_REC_DEL);
-    len = encode(buf, LOG_REC_CLEAR, "", 0, "", 0);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_OK);
-    cr_assert_eq(r.type, LOG_REC_CLEAR);
+    struct klog_rec r;
+    size_t len = encode(buf, KLOG_REC_PUT, "", 0, "", 0);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_OK);
+    cr_assert_eq(r.len, KLOG_REC_HDR);
+    len = encode(buf, KLOG_REC_DEL, "gone", 4, "", 0);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_OK);
+    cr_assert_eq(r.type, KLOG_REC_DEL);
+    len = encode(buf, KLOG_REC_CLEAR, "", 0, "", 0);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_OK);
+    cr_assert_eq(r.type, KLOG_REC_CLEAR);
 }
 
 Test(log_record, every_truncation_is_short)
 {
     unsigned char buf[64];
-    size_t len = encode(buf, LOG_REC_PUT, "key", 3, "value", 5);
-    struct log_rec r;
+    size_t len = encode(buf, KLOG_REC_PUT, "key", 3, "value", 5);
+    struct klog_rec r;
     for (size_t n = 0; n < len; n++)
-        cr_assert_eq(log_rec_decode(buf, n, &r), LOG_REC_SHORT, "cut at %zu", n);
+        cr_assert_eq(klog_rec_decode(buf, n, &r), KLOG_REC_SHORT, "cut at %zu", n);
 }
 
 /* A damaged length must never pass for a record cut short: that is what
@@ -69,19 +69,19 @@ Test(log_record, every_truncation_is_short)
 Test(log_record, every_flipped_byte_is_caught)
 {
     unsigned char buf[64], bad[64];
-    size_t len = encode(buf, LOG_REC_PUT, "key", 3, "value", 5);
+    size_t len = encode(buf, KLOG_REC_PUT, "key", 3, "value", 5);
     for (size_t i = 0; i < len; i++) {
         for (int bit = 0; bit < 8; bit++) {
             memcpy(bad, buf, len);
             bad[i] ^= (unsigned char)(1u << bit);
-            struct log_rec r;
-            enum log_rec_status st = log_rec_decode(bad, len, &r);
-            if (i < LOG_REC_HDR && i >= 8)
-                cr_assert_eq(st, LOG_REC_BAD_HEAD, "byte %zu bit %d: %s", i, bit,
-                             log_rec_status_str(st));
+            struct klog_rec r;
+            enum klog_rec_status st = klog_rec_decode(bad, len, &r);
+            if (i < KLOG_REC_HDR && i >= 8)
+                cr_assert_eq(st, KLOG_REC_BAD_HEAD, "byte %zu bit %d: %s", i, bit,
+                             klog_rec_status_str(st));
             else
-                cr_assert_eq(st, LOG_REC_BAD_SUM, "byte %zu bit %d: %s", i, bit,
-                             log_rec_status_str(st));
+                cr_assert_eq(st, KLOG_REC_BAD_SUM, "byte %zu bit %d: %s", i, bit,
+                             klog_rec_status_str(st));
         }
     }
 }
@@ -89,51 +89,51 @@ Test(log_record, every_flipped_byte_is_caught)
 Test(log_record, impossible_headers_rejected)
 {
     unsigned char buf[64];
-    struct log_rec r;
+    struct klog_rec r;
     /* A tombstone with a value, a clear with a key, an unknown type. */
-    size_t len = encode(buf, LOG_REC_DEL, "k", 1, "v", 1);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_BAD_HEAD);
-    len = encode(buf, LOG_REC_CLEAR, "k", 1, "", 0);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_BAD_HEAD);
+    size_t len = encode(buf, KLOG_REC_DEL, "k", 1, "v", 1);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_BAD_HEAD);
+    len = encode(buf, KLOG_REC_CLEAR, "k", 1, "", 0);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_BAD_HEAD);
     len = encode(buf, 9, "k", 1, "", 0);
-    cr_assert_eq(log_rec_decode(buf, len, &r), LOG_REC_BAD_HEAD);
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_BAD_HEAD);
     /* All zeros, what a power loss can leave. */
     memset(buf, 0, sizeof(buf));
-    cr_assert_eq(log_rec_decode(buf, sizeof(buf), &r), LOG_REC_BAD_HEAD);
+    cr_assert_eq(klog_rec_decode(buf, sizeof(buf), &r), KLOG_REC_BAD_HEAD);
 }
 
 Test(log_record, segment_header)
 {
-    unsigned char h[LOG_SEG_HDR];
+    unsigned char h[KLOG_SEG_HDR];
     const char *what = NULL;
-    log_seg_head_encode(h, 42, 7);
-    cr_assert_eq(log_seg_head_check(h, sizeof(h), 42, 7, &what), 0);
-    cr_assert_eq(log_seg_head_check(h, sizeof(h), 43, 7, &what), KVS_ECORRUPT);
-    cr_assert_eq(log_seg_head_check(h, sizeof(h) - 1, 42, 7, &what), KVS_ECORRUPT);
+    klog_seg_head_encode(h, 42, 7);
+    cr_assert_eq(klog_seg_head_check(h, sizeof(h), 42, 7, &what), 0);
+    cr_assert_eq(klog_seg_head_check(h, sizeof(h), 43, 7, &what), KVS_ECORRUPT);
+    cr_assert_eq(klog_seg_head_check(h, sizeof(h) - 1, 42, 7, &what), KVS_ECORRUPT);
     for (size_t i = 0; i < sizeof(h); i++) {
-        unsigned char bad[LOG_SEG_HDR];
+        unsigned char bad[KLOG_SEG_HDR];
         memcpy(bad, h, sizeof(h));
         bad[i] ^= 0x10;
-        cr_assert_neq(log_seg_head_check(bad, sizeof(bad), 42, 7, &what), 0, "byte %zu", i);
+        cr_assert_neq(klog_seg_head_check(bad, sizeof(bad), 42, 7, &what), 0, "byte %zu", i);
     }
 }
 
 Test(log_record, file_names)
 {
-    char name[LOG_SEG_NAME_LEN];
+    char name[KLOG_SEG_NAME_LEN];
     uint64_t id;
     unsigned sub;
-    enum log_file_kind kind;
-    log_file_name(name, 9999999999ull, 9999, LOG_FILE_HINT_TMP);
+    enum klog_file_kind kind;
+    klog_file_name(name, 9999999999ull, 9999, KLOG_FILE_HINT_TMP);
     cr_assert_str_eq(name, "seg-9999999999-9999.hint.tmp");
-    cr_assert(log_file_parse(name, &id, &sub, &kind));
+    cr_assert(klog_file_parse(name, &id, &sub, &kind));
     cr_assert_eq(id, 9999999999ull);
     cr_assert_eq(sub, 9999);
-    cr_assert_eq(kind, LOG_FILE_HINT_TMP);
-    log_file_name(name, 12, 0, LOG_FILE_SEG);
+    cr_assert_eq(kind, KLOG_FILE_HINT_TMP);
+    klog_file_name(name, 12, 0, KLOG_FILE_SEG);
     cr_assert_str_eq(name, "seg-0000000012-0000.log");
-    cr_assert(log_file_parse(name, &id, &sub, &kind));
-    cr_assert_eq(kind, LOG_FILE_SEG);
+    cr_assert(klog_file_parse(name, &id, &sub, &kind));
+    cr_assert_eq(kind, KLOG_FILE_SEG);
     static const char *const others[] = {
         "ENGINE",
         "seg-1-0.log",
@@ -143,43 +143,43 @@ Test(log_record, file_names)
         "seg-0000000012_0000.log",
     };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
-        cr_assert_not(log_file_parse(others[i], &id, &sub, &kind), "%s", others[i]);
+        cr_assert_not(klog_file_parse(others[i], &id, &sub, &kind), "%s", others[i]);
 }
 
 Test(log_record, hint_round_trip_and_damage)
 {
-    struct log_hint_buf h = {0};
-    cr_assert_eq(log_hint_begin(&h, 5, 2), 0);
-    cr_assert_eq(log_hint_add(&h, 0x1111, 32, 40), 0);
-    cr_assert_eq(log_hint_add(&h, 0x2222, 72, 30), 0);
-    cr_assert_eq(log_hint_finish(&h, 102), 0);
-    struct log_hint_view v;
-    cr_assert_null(log_hint_parse(h.data, h.len, 5, 2, 102, &v));
+    struct klog_hint_buf h = {0};
+    cr_assert_eq(klog_hint_begin(&h, 5, 2), 0);
+    cr_assert_eq(klog_hint_add(&h, 0x1111, 32, 40), 0);
+    cr_assert_eq(klog_hint_add(&h, 0x2222, 72, 30), 0);
+    cr_assert_eq(klog_hint_finish(&h, 102), 0);
+    struct klog_hint_view v;
+    cr_assert_null(klog_hint_parse(h.data, h.len, 5, 2, 102, &v));
     cr_assert_eq(v.n, 2);
     uint64_t hash;
     uint32_t off, len;
-    log_hint_entry(&v, 1, &hash, &off, &len);
+    klog_hint_entry(&v, 1, &hash, &off, &len);
     cr_assert_eq(hash, 0x2222);
     cr_assert_eq(off, 72);
     cr_assert_eq(len, 30);
     /* Another segment, another size, any cut, any flipped byte. */
-    cr_assert_not_null(log_hint_parse(h.data, h.len, 5, 3, 102, &v));
-    cr_assert_not_null(log_hint_parse(h.data, h.len, 5, 2, 103, &v));
+    cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 3, 102, &v));
+    cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 2, 103, &v));
     for (size_t n = 0; n < h.len; n++)
-        cr_assert_not_null(log_hint_parse(h.data, n, 5, 2, 102, &v), "cut at %zu", n);
+        cr_assert_not_null(klog_hint_parse(h.data, n, 5, 2, 102, &v), "cut at %zu", n);
     for (size_t i = 0; i < h.len; i++) {
         h.data[i] ^= 4;
-        cr_assert_not_null(log_hint_parse(h.data, h.len, 5, 2, 102, &v), "byte %zu", i);
+        cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 2, 102, &v), "byte %zu", i);
         h.data[i] ^= 4;
     }
-    log_hint_buf_free(&h);
+    klog_hint_buf_free(&h);
 
     /* Entries outside the segment or overlapping are refused even with a
        valid checksum. */
-    cr_assert_eq(log_hint_begin(&h, 5, 2), 0);
-    cr_assert_eq(log_hint_add(&h, 1, 32, 40), 0);
-    cr_assert_eq(log_hint_add(&h, 2, 60, 30), 0);
-    cr_assert_eq(log_hint_finish(&h, 102), 0);
-    cr_assert_not_null(log_hint_parse(h.data, h.len, 5, 2, 102, &v));
-    log_hint_buf_free(&h);
+    cr_assert_eq(klog_hint_begin(&h, 5, 2), 0);
+    cr_assert_eq(klog_hint_add(&h, 1, 32, 40), 0);
+    cr_assert_eq(klog_hint_add(&h, 2, 60, 30), 0);
+    cr_assert_eq(klog_hint_finish(&h, 102), 0);
+    cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 2, 102, &v));
+    klog_hint_buf_free(&h);
 }

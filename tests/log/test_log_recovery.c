@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "engines/log/log_db.h"
+#include "engines/log/klog_db.h"
 #include "helpers.h"
 
 static char *dir;
@@ -204,12 +204,12 @@ Test(log_recovery, damaged_segment_headers)
     /* A version from the future: KVS_EVERSION, not corruption. */
     lt_path(path, sizeof(path), dir, SEG1);
     FILE *f = fopen(path, "r+b");
-    unsigned char head[LOG_SEG_HDR];
+    unsigned char head[KLOG_SEG_HDR];
     cr_assert_eq(fread(head, 1, sizeof(head), f), sizeof(head));
-    unsigned char saved[LOG_SEG_HDR];
+    unsigned char saved[KLOG_SEG_HDR];
     memcpy(saved, head, sizeof(head));
     head[8] = 2;
-    log_put_le32(head + 28, XXH32(head, 28, 0));
+    klog_put_le32(head + 28, XXH32(head, 28, 0));
     rewind(f);
     cr_assert_eq(fwrite(head, 1, sizeof(head), f), sizeof(head));
     fflush(f);

@@ -1,7 +1,7 @@
 /*
  * The kvs engine's handle and the helpers its files share.
  *
- * The engine is split by concern: log_engine.c (the vtable, opening and
+ * The engine is split by concern: klog_engine.c (the vtable, opening and
  * the read path), write.c (the write path and group commit), recovery.c
  * (open: replaying segments and hints), compact.c (compaction), select.c
  * (what to compact, and when), clear.c, background.c (the thread that
@@ -12,7 +12,7 @@
  *   mlock     serialises compaction and clear (long-running maintenance)
  *   wlock     serialises writers: appends, index changes, the segment list,
  *             the queue of records waiting for their fsync, and the
- *             counters of struct log_db and of each segment
+ *             counters of struct klog_db and of each segment
  *   sync_lock the group commit's state (durable, sync_err, syncing, the
  *             waiting writers)
  *   epoch.lock, sno_lock, bg_lock   leaf locks held only briefly
@@ -34,10 +34,10 @@
 #include "segment.h"
 
 /* Open segments at once; the size of the segment table. */
-#define LOG_MAX_SEGS 65536u
+#define KLOG_MAX_SEGS 65536u
 /* Segment size limits: small for tests, offsets must stay 32-bit. */
-#define LOG_SEG_MIN_BYTES 4096ull
-#define LOG_SEG_CAP_BYTES (2048ull << 20)
+#define KLOG_SEG_MIN_BYTES 4096ull
+#define KLOG_SEG_CAP_BYTES (2048ull << 20)
 
 /*
  * A record appended to the log but not yet applied to the index: under the
@@ -45,39 +45,39 @@
  * (write.c). The key is borrowed from the writer, who waits until the
  * record is applied or its fsync failed.
  */
-struct log_pend {
+struct klog_pend {
     uint64_t end;  /* log position (db->lsn) just past the record */
     uint64_t loc;  /* where the record is */
     uint64_t hash; /* of the key */
     const void *key;
     uint32_t klen;
     uint32_t len;  /* bytes of the record */
-    unsigned type; /* LOG_REC_PUT or LOG_REC_DEL */
+    unsigned type; /* KLOG_REC_PUT or KLOG_REC_DEL */
     int *result;   /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
 };
 
-struct log_waiter;
+struct klog_waiter;
 
-struct log_db {
+struct klog_db {
     struct kvs_db base; /* first: the handle the wrappers see */
-    struct log_epoch epoch;
+    struct klog_epoch epoch;
     kvs_options opts; /* a copy: the caller's is borrowed for open only */
     char *dir;
     int dir_fd; /* our own descriptor of the data directory */
     uint64_t seg_max;
 
-    struct log_index index;
+    struct klog_index index;
     /* Segment table: sno -> segment, read by readers inside an epoch
        section. An entry is cleared when its retired segment is freed. */
-    _Atomic(struct log_seg *) *segtab;
+    _Atomic(struct klog_seg *) *segtab;
 
     /* Protects everything down to the next blank line. */
     pthread_mutex_t wlock;
-    struct log_seg *active; /* appended to; NULL until the next write */
-    struct log_seg **segs;  /* every segment, in (id, sub) order */
+    struct klog_seg *active; /* appended to; NULL until the next write */
+    struct klog_seg **segs;  /* every segment, in (id, sub) order */
     size_t nsegs, segs_cap;
     /* Slots of segs promised to the outputs of a running compaction:
-       writers adding segments leave them free (log_segs_reserve_locked). */
+       writers adding segments leave them free (klog_segs_reserve_locked). */
     size_t segs_held;
     uint64_t next_id; /* id of the next segment or compaction */
     uint64_t keys;
@@ -89,7 +89,7 @@ struct log_db {
     uint64_t lsn;    /* log position: bytes appended since open */
     /* Records appended but not yet applied, oldest first: pend[pend_head]
        to pend[pend_len - 1]. Empty except under "always". */
-    struct log_pend *pend;
+    struct klog_pend *pend;
     size_t pend_head, pend_len, pend_cap;
     kvs_buf wbuf; /* a batch's records, encoded for one write (len unused) */
     bool seg_due; /* a segment is due for compaction (select.c) */
@@ -109,7 +109,7 @@ struct log_db {
     uint64_t durable; /* every record below this log position is synced and applied */
     int sync_err;     /* the first failed fsync: waiters get it, nothing is applied after */
     bool syncing;     /* a writer is leading an fsync */
-    struct log_waiter *waiters, **waiters_tail; /* oldest first */
+    struct klog_waiter *waiters, **waiters_tail; /* oldest first */
 
     /* Protects the free sno stack. */
     pthread_mutex_t sno_lock;
@@ -131,96 +131,96 @@ struct log_db {
     atomic_bool closing;    /* makes a running compaction give up */
 };
 
-static inline struct log_db *log_db_of(struct kvs_db *base)
+static inline struct klog_db *klog_db_of(struct kvs_db *base)
 {
-    return (struct log_db *)base;
+    return (struct klog_db *)base;
 }
 
 /* The segment an index location points into; inside an epoch section or
    under wlock. */
-static inline struct log_seg *log_seg_at(struct log_db *db, uint64_t loc)
+static inline struct klog_seg *klog_seg_at(struct klog_db *db, uint64_t loc)
 {
-    return atomic_load_explicit(&db->segtab[log_loc_sno(loc)], memory_order_acquire);
+    return atomic_load_explicit(&db->segtab[klog_loc_sno(loc)], memory_order_acquire);
 }
 
 /*
- * log_read_head - decode the header of the record at loc (which must be
+ * klog_read_head - decode the header of the record at loc (which must be
  * readable: inside an epoch section or under wlock). Returns 0 or
  * KVS_ECORRUPT.
  */
-int log_read_head(struct log_db *db, uint64_t loc, struct log_rec *rec);
+int klog_read_head(struct klog_db *db, uint64_t loc, struct klog_rec *rec);
 
 /* Give s an sno and publish it in the segment table. Returns 0 or
-   KVS_ENOSPC (LOG_MAX_SEGS segments open). */
-int log_seg_register(struct log_db *db, struct log_seg *s);
+   KVS_ENOSPC (KLOG_MAX_SEGS segments open). */
+int klog_seg_register(struct klog_db *db, struct klog_seg *s);
 
 /* Free s, and its table entry, once no reader can hold a location in it.
    The caller has made sure the index no longer points into s. */
-void log_seg_retire(struct log_db *db, struct log_seg *s);
+void klog_seg_retire(struct klog_db *db, struct klog_seg *s);
 
 /* Make room for n more segments in the list beside the slots held for a
    running compaction (segs_held). Returns 0 or KVS_ENOMEM. */
-int log_segs_reserve_locked(struct log_db *db, size_t n);
+int klog_segs_reserve_locked(struct klog_db *db, size_t n);
 
 /* A failed fsync of file name in the directory (NULL: the directory
    itself): refuse writes from now on, fail every writer waiting for an
    fsync (write.c), and say so in the log. Any thread, wlock held or not. */
-void log_fsync_failed(struct log_db *db, int rc, const char *name);
+void klog_fsync_failed(struct klog_db *db, int rc, const char *name);
 
-/* Does the record at loc hold the key? A log_match_fn for the index. */
-struct log_key_match {
-    struct log_db *db;
+/* Does the record at loc hold the key? A klog_match_fn for the index. */
+struct klog_key_match {
+    struct klog_db *db;
     kvs_slice key;
-    struct log_rec rec; /* the matching record's header */
+    struct klog_rec rec; /* the matching record's header */
 };
-int log_match_key(void *ctx, uint64_t loc);
+int klog_match_key(void *ctx, uint64_t loc);
 
 /* Bytes on disk that no live key needs (wlock held). */
-uint64_t log_stale_locked(const struct log_db *db);
+uint64_t klog_stale_locked(const struct klog_db *db);
 
 /* select.c: whether a compaction is due (wlock held), and noting that s
    may have become due after its live bytes shrank or it was sealed. */
-bool log_compact_due_locked(const struct log_db *db);
-void log_seg_check_locked(struct log_db *db, const struct log_seg *s);
+bool klog_compact_due_locked(const struct klog_db *db);
+void klog_seg_check_locked(struct klog_db *db, const struct klog_seg *s);
 /* The size at which the active segment is sealed: a share of the live
    data, at most segment_max_bytes (wlock held). */
-uint64_t log_seg_target_locked(const struct log_db *db);
+uint64_t klog_seg_target_locked(const struct klog_db *db);
 
 /* recovery.c: build the index from the directory. On failure why says
    which file and offset. */
-int log_recover(struct log_db *db, char *why);
+int klog_recover(struct klog_db *db, char *why);
 
 /* compact.c: compact everything now, or (the background thread) the
    segments that are due, returning 1 when none is. clear.c: clear. */
-int log_compact(struct log_db *db);
-int log_compact_step(struct log_db *db);
-int log_clear(struct log_db *db);
+int klog_compact(struct klog_db *db);
+int klog_compact_step(struct klog_db *db);
+int klog_clear(struct klog_db *db);
 
 /* write.c */
-int log_set(struct kvs_db *base, kvs_slice key, kvs_slice val);
-int log_remove(struct kvs_db *base, kvs_slice key);
-int log_write(struct kvs_db *base, kvs_op *ops, size_t n);
+int klog_set(struct kvs_db *base, kvs_slice key, kvs_slice val);
+int klog_remove(struct kvs_db *base, kvs_slice key);
+int klog_write(struct kvs_db *base, kvs_op *ops, size_t n);
 
 /*
- * log_append_locked - append one record to the active segment (starting a
+ * klog_append_locked - append one record to the active segment (starting a
  * new one when it is full or absent), handing it to the kernel; the caller
  * makes it durable and updates the index. Returns 0 with *loc set, or an
  * error with nothing appended.
  */
-int log_append_locked(struct log_db *db, unsigned type, kvs_slice key, kvs_slice val,
-                      uint64_t *loc);
+int klog_append_locked(struct klog_db *db, unsigned type, kvs_slice key, kvs_slice val,
+                       uint64_t *loc);
 
 /* Seal the active segment: fsync it so that every segment but the newest
    is complete on disk, apply the records that waited for that fsync, and
    stop appending to it. */
-int log_seal_locked(struct log_db *db);
+int klog_seal_locked(struct klog_db *db);
 
 /* After an fsync that covered the log up to position upto (wlock held):
    apply the waiting records up to there and wake their writers. */
-void log_durable_locked(struct log_db *db, uint64_t upto);
+void klog_durable_locked(struct klog_db *db, uint64_t upto);
 
 /*
- * log_wait_durable - wait until everything appended below log position end
+ * klog_wait_durable - wait until everything appended below log position end
  * is synced (and, under "always", applied), leading an fsync of the active
  * segment when no other thread is syncing. Every fsync of the log goes
  * through here or a seal, so a caller never returns before the fsync that
@@ -228,23 +228,23 @@ void log_durable_locked(struct log_db *db, uint64_t upto);
  * should have covered end (the store is read-only from then on). No lock
  * held.
  */
-int log_wait_durable(struct log_db *db, uint64_t end);
+int klog_wait_durable(struct klog_db *db, uint64_t end);
 
-/* log_sync_all - log_wait_durable() up to everything appended so far. */
-int log_sync_all(struct log_db *db);
+/* klog_sync_all - klog_wait_durable() up to everything appended so far. */
+int klog_sync_all(struct klog_db *db);
 
 /* Per-segment accounting of the bytes of live records, for compaction. */
-void log_forget_locked(struct log_db *db, uint64_t old);
+void klog_forget_locked(struct klog_db *db, uint64_t old);
 
 /* scan.c: one step of kvs_db_scan(). */
-int log_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
-             void *ctx, uint64_t *next);
+int klog_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
+              void *ctx, uint64_t *next);
 
 /* background.c */
-int log_bg_start(struct log_db *db);
-void log_bg_stop(struct log_db *db);
+int klog_bg_start(struct klog_db *db);
+void klog_bg_stop(struct klog_db *db);
 /* Ask the background thread to compact; cheap, any thread. */
-void log_bg_kick(struct log_db *db);
+void klog_bg_kick(struct klog_db *db);
 
 /*
  * Test hook: when set, compaction calls it at each numbered step (see
