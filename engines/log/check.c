@@ -14,6 +14,7 @@
 
 #include "hint.h"
 #include "kvs/engine.h"
+#include "listing.h"
 #include "record.h"
 #include "segment.h"
 
@@ -139,102 +140,43 @@ struct ctx {
     kvs_db *repair;
     struct ktab keys;
     struct cseg *segs;
-    size_t nsegs, segs_cap;
+    size_t nsegs;
     struct crec *recs; /* of the segment being scanned, when it has a hint */
     size_t nrecs, recs_cap;
     char *why;
 };
 
-static int by_id_sub(const void *a, const void *b)
+/* Report what open would delete or ignore (check's leftover_fn). */
+static int report_leftover(void *ctx, const char *name, enum klog_leftover kind)
 {
-    const struct cseg *x = a, *y = b;
-    if (x->id != y->id)
-        return x->id < y->id ? -1 : 1;
-    return x->sub < y->sub ? -1 : x->sub > y->sub;
-}
-
-static struct cseg *find_seg(struct ctx *c, uint64_t id, unsigned sub)
-{
-    struct cseg key = {.id = id, .sub = sub};
-    return c->nsegs ? bsearch(&key, c->segs, c->nsegs, sizeof(key), by_id_sub) : NULL;
-}
-
-static int add_seg(struct ctx *c, uint64_t id, unsigned sub)
-{
-    if (c->nsegs == c->segs_cap) {
-        size_t cap = c->segs_cap ? c->segs_cap * 2 : 64;
-        struct cseg *p = realloc(c->segs, cap * sizeof(*p));
-        if (!p)
-            return KVS_ENOMEM;
-        c->segs = p;
-        c->segs_cap = cap;
+    struct ctx *c = ctx;
+    if (kind == KLOG_LEFTOVER_FOREIGN) {
+        fprintf(c->out, "ignored: %s/%s (not a file of the kvs engine)\n", c->dir, name);
+        return 0;
     }
-    c->segs[c->nsegs++] = (struct cseg){.id = id, .sub = sub};
+    fprintf(c->out, "leftover: %s/%s (%s; open deletes it)\n", c->dir, name,
+            kind == KLOG_LEFTOVER_TMP ? "an interrupted compaction's"
+                                      : "hint of a missing segment");
+    c->r->leftovers++;
     return 0;
 }
 
 /* Collect the segments; report leftovers of interrupted compactions. */
 static int list_dir(struct ctx *c)
 {
-    int fd = dup(c->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        kvs__why(c->why, "cannot list %s: %s", c->dir, strerror(errno));
-        return KVS_EIO;
+    struct klog_listing l = {0};
+    int rc = klog_list_dir(c->dir_fd, &l, report_leftover, c);
+    if (rc == 0 && l.n) {
+        c->segs = calloc(l.n, sizeof(*c->segs));
+        if (!c->segs)
+            rc = KVS_ENOMEM;
     }
-    struct cseg *hints = NULL;
-    size_t nhints = 0, hints_cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        uint64_t id;
-        unsigned sub;
-        enum klog_file_kind kind;
-        if (de->d_name[0] == '.' || strcmp(de->d_name, "ENGINE") == 0)
-            continue;
-        if (!klog_file_parse(de->d_name, &id, &sub, &kind)) {
-            fprintf(c->out, "ignored: %s/%s (not a file of the kvs engine)\n", c->dir, de->d_name);
-            continue;
-        }
-        if (kind == KLOG_FILE_SEG) {
-            rc = add_seg(c, id, sub);
-        } else if (kind == KLOG_FILE_HINT) {
-            if (nhints == hints_cap) {
-                hints_cap = hints_cap ? hints_cap * 2 : 16;
-                void *p = realloc(hints, hints_cap * sizeof(*hints));
-                if (!p) {
-                    rc = KVS_ENOMEM;
-                    break;
-                }
-                hints = p;
-            }
-            hints[nhints++] = (struct cseg){.id = id, .sub = sub};
-        } else {
-            fprintf(c->out, "leftover: %s/%s (an interrupted compaction's; open deletes it)\n",
-                    c->dir, de->d_name);
-            c->r->leftovers++;
-        }
-    }
-    closedir(d);
-    if (rc == 0 && c->nsegs)
-        qsort(c->segs, c->nsegs, sizeof(c->segs[0]), by_id_sub);
-    for (size_t i = 0; rc == 0 && i < nhints; i++) {
-        struct cseg *s = find_seg(c, hints[i].id, hints[i].sub);
-        if (s) {
-            s->hint = true;
-        } else {
-            char name[KLOG_SEG_NAME_LEN];
-            klog_file_name(name, hints[i].id, hints[i].sub, KLOG_FILE_HINT);
-            fprintf(c->out, "leftover: %s/%s (hint of a missing segment; open deletes it)\n",
-                    c->dir, name);
-            c->r->leftovers++;
-        }
-    }
-    free(hints);
+    for (size_t i = 0; rc == 0 && i < l.n; i++)
+        c->segs[c->nsegs++] =
+            (struct cseg){.id = l.segs[i].id, .sub = l.segs[i].sub, .hint = l.segs[i].hint};
+    klog_listing_free(&l);
     if (rc != 0)
-        kvs__why(c->why, "out of memory listing %s", c->dir);
+        kvs__why(c->why, "cannot list %s: %s", c->dir, kvs_strerror(rc));
     return rc;
 }
 

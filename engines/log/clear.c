@@ -69,13 +69,11 @@ out_unlock:
     pthread_mutex_unlock(&db->wlock);
     if (rc == 0 && nold) {
         rc = klog_unlink_inputs(db, old, nold);
-        if (rc != 0) {
-            atomic_store(&db->readonly, true);
-            kvs__log(&db->opts,
-                     "kvs: cannot remove cleared segments from %s (%s); refusing writes until "
-                     "reopened",
-                     db->dir, kvs_strerror(rc));
-        }
+        if (rc != 0)
+            klog_stop_writes(db, rc,
+                             "kvs: cannot remove cleared segments from %s (%s); refusing writes "
+                             "until reopened",
+                             db->dir, kvs_strerror(rc));
     }
     pthread_mutex_unlock(&db->mlock);
     klog_index_table_free(fresh);

@@ -499,13 +499,11 @@ static void abandon(struct compaction *c)
     }
     if (rc == 0 && renamed)
         rc = kvs__fsync_dir(db->dir_fd);
-    if (rc != 0) {
-        atomic_store(&db->readonly, true);
-        kvs__log(&db->opts,
-                 "kvs: cannot remove the outputs of a failed compaction in %s (%s); refusing "
-                 "writes until reopened",
-                 db->dir, kvs_strerror(rc));
-    }
+    if (rc != 0)
+        klog_stop_writes(db, rc,
+                         "kvs: cannot remove the outputs of a failed compaction in %s (%s); "
+                         "refusing writes until reopened",
+                         db->dir, kvs_strerror(rc));
 }
 
 /* Point the index at the copies, a batch per hold of the write lock so
@@ -686,11 +684,10 @@ static int compact(struct klog_db *db, bool full)
     if (rc == 0)
         rc = klog_unlink_inputs(db, c.in, c.nin);
     if (rc != 0) {
-        atomic_store(&db->readonly, true);
-        kvs__log(&db->opts,
-                 "kvs: cannot remove compacted segments from %s (%s); refusing writes until "
-                 "reopened",
-                 db->dir, kvs_strerror(rc));
+        klog_stop_writes(db, rc,
+                         "kvs: cannot remove compacted segments from %s (%s); refusing writes "
+                         "until reopened",
+                         db->dir, kvs_strerror(rc));
         goto out;
     }
     klog_crash_point(STEP_DONE);

@@ -162,10 +162,25 @@ void klog_seg_retire(struct klog_db *db, struct klog_seg *s);
    running compaction (segs_held). Returns 0 or KVS_ENOMEM. */
 int klog_segs_reserve_locked(struct klog_db *db, size_t n);
 
+/*
+ * klog_stop_writes - refuse writes from now on (KVS_EREADONLY): record rc
+ * as the store's failure, which every writer waiting for an fsync gets
+ * (write.c), and log the printf-style line, the first time only. Any
+ * thread, wlock held or not (sync_lock is taken after it).
+ */
+void klog_stop_writes(struct klog_db *db, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A failed fsync of file name in the directory (NULL: the directory
-   itself): refuse writes from now on, fail every writer waiting for an
-   fsync (write.c), and say so in the log. Any thread, wlock held or not. */
+   itself), of segment s, or a record the index could not follow (a key
+   comparison failed on damage): klog_stop_writes() saying which. */
 void klog_fsync_failed(struct klog_db *db, int rc, const char *name);
+void klog_seg_fsync_failed(struct klog_db *db, const struct klog_seg *s, int rc);
+void klog_index_failed(struct klog_db *db, int rc);
+
+/* Wake the writers waiting for an fsync that durable now covers, or all of
+   them after a failure (write.c). sync_lock held. */
+void klog_wake_locked(struct klog_db *db);
 
 /* Does the record at loc hold the key? A klog_match_fn for the index. */
 struct klog_key_match {

@@ -2,9 +2,9 @@
  * The native "kvs" engine: a Bitcask-style log with an in-memory hash index.
  *
  * This file holds the vtable, opening and closing and the read path; the
- * write path is in write.c. A get reads the index and the record through
- * the segment's mapping inside an epoch section, without taking any lock.
- * See klog_db.h for the locks.
+ * write path is in write.c, what the engine's files share in klog_db.c. A get reads the index and
+ * the record through the segment's mapping inside an epoch section, without taking any lock. See
+ * klog_db.h for the locks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,87 +17,7 @@
 
 #include "klog_db.h"
 
-/* ---- helpers shared by the engine's files ---- */
-
-int klog_read_head(struct klog_db *db, uint64_t loc, struct klog_rec *rec)
-{
-    struct klog_seg *s = klog_seg_at(db, loc);
-    uint64_t off = klog_loc_off(loc);
-    uint64_t size = s ? atomic_load_explicit(&s->size, memory_order_acquire) : 0;
-    if (!s || off >= size)
-        return KVS_ECORRUPT;
-    if (klog_rec_head(s->map + off, size - off, rec) != KLOG_REC_OK)
-        return KVS_ECORRUPT;
-    return 0;
-}
-
-static void seg_free_cb(struct klog_retired *r)
-{
-    struct klog_seg *s = (struct klog_seg *)r;
-    struct klog_db *db = s->owner;
-    atomic_store_explicit(&db->segtab[s->sno], NULL, memory_order_relaxed);
-    pthread_mutex_lock(&db->sno_lock);
-    db->sno_free[db->nfree++] = s->sno;
-    pthread_mutex_unlock(&db->sno_lock);
-    klog_seg_free(s);
-}
-
-int klog_seg_register(struct klog_db *db, struct klog_seg *s)
-{
-    pthread_mutex_lock(&db->sno_lock);
-    bool ok = db->nfree > 0;
-    if (ok)
-        s->sno = db->sno_free[--db->nfree];
-    pthread_mutex_unlock(&db->sno_lock);
-    if (!ok)
-        return KVS_ENOSPC;
-    s->owner = db;
-    atomic_store_explicit(&db->segtab[s->sno], s, memory_order_release);
-    return 0;
-}
-
-void klog_seg_retire(struct klog_db *db, struct klog_seg *s)
-{
-    /* The table entry stays until the grace period ends: a reader may have
-       loaded a location in s just before the index stopped pointing there. */
-    klog_epoch_retire(&db->epoch, &s->retired, seg_free_cb);
-}
-
-int klog_segs_reserve_locked(struct klog_db *db, size_t n)
-{
-    size_t need = db->nsegs + db->segs_held + n;
-    if (db->segs_cap >= need)
-        return 0;
-    size_t cap = db->segs_cap ? db->segs_cap : 16;
-    while (cap < need)
-        cap *= 2;
-    struct klog_seg **p = realloc(db->segs, cap * sizeof(*p));
-    if (!p)
-        return KVS_ENOMEM;
-    db->segs = p;
-    db->segs_cap = cap;
-    return 0;
-}
-
-uint64_t klog_stale_locked(const struct klog_db *db)
-{
-    uint64_t overhead = db->nsegs * (uint64_t)KLOG_SEG_HDR + db->live_rec;
-    return db->seg_bytes > overhead ? db->seg_bytes - overhead : 0;
-}
-
 /* ---- the read path ---- */
-
-int klog_match_key(void *ctx, uint64_t loc)
-{
-    struct klog_key_match *m = ctx;
-    int rc = klog_read_head(m->db, loc, &m->rec);
-    if (rc != 0)
-        return rc;
-    if (m->rec.type != KLOG_REC_PUT)
-        return KVS_ECORRUPT; /* the index points at puts only */
-    return m->rec.klen == m->key.len &&
-           (m->key.len == 0 || memcmp(m->rec.key, m->key.data, m->key.len) == 0);
-}
 
 static int klog_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
 {

@@ -15,7 +15,6 @@
  * segment, fails the open with KVS_ECORRUPT naming the file and offset:
  * nothing is skipped silently.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,119 +23,40 @@
 #include "engines/fileio.h"
 #include "hint.h"
 #include "klog_db.h"
+#include "listing.h"
 
-struct seg_name {
-    uint64_t id;
-    unsigned sub;
-    bool hint; /* a .hint file exists beside it */
+/* Delete what an interrupted compaction left (recovery's leftover_fn). */
+struct cleanup {
+    struct klog_db *db;
+    bool changed;
 };
 
-struct listing {
-    struct seg_name *segs;
-    size_t n, cap;
-    unsigned max_sub; /* highest sub among the files of max_id */
-    uint64_t max_id;  /* over every file of ours, also the ones deleted */
-};
-
-static int by_id_sub(const void *a, const void *b)
+static int clean_leftover(void *ctx, const char *name, enum klog_leftover kind)
 {
-    const struct seg_name *x = a, *y = b;
-    if (x->id != y->id)
-        return x->id < y->id ? -1 : 1;
-    return x->sub < y->sub ? -1 : x->sub > y->sub;
-}
-
-static struct seg_name *find_seg(struct listing *l, uint64_t id, unsigned sub)
-{
-    struct seg_name key = {id, sub, false};
-    if (l->n == 0)
-        return NULL;
-    return bsearch(&key, l->segs, l->n, sizeof(key), by_id_sub);
-}
-
-static int add_seg(struct listing *l, uint64_t id, unsigned sub)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct seg_name *p = realloc(l->segs, cap * sizeof(*p));
-        if (!p)
-            return KVS_ENOMEM;
-        l->segs = p;
-        l->cap = cap;
-    }
-    l->segs[l->n++] = (struct seg_name){id, sub, false};
-    return 0;
-}
-
-/*
- * Read the directory: collect segments, delete leftover temporary files,
- * then pair hints with their segments and delete orphan hints.
- */
-static int list_dir(struct klog_db *db, struct listing *l, char *why)
-{
-    int fd = dup(db->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        kvs__why(why, "cannot list %s", db->dir);
-        return KVS_EIO;
-    }
-    /* Hints are paired after the listing, once every segment is known. */
-    struct listing hints = {0};
-    int rc = 0;
-    bool changed = false;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        uint64_t id;
-        unsigned sub;
-        enum klog_file_kind kind;
-        if (!klog_file_parse(de->d_name, &id, &sub, &kind))
-            continue;
-        if (id > l->max_id) {
-            l->max_id = id;
-            l->max_sub = 0;
-        }
-        if (id == l->max_id && sub > l->max_sub)
-            l->max_sub = sub;
-        switch (kind) {
-        case KLOG_FILE_SEG:
-            rc = add_seg(l, id, sub);
-            break;
-        case KLOG_FILE_HINT:
-            rc = add_seg(&hints, id, sub);
-            break;
-        case KLOG_FILE_SEG_TMP:
-        case KLOG_FILE_HINT_TMP:
-            kvs__log(&db->opts, "kvs: deleting %s/%s, left by an interrupted compaction", db->dir,
-                     de->d_name);
-            rc = kvs__unlink(db->dir_fd, de->d_name);
-            changed = true;
-            break;
-        }
-    }
-    closedir(d);
-    if (rc == 0 && l->n)
-        qsort(l->segs, l->n, sizeof(l->segs[0]), by_id_sub);
-    for (size_t i = 0; rc == 0 && i < hints.n; i++) {
-        struct seg_name *s = find_seg(l, hints.segs[i].id, hints.segs[i].sub);
-        if (s) {
-            s->hint = true;
-            continue;
-        }
-        char name[KLOG_SEG_NAME_LEN];
-        klog_file_name(name, hints.segs[i].id, hints.segs[i].sub, KLOG_FILE_HINT);
+    struct cleanup *c = ctx;
+    struct klog_db *db = c->db;
+    if (kind == KLOG_LEFTOVER_FOREIGN)
+        return 0;
+    if (kind == KLOG_LEFTOVER_TMP)
+        kvs__log(&db->opts, "kvs: deleting %s/%s, left by an interrupted compaction", db->dir,
+                 name);
+    else
         kvs__log(&db->opts, "kvs: deleting %s/%s: its segment is gone", db->dir, name);
-        rc = kvs__unlink(db->dir_fd, name);
-        changed = true;
-    }
-    free(hints.segs);
+    c->changed = true;
+    return kvs__unlink(db->dir_fd, name);
+}
+
+/* Read the directory, deleting leftovers of interrupted compactions. */
+static int list_dir(struct klog_db *db, struct klog_listing *l, char *why)
+{
+    struct cleanup c = {db, false};
+    int rc = klog_list_dir(db->dir_fd, l, clean_leftover, &c);
     /* Make the deletions durable, so that no old file reappears beside a
        new one of the same name after a machine crash. */
-    if (rc == 0 && changed)
+    if (rc == 0 && c.changed)
         rc = kvs__fsync_dir(db->dir_fd);
     if (rc != 0)
-        kvs__why(why, "cannot clean up %s: %s", db->dir, kvs_strerror(rc));
+        kvs__why(why, "cannot list or clean up %s: %s", db->dir, kvs_strerror(rc));
     return rc;
 }
 
@@ -364,7 +284,7 @@ static int scan_and_rehint(struct klog_db *db, struct klog_seg *s, const char *n
  * Open, check and replay one segment. Returns 0 (with *out NULL when the
  * segment was an empty torn file and got deleted) or an error.
  */
-static int load_seg(struct klog_db *db, const struct seg_name *sn, bool newest,
+static int load_seg(struct klog_db *db, const struct klog_seg_name *sn, bool newest,
                     struct klog_seg **out, char *why)
 {
     char name[KLOG_SEG_NAME_LEN];
@@ -430,7 +350,7 @@ static int load_seg(struct klog_db *db, const struct seg_name *sn, bool newest,
 
 int klog_recover(struct klog_db *db, char *why)
 {
-    struct listing l = {0};
+    struct klog_listing l = {0};
     pthread_mutex_lock(&db->wlock);
     int rc = list_dir(db, &l, why);
     if (rc == 0) {
@@ -461,6 +381,6 @@ int klog_recover(struct klog_db *db, char *why)
     for (size_t i = 0; rc == 0 && i < db->nsegs; i++)
         klog_seg_check_locked(db, db->segs[i]);
     pthread_mutex_unlock(&db->wlock);
-    free(l.segs);
+    klog_listing_free(&l);
     return rc;
 }

@@ -67,58 +67,7 @@ static bool always(const struct klog_db *db)
     return db->opts.fsync == KVS_FSYNC_ALWAYS;
 }
 
-static void wake_locked(struct klog_db *db);
-
-/* ---- failures ---- */
-
-/* Record rc as the store's failure, wake every waiter with it and make the
-   store read-only; true the first time, for the caller to log why. */
-static bool stop_writes(struct klog_db *db, int rc)
-{
-    pthread_mutex_lock(&db->sync_lock);
-    if (db->sync_err == 0)
-        db->sync_err = rc;
-    wake_locked(db);
-    pthread_mutex_unlock(&db->sync_lock);
-    return !atomic_exchange(&db->readonly, true);
-}
-
-void klog_fsync_failed(struct klog_db *db, int rc, const char *name)
-{
-    if (stop_writes(db, rc))
-        kvs__log(&db->opts, "kvs: fsync of %s/%s failed (%s); refusing writes until reopened",
-                 db->dir, name ? name : ".", kvs_strerror(rc));
-}
-
-static void seg_fsync_failed(struct klog_db *db, const struct klog_seg *s, int rc)
-{
-    char name[KLOG_SEG_NAME_LEN];
-    klog_file_name(name, s->id, s->sub, KLOG_FILE_SEG);
-    klog_fsync_failed(db, rc, name);
-}
-
-/* A record on disk that the index cannot follow (a key comparison failed
-   on a damaged record): stop, as after a failed fsync. */
-static void index_failed(struct klog_db *db, int rc)
-{
-    if (stop_writes(db, rc))
-        kvs__log(&db->opts,
-                 "kvs: cannot update the index of %s (%s); refusing writes until reopened", db->dir,
-                 kvs_strerror(rc));
-}
-
 /* ---- applying records to the index ---- */
-
-void klog_forget_locked(struct klog_db *db, uint64_t old)
-{
-    struct klog_rec rec;
-    if (!klog_loc_live(old) || klog_read_head(db, old, &rec) != 0)
-        return;
-    struct klog_seg *s = klog_seg_at(db, old);
-    db->live_rec -= rec.len;
-    s->live -= rec.len;
-    klog_seg_check_locked(db, s);
-}
 
 /* Apply one appended record. Returns 0 (*p->result set) or the error of a
    key comparison, the index unchanged. */
@@ -155,9 +104,12 @@ static void after_write_locked(struct klog_db *db)
         klog_bg_kick(db);
 }
 
-/* Apply the queued records that end at or below upto, oldest first, and
-   wake their writers. Returns 0, or the error that stopped it. */
-static int apply_queue_locked(struct klog_db *db, uint64_t upto)
+/* Apply the queued records that end at or below upto, oldest first. When
+   an fsync covered them (synced), move durable past them and wake their
+   writers; a batch under "everysec" or "no" is applied unsynced, and
+   durable, which kvs_db_sync() trusts, must not move then. Returns 0, or
+   the error that stopped it. */
+static int apply_queue_locked(struct klog_db *db, uint64_t upto, bool synced)
 {
     pthread_mutex_lock(&db->sync_lock);
     int rc = db->sync_err;
@@ -170,7 +122,7 @@ static int apply_queue_locked(struct klog_db *db, uint64_t upto)
         rc = apply_locked(db, p);
         if (rc != 0) {
             done = p->end - p->len;
-            index_failed(db, rc);
+            klog_index_failed(db, rc);
             break;
         }
         db->pend_head++;
@@ -178,17 +130,19 @@ static int apply_queue_locked(struct klog_db *db, uint64_t upto)
     if (db->pend_head == db->pend_len)
         db->pend_head = db->pend_len = 0;
     after_write_locked(db);
+    if (!synced)
+        return rc;
     pthread_mutex_lock(&db->sync_lock);
     if (done > db->durable)
         db->durable = done;
-    wake_locked(db);
+    klog_wake_locked(db);
     pthread_mutex_unlock(&db->sync_lock);
     return rc;
 }
 
 void klog_durable_locked(struct klog_db *db, uint64_t upto)
 {
-    apply_queue_locked(db, upto);
+    apply_queue_locked(db, upto, true);
 }
 
 /* ---- group commit ---- */
@@ -207,9 +161,9 @@ static void lead_fsync(struct klog_db *db)
     int rc = a ? kvs__fdatasync(a->fd) : 0;
     pthread_mutex_lock(&db->wlock);
     if (rc != 0)
-        seg_fsync_failed(db, a, rc);
+        klog_seg_fsync_failed(db, a, rc);
     else
-        apply_queue_locked(db, upto);
+        apply_queue_locked(db, upto, true);
     pthread_mutex_unlock(&db->wlock);
     klog_epoch_exit(&db->epoch, token);
 }
@@ -227,7 +181,7 @@ struct klog_waiter {
 /* After durable moved (or an fsync failed): wake the waiters now covered,
    or all of them after a failure, and, unless an fsync is running, the
    oldest of the rest, to lead the next one. */
-static void wake_locked(struct klog_db *db)
+void klog_wake_locked(struct klog_db *db)
 {
     struct klog_waiter **pp = &db->waiters;
     bool leader = db->syncing;
@@ -266,7 +220,7 @@ int klog_wait_durable(struct klog_db *db, uint64_t end)
             lead_fsync(db);
             pthread_mutex_lock(&db->sync_lock);
             db->syncing = false;
-            wake_locked(db);
+            klog_wake_locked(db);
             continue;
         }
         if (!cond_made) {
@@ -316,12 +270,12 @@ int klog_seal_locked(struct klog_db *db)
        "always" this fsync also covers the queued records. */
     int rc = kvs__fdatasync(a->fd);
     if (rc != 0) {
-        seg_fsync_failed(db, a, rc);
+        klog_seg_fsync_failed(db, a, rc);
         return rc;
     }
     db->active = NULL;
     atomic_store(&a->synced, true);
-    apply_queue_locked(db, db->lsn);
+    apply_queue_locked(db, db->lsn, true);
     klog_seg_check_locked(db, a);
     return 0;
 }
@@ -382,11 +336,9 @@ static int write_locked(struct klog_db *db, const struct iovec *iov, int iovcnt,
     int rc = kvs__writev_all(a->fd, iov, iovcnt);
     if (rc != 0) {
         int trc = kvs__ftruncate(a->fd, (off_t)off);
-        if (trc != 0) {
-            atomic_store(&db->readonly, true);
-            kvs__log(&db->opts, "kvs: cannot cut a failed write off %s (%s); refusing writes",
-                     db->dir, kvs_strerror(trc));
-        }
+        if (trc != 0)
+            klog_stop_writes(db, trc, "kvs: cannot cut a failed write off %s (%s); refusing writes",
+                             db->dir, kvs_strerror(trc));
         return rc;
     }
     db->seg_bytes += len;
@@ -495,7 +447,7 @@ static int commit_locked(struct klog_db *db, struct klog_pend *p)
     }
     int rc = apply_locked(db, p);
     if (rc != 0)
-        index_failed(db, rc);
+        klog_index_failed(db, rc);
     after_write_locked(db);
     return rc;
 }
@@ -721,7 +673,7 @@ int klog_write(struct kvs_db *base, kvs_op *ops, size_t n)
     uint64_t end = db->lsn;
     int arc = 0;
     if (queued && !always(db))
-        arc = apply_queue_locked(db, end);
+        arc = apply_queue_locked(db, end, false);
     pthread_mutex_unlock(&db->wlock);
     /* Wait also after a failed write: the records before it are queued
        and borrow the caller's keys until they are applied or failed. */

@@ -384,3 +384,20 @@ Test(log_fsync, everysec_sync_keeps_pace_during_compaction)
     kvs_db_close(db);
     kvs__log_crash_hook = NULL;
 }
+
+/* A batch under "no" (or "everysec") is applied without an fsync: a
+   kvs_db_sync() after it must still sync (the crash-state suite found it
+   returning at once, the batch counted as durable). */
+Test(log_fsync, sync_after_an_unsynced_batch_syncs)
+{
+    make_batch();
+    kvs_db *db = lt_open(dir, &opts);
+    fill(db, 10);
+    cr_assert_eq(kvs_db_sync(db), 0);
+    cr_assert_eq(kvs_db_write(db, batch_ops, BATCH), 0);
+    kvs__fault_set(KVS__FAULT_FSYNC, 1, KVS_EIO);
+    int rc = kvs_db_sync(db);
+    kvs__fault_set(KVS__FAULT_FSYNC, 0, 0);
+    cr_assert_eq(rc, KVS_EIO, "kvs_db_sync() after a batch did not sync: %s", kvs_err_name(rc));
+    kvs_db_close(db);
+}
