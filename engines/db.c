@@ -3,6 +3,7 @@
  * the engine's table. Opening also takes the directory lock and settles
  * which engine owns the directory (owner.c) before the engine sees it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -91,6 +92,40 @@ int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *wh
 out_close:
     close(dir_fd); /* releases the lock */
     return rc;
+}
+
+int kvs_db_open_new(const char *dir, const char *other, const kvs_options *opts, kvs_db **dbp,
+                    char *why)
+{
+    if (!dir || !dbp)
+        return KVS_EINVAL;
+    if (mkdir(dir, 0755) != 0) {
+        if (errno != EEXIST) {
+            kvs__why(why, "cannot create %s: %s", dir, strerror(errno));
+            return kvs_err_from_errno(errno);
+        }
+        DIR *d = opendir(dir);
+        if (!d) {
+            kvs__why(why, "cannot list %s: %s", dir, strerror(errno));
+            return kvs_err_from_errno(errno);
+        }
+        struct dirent *de;
+        bool empty = true;
+        while (empty && (de = readdir(d)) != NULL)
+            empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+        closedir(d);
+        if (!empty) {
+            kvs__why(why, "%s is not empty: the destination must be a new directory", dir);
+            return KVS_ENOTEMPTY;
+        }
+    }
+    struct stat a, b;
+    if (other && stat(other, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino) {
+        kvs__why(why, "the destination %s is the source directory itself", dir);
+        return KVS_EINVAL;
+    }
+    return kvs_db_open(dir, opts, dbp, why);
 }
 
 int kvs_db_close(kvs_db *db)

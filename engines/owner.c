@@ -127,6 +127,13 @@ int kvs__owner_claim(int dir_fd, const char *dir, const char *wanted, const stru
     return 0;
 }
 
+const struct kvs_engine *kvs__owner_guess(int dir_fd)
+{
+    const struct kvs_engine *owner = NULL;
+    char found[256];
+    return foreign_file(dir_fd, NULL, &owner, found, sizeof(found)) == 0 ? owner : NULL;
+}
+
 int kvs__owner_record(int dir_fd, const char *dir, const struct kvs_engine *engine, char *why)
 {
     char text[NAME_MAX_LEN + 2];

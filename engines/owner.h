@@ -33,6 +33,11 @@ int kvs__owner_read(int dir_fd, char *name, size_t size);
 int kvs__owner_claim(int dir_fd, const char *dir, const char *wanted, const struct kvs_engine **out,
                      bool *fresh, char *why);
 
+/* The engine whose files the directory open at dir_fd holds (the first
+   registered one that has any), or NULL: a guess for a directory without
+   its record. */
+const struct kvs_engine *kvs__owner_guess(int dir_fd);
+
 /* Record engine as the directory's owner: temp file, fsync, rename, fsync
    of the directory. */
 int kvs__owner_record(int dir_fd, const char *dir, const struct kvs_engine *engine, char *why);

@@ -407,4 +407,5 @@ const struct kvs_engine kvs__lmdb_engine = {
     .traits = 0,
     .save = lmdb_sync,
     .info = lmdb_info,
+    .check = kvs__lmdb_check,
 };

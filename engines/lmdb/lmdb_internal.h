@@ -116,6 +116,10 @@ int kvs__lmdb_write_batch(struct lmdb_db *db, const struct lmdb_write *w, size_t
 /* Flush data.mdb now; a failure makes the store refuse writes. */
 int kvs__lmdb_sync_now(struct lmdb_db *db);
 
+/* lmdb_check.c: the engine's checker (kvs/check.h). */
+int kvs__lmdb_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
+                    char *why);
+
 /* lmdb_keys.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
    key.len is at most LMDB_MAX_KEY. */
 MDB_val kvs__lmdb_key(unsigned char *buf, kvs_slice key);

@@ -1,6 +1,19 @@
-/* kvs-check: verification and salvage of a data directory; see check.h. */
-#include "check.h"
-
+/*
+ * The kvs engine's checker (kvs/check.h), reached through the engine table:
+ * every segment file's header, every record's header check and checksum
+ * (record.h), and each hint file against its segment (every entry names a
+ * whole valid put of a key with that hash, and the hint lists every record
+ * of the segment). Records are replayed in (id, sub) order, as an open
+ * would, to count the live keys. A bad record in the newest segment that no
+ * valid record follows is a torn tail (open cuts it off); any other bad
+ * record is corruption (open refuses the store), and the scan skips to the
+ * next offset where a valid record starts.
+ *
+ * With a repair directory, every readable record is replayed in log order
+ * into a new store there through kvs_db_set(), kvs_db_remove() and
+ * kvs_db_clear(): torn tails and corrupt ranges are left out, and the
+ * original directory is only ever read (opened O_RDONLY, mapped read-only).
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +26,8 @@
 #include <unistd.h>
 
 #include "hint.h"
-#include "kvs/engine.h"
+#include "klog_db.h"
+#include "kvs/check.h"
 #include "listing.h"
 #include "record.h"
 #include "segment.h"
@@ -436,42 +450,6 @@ static int check_kvs(struct ctx *c)
 
 /* ---- the repair directory ---- */
 
-int kvs__check_repair_open(const char *dir, const char *repair_dir, const char *engine,
-                           kvs_db **dbp, char *why)
-{
-    if (mkdir(repair_dir, 0755) != 0) {
-        if (errno != EEXIST) {
-            kvs__why(why, "cannot create %s: %s", repair_dir, strerror(errno));
-            return kvs_err_from_errno(errno);
-        }
-        DIR *d = opendir(repair_dir);
-        if (!d) {
-            kvs__why(why, "cannot list %s: %s", repair_dir, strerror(errno));
-            return kvs_err_from_errno(errno);
-        }
-        struct dirent *de;
-        bool empty = true;
-        while (empty && (de = readdir(d)) != NULL)
-            empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-        closedir(d);
-        if (!empty) {
-            kvs__why(why, "repair directory %s is not empty: it must be new", repair_dir);
-            return KVS_EINVAL;
-        }
-    }
-    struct stat a, b;
-    if (stat(dir, &a) == 0 && stat(repair_dir, &b) == 0 && a.st_dev == b.st_dev &&
-        a.st_ino == b.st_ino) {
-        kvs__why(why, "the repair directory must differ from %s", dir);
-        return KVS_EINVAL;
-    }
-    kvs_options o;
-    kvs_options_init(&o);
-    o.engine = engine;
-    o.fsync = KVS_FSYNC_NO; /* one sync at the end */
-    return kvs_db_open(repair_dir, &o, dbp, why);
-}
-
 static int finish_repair(kvs_db *db, const char *repair_dir, int rc, char *why)
 {
     if (!db)
@@ -487,34 +465,10 @@ static int finish_repair(kvs_db *db, const char *repair_dir, int rc, char *why)
 
 /* ---- the entry point ---- */
 
-int kvs__check_dir(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-                   char *why)
+int klog_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
+               char *why)
 {
-    memset(r, 0, sizeof(*r));
-    fprintf(out, "kvs-check %s\n", dir);
-    int rc = kvs_dir_engine(dir, r->engine, sizeof(r->engine));
-    if (rc == KVS_ENOTFOUND) {
-        struct stat st;
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            kvs__why(why, "%s is not a directory", dir);
-            return KVS_ENOTFOUND;
-        }
-        fprintf(out, "missing ENGINE record in %s (checking it as a kvs store)\n", dir);
-        r->problems++;
-        r->engine[0] = '\0';
-    } else if (rc != 0) {
-        kvs__why(why, "cannot read the ENGINE record of %s: %s", dir, kvs_strerror(rc));
-        return rc;
-    } else {
-        fprintf(out, "engine: %s\n", r->engine);
-    }
-    if (strcmp(r->engine, "lmdb") == 0)
-        return kvs__check_lmdb(dir, repair_dir, out, r, why);
-    if (r->engine[0] && strcmp(r->engine, "kvs") != 0) {
-        kvs__why(why, "%s: no checker for engine '%s'", dir, r->engine);
-        return KVS_ENOENGINE;
-    }
-
+    int rc;
     struct ctx c = {.dir = dir, .out = out, .r = r, .why = why};
     c.dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (c.dir_fd < 0) {
@@ -528,7 +482,11 @@ int kvs__check_dir(const char *dir, const char *repair_dir, FILE *out, struct kv
         goto out_close;
     }
     if (repair_dir) {
-        rc = kvs__check_repair_open(dir, repair_dir, "kvs", &c.repair, why);
+        kvs_options o;
+        kvs_options_init(&o);
+        o.engine = "kvs";
+        o.fsync = KVS_FSYNC_NO; /* one sync at the end */
+        rc = kvs_db_open_new(repair_dir, dir, &o, &c.repair, why);
         if (rc != 0)
             goto out_close;
     }

@@ -2,12 +2,31 @@
 #include "index.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "kvs/error.h"
 
 #define MIN_SLOTS 64
 
-static struct klog_table *table_new(size_t slots)
+uint64_t kvs__klog_test_salt;
+
+/* A salt for a new index, different at each call and each start. */
+static uint64_t new_salt(void)
+{
+    if (kvs__klog_test_salt)
+        return kvs__klog_test_salt;
+    static atomic_uint_least64_t counter;
+    uint64_t salt;
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        salt = (uint64_t)ts.tv_nsec * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)ts.tv_sec;
+    }
+    return salt + atomic_fetch_add(&counter, UINT64_C(0x9e3779b97f4a7c15));
+}
+
+static struct klog_table *table_new(size_t slots, uint64_t salt)
 {
     /* calloc: large tables come from mmap and their pages stay untouched
        (and unbacked) until used. Zero is an empty slot. */
@@ -15,6 +34,7 @@ static struct klog_table *table_new(size_t slots)
     if (t) {
         t->mask = slots - 1;
         t->shift = 64 - (unsigned)__builtin_ctzll(slots);
+        t->salt = salt;
     }
     return t;
 }
@@ -32,7 +52,7 @@ static struct klog_table *cur(struct klog_index *ix)
 
 int klog_index_init(struct klog_index *ix, struct klog_epoch *epoch)
 {
-    struct klog_table *t = table_new(MIN_SLOTS);
+    struct klog_table *t = table_new(MIN_SLOTS, new_salt());
     if (!t)
         return KVS_ENOMEM;
     atomic_init(&ix->table, t);
@@ -117,7 +137,7 @@ static int probe_locked(struct klog_table *t, uint64_t hash, klog_match_fn match
 /* Copy the live slots of old into a table of the given size. */
 static struct klog_table *rehash(const struct klog_table *old, size_t slots)
 {
-    struct klog_table *t = table_new(slots);
+    struct klog_table *t = table_new(slots, old->salt);
     if (!t)
         return NULL;
     for (size_t i = 0; i <= old->mask; i++) {
@@ -239,7 +259,7 @@ bool klog_index_move_locked(struct klog_index *ix, uint64_t hash, uint64_t from,
 }
 
 /*
- * A step covers the keys of the home slots [b0, b1) whose hash is at least
+ * A step covers the keys of the home slots [b0, b1) whose order is at least
  * the cursor (b0 is the cursor's home; after a shrink the cursor may lie
  * inside it). Such a key sits in its home slot or after it, up to the
  * first empty slot (slots never empty within a table), so the step reads
@@ -253,12 +273,13 @@ bool klog_index_move_locked(struct klog_index *ix, uint64_t hash, uint64_t from,
 int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, size_t max_slots,
                     klog_visit_fn visit, void *ctx, uint64_t *next)
 {
-    size_t n = t->mask + 1, b0 = klog_index_home(t, cursor), b1 = n, counted = 0;
+    size_t n = t->mask + 1, b0 = (size_t)(cursor >> t->shift), b1 = n, counted = 0;
     for (size_t v = b0; v < n; v++) {
         uint64_t l = slot_loc(&t->slot[v]);
         if (klog_loc_live(l)) {
             uint64_t h = slot_hash(&t->slot[v]);
-            if (h >= cursor && klog_index_home(t, h) <= v) {
+            uint64_t o = klog_index_order(t, h);
+            if (o >= cursor && (size_t)(o >> t->shift) <= v) {
                 int rc = visit(ctx, h, l);
                 if (rc < 0)
                     return rc;
@@ -280,10 +301,11 @@ int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, si
         if (!klog_loc_live(l))
             continue;
         uint64_t h = slot_hash(s);
+        uint64_t o = klog_index_order(t, h);
         /* Back in the slots of the first part: only the keys it left. */
-        if (v >= b0 + n && klog_index_home(t, h) <= (v & t->mask))
+        if (v >= b0 + n && (size_t)(o >> t->shift) <= (v & t->mask))
             continue;
-        if (h >= cursor && (end == 0 || h < end)) {
+        if (o >= cursor && (end == 0 || o < end)) {
             int rc = visit(ctx, h, l);
             if (rc < 0)
                 return rc;
@@ -295,7 +317,7 @@ int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, si
 
 struct klog_table *klog_index_table_new(void)
 {
-    return table_new(MIN_SLOTS);
+    return table_new(MIN_SLOTS, new_salt());
 }
 
 void klog_index_table_free(struct klog_table *t)

@@ -31,11 +31,19 @@
  *   store was in after the reader started.
  * - Readers therefore take no lock and never wait: a get is an epoch enter,
  *   a probe, a key comparison in the mapping, a copy and an epoch exit.
- * - A key's home slot is the top bits of its hash, so slot order is hash
- *   order and a table twice the size splits slot i into 2i and 2i + 1.
- *   That is what lets a walk of the keys (klog_index_scan) be resumed from
- *   a hash value, a cursor that means the same in every table: every key
- *   whose hash is below it was visited. A walk reads slots in order.
+ * - A key's place is the top bits of its "order": its hash mixed with a
+ *   salt by a bijection, so slot order is order order and a table twice
+ *   the size splits slot i into 2i and 2i + 1. That is what lets a walk of
+ *   the keys (klog_index_scan) be resumed from an order value, a cursor
+ *   that means the same in every table of the index: every key whose order
+ *   is below it was visited. A walk reads slots in order.
+ * - The salt is drawn when the index is created (at each open, and anew by
+ *   a clear) and kept by every table that replaces it. Without it a walk's
+ *   order would be hash order, and keys inserted in that order (a store
+ *   copied from another, hint files written by compaction's walk and read
+ *   back at open) would all have their homes at the start of a table that
+ *   is smaller than the final one: linear probing turns that into one
+ *   cluster and quadratic time. Under another salt that order is random.
  */
 #ifndef KVS_LOG_INDEX_H
 #define KVS_LOG_INDEX_H
@@ -78,7 +86,8 @@ struct klog_slot {
 struct klog_table {
     struct klog_retired retired; /* first: freed through the epoch */
     size_t mask;                 /* slots - 1 */
-    unsigned shift;              /* 64 - log2(slots): a hash's home slot is hash >> shift */
+    unsigned shift;              /* 64 - log2(slots): a key's home is its order >> shift */
+    uint64_t salt;               /* of the order (above) */
     struct klog_slot slot[];
 };
 
@@ -114,10 +123,22 @@ static inline const struct klog_table *klog_index_table(struct klog_index *ix)
 int klog_index_find(const struct klog_table *t, uint64_t hash, klog_match_fn match, void *ctx,
                     uint64_t *loc);
 
+/* A key's order in t's index (see the top): a bijection of its hash. */
+static inline uint64_t klog_index_order(const struct klog_table *t, uint64_t hash)
+{
+    uint64_t x = hash ^ t->salt; /* then MurmurHash3's finalizer, a bijection */
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return x;
+}
+
 /* The slot where a probe for hash begins. */
 static inline size_t klog_index_home(const struct klog_table *t, uint64_t hash)
 {
-    return (size_t)(hash >> t->shift);
+    return (size_t)(klog_index_order(t, hash) >> t->shift);
 }
 
 /* Start loading the slot where a probe for hash begins (a hint: no
@@ -126,6 +147,11 @@ static inline void klog_index_prefetch(const struct klog_table *t, uint64_t hash
 {
     __builtin_prefetch(&t->slot[klog_index_home(t, hash)]);
 }
+
+/* Test hook: when not 0, the salt of every new index instead of a random
+   one, so that a test can repeat a run call for call (the layout of
+   compaction outputs follows the order of the walk). */
+extern uint64_t kvs__klog_test_salt;
 
 /*
  * A key met by klog_index_scan(): its slot's hash and location. Returns 1
@@ -136,13 +162,14 @@ static inline void klog_index_prefetch(const struct klog_table *t, uint64_t hash
 typedef int (*klog_visit_fn)(void *ctx, uint64_t hash, uint64_t loc);
 
 /*
- * klog_index_scan - one step of a walk over the keys of t in hash order
+ * klog_index_scan - one step of a walk over the keys of t in their order
  * (reader side, inside an epoch section; t is one table throughout).
- * @cursor: 0 to start; every key with a hash below it counts as visited.
+ * @cursor: 0 to start; every key whose order (klog_index_order) is below
+ *          it counts as visited.
  * @want:   stop after about this many keys counted by visit (at least 1).
  * @max_slots: and after at most about this many slots (at least 1), so
  *          that a sparse table does not make one step long.
- * Calls visit for each live key with a hash from cursor up to the step's
+ * Calls visit for each live key with an order from cursor up to the step's
  * end, each slot at most once; *next receives that end, the cursor of the
  * next step, or 0 when the walk is complete. A key present in the index
  * from the first step to the last is visited at least once in a walk

@@ -248,4 +248,5 @@ const struct kvs_engine kvs__log_engine = {
     .traits = 0,
     .save = klog_sync,
     .info = klog_info,
+    .check = klog_check,
 };

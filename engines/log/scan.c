@@ -1,8 +1,9 @@
 /*
  * Iteration for the kvs engine: kvs_db_scan() over the index.
  *
- * The cursor is a hash value: the index walks its slots in hash order
- * (index.h), and every key whose hash is below the cursor has been visited.
+ * The cursor is an order value: the index walks its slots in the order of
+ * its keys (index.h), and every key whose order is below the cursor has
+ * been visited.
  * A step is one walk of at most a bounded number of slots inside an epoch
  * section: no lock is taken, so writers and compaction carry on beside it,
  * and between steps the table may grow or shrink without the cursor losing

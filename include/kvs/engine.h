@@ -27,7 +27,11 @@
 #ifndef KVS_ENGINE_H
 #define KVS_ENGINE_H
 
+#include <stdio.h>
+
 #include "kvs/kvs.h"
+
+struct kvs_check_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,6 +79,11 @@ struct kvs_engine {
     int (*save)(struct kvs_db *db);
     /* ABI 2. Emit the engine's own figures (kvs_db_info). */
     int (*info)(struct kvs_db *db, kvs_info_fn fn, void *ctx);
+    /* ABI 2. Check the stopped store in dir, which records this engine (or
+       records none: kvs_dir_check() has said so), and salvage it into
+       repair_dir if not NULL (kvs/check.h). */
+    int (*check)(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
+                 char *why);
 };
 
 /* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */

@@ -34,7 +34,8 @@ extern "C" {
     X(ECLOSED, -16, "connection closed")                                                           \
     X(EPROTO, -17, "protocol error")                                                               \
     X(ESERVER, -18, "server replied with an error")                                                \
-    X(ECONNECT, -19, "cannot connect to server")
+    X(ECONNECT, -19, "cannot connect to server")                                                   \
+    X(ENOTEMPTY, -20, "directory is not empty")
 
 typedef enum kvs_err {
 #define KVS__ERR_ENUM(name, value, msg) KVS_##name = (value),

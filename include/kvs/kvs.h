@@ -130,6 +130,16 @@ int kvs_dir_engine(const char *dir, char *name, size_t size);
  */
 int kvs_db_open(const char *dir, const kvs_options *opts, kvs_db **dbp, char *why);
 
+/*
+ * kvs_db_open_new - kvs_db_open() on a directory that must be new, as the
+ * destination of a copy (kvs-convert, kvs-check --repair): dir is created
+ * if missing and refused with KVS_ENOTEMPTY if it holds anything; with
+ * other not NULL, dir must not be that directory (the copy's source:
+ * KVS_EINVAL). Otherwise as kvs_db_open(), why explaining a failure.
+ */
+int kvs_db_open_new(const char *dir, const char *other, const kvs_options *opts, kvs_db **dbp,
+                    char *why);
+
 /* kvs_db_close - flush and close; accepts NULL. Returns 0 or an I/O error
    from the final sync (the handle is released either way). */
 int kvs_db_close(kvs_db *db);

@@ -1,6 +1,7 @@
 /*
  * kvs-check DIR [--repair OUT_DIR]: verify a data directory offline and
- * optionally salvage it into a new one (check.h). Exit status: 0 clean,
+ * optionally salvage it into a new one, with the checker of the engine that
+ * wrote it (kvs/check.h). Exit status: 0 clean,
  * 1 problems found (or the check could not finish), 2 usage or a directory
  * that cannot be checked (missing, locked by a running server, unknown
  * engine).
@@ -9,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
+#include "kvs/check.h"
 
 static int usage(void)
 {
@@ -37,12 +38,13 @@ int main(int argc, char **argv)
         return usage();
     struct kvs_check_report r;
     char why[KVS_WHY_MAX] = "";
-    int rc = kvs__check_dir(dir, repair, stdout, &r, why);
+    int rc = kvs_dir_check(dir, repair, stdout, &r, why);
     fflush(stdout);
     if (rc != 0) {
         fprintf(stderr, "kvs-check: %s\n", why[0] ? why : kvs_strerror(rc));
         bool cannot_check = rc == KVS_ENOTFOUND || rc == KVS_ELOCKED || rc == KVS_ENOENGINE ||
-                            rc == KVS_EINVAL || rc == KVS_EWRONGENGINE;
+                            rc == KVS_EINVAL || rc == KVS_EWRONGENGINE || rc == KVS_ENOTSUP ||
+                            rc == KVS_ENOTEMPTY;
         return cannot_check ? 2 : 1;
     }
     return r.problems ? 1 : 0;

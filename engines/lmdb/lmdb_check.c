@@ -1,5 +1,5 @@
 /*
- * kvs-check for an lmdb store (see check.h): open it through libkvs for
+ * The lmdb engine's checker (kvs/check.h): open the store through libkvs for
  * its stats, then walk the main database read-only with LMDB's cursor,
  * which reads every page holding a key or a value, and copy every entry
  * into the repair directory when one is given. Keys carry the engine's
@@ -14,10 +14,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "kvs/engine.h"
-
-#include "engines/lmdb/lmdb_internal.h"
+#include "kvs/check.h"
+#include "lmdb_internal.h"
 
 static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report *r, char *why)
 {
@@ -88,7 +86,7 @@ static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report
     return rc;
 }
 
-int kvs__check_lmdb(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
+int kvs__lmdb_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
                     char *why)
 {
     /* Through libkvs first: refuses a store in use, and LMDB checks the meta pages. */
@@ -138,7 +136,11 @@ int kvs__check_lmdb(const char *dir, const char *repair_dir, FILE *out, struct k
         goto out_env;
     }
     if (repair_dir) {
-        rc = kvs__check_repair_open(dir, repair_dir, "lmdb", &repair, why);
+        kvs_options ro;
+        kvs_options_init(&ro);
+        ro.engine = "lmdb";
+        ro.fsync = KVS_FSYNC_NO; /* one sync at the end */
+        rc = kvs_db_open_new(repair_dir, dir, &ro, &repair, why);
         if (rc != 0)
             goto out_env;
     }
