@@ -27,7 +27,7 @@
 #define DEFAULT_KEYS 1000000
 #define QUICK_KEYS 20000
 
-static const char *const quick_workloads = "fill,overwrite,read-hit,read-miss,mixed,delete,"
+static const char *const quick_workloads = "fill,overwrite,read-hit,read-miss,mixed,scan,delete,"
                                            "set-4095,get-2^8,get-2^12";
 
 static void usage(FILE *f)
@@ -52,7 +52,7 @@ static void usage(FILE *f)
             "  --seed N           seed of keys, values and random streams (default 1)\n"
             "  --batch N          sets per kvs_db_write() call in fill and overwrite\n"
             "                     (default 1: kvs_db_set); a set's latency is its batch's\n"
-            "  --workloads LIST   default: fill,overwrite,read-hit,read-miss,mixed,delete,\n"
+            "  --workloads LIST   default: fill,overwrite,read-hit,read-miss,mixed,scan,delete,\n"
             "                     set-4095,get-2^8,get-2^12,get-2^16,get-2^20\n"
             "                     (also get-N, set-N for other N)\n"
             "  --dir DIR          make stores under DIR (default: a new directory in\n"
@@ -64,7 +64,9 @@ static void usage(FILE *f)
             "  -h, --help         this text\n"
             "\n"
             "Workloads: fill (new random keys), overwrite and read-hit (uniform random over\n"
-            "the keys), read-miss, mixed (90%% reads, 10%% writes), delete (every key once),\n"
+            "the keys), read-miss, mixed (90%% reads, 10%% writes), scan (a pass of\n"
+            "kvs_db_scan over every key per thread, 1000 keys a step: operations are keys,\n"
+            "latencies are steps'), delete (every key once),\n"
             "set-4095 (fresh store, key1..key4095 = \"value\"), get-N (fresh store of N keys,\n"
             "random gets), and two not run by default: read-while-compact (random gets while\n"
             "an untimed thread overwrites random keys, timed from the first compaction on)\n"

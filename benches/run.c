@@ -43,6 +43,8 @@ struct worker {
     kvs_op *ops;
     uint8_t *bkeys, *bvals;
     size_t nops;
+    /* OP_SCAN: where the pass is, and what it and the last step visited. */
+    uint64_t cursor, pass_keys, step_keys;
 };
 
 typedef int (*op_fn)(struct worker *w, uint64_t n);
@@ -197,6 +199,36 @@ static int op_named_set(struct worker *w, uint64_t n)
     return 0;
 }
 
+static int count_key(void *ctx, kvs_slice key, const kvs_slice *value)
+{
+    (void)key;
+    (void)value;
+    ((struct worker *)ctx)->step_keys++;
+    return 0;
+}
+
+/* One step of a pass; a pass over an unchanging store visits every key
+   exactly once (kvs.h), which is checked. */
+static int op_scan(struct worker *w, uint64_t n)
+{
+    (void)n;
+    const run_spec *s = w->sh->spec;
+    w->step_keys = 0;
+    uint64_t t0 = now_ns();
+    int rc = kvs_db_scan(s->db, w->cursor, SCAN_STEP, 0, count_key, w, &w->cursor);
+    hist_add(&w->lat, now_ns() - t0);
+    if (rc != 0)
+        return fail(w, "scan step: %s", kvs_strerror(rc));
+    w->pass_keys += w->step_keys;
+    if (w->cursor == 0) {
+        if (!s->bg_writer && w->pass_keys != s->keys)
+            return fail(w, "a scan pass visited %" PRIu64 " keys of %" PRIu64, w->pass_keys,
+                        s->keys);
+        w->pass_keys = 0;
+    }
+    return 0;
+}
+
 static op_fn op_for(op_kind kind)
 {
     switch (kind) {
@@ -214,6 +246,8 @@ static op_fn op_for(op_kind kind)
         return op_delete;
     case OP_NAMED_SET:
         return op_named_set;
+    case OP_SCAN:
+        return op_scan;
     }
     return NULL;
 }
@@ -225,13 +259,17 @@ static void *worker_main(void *arg)
     op_fn op = op_for(sh->spec->kind);
     pthread_barrier_wait(&sh->barrier);
     w->start_ns = now_ns();
-    for (uint64_t n = 0; n < w->count; n++) {
+    /* A scan step is as many operations as keys it visited. */
+    bool scan = sh->spec->kind == OP_SCAN;
+    for (uint64_t n = 0; n < w->count;) {
         if (atomic_load_explicit(&sh->stop, memory_order_relaxed) ||
             atomic_load_explicit(&bench_interrupted, memory_order_relaxed))
             break;
         if (op(w, n) != 0)
             break;
-        w->done++;
+        uint64_t did = scan ? w->step_keys : 1;
+        w->done += did;
+        n += did ? did : 1;
     }
     if (flush_batch(w) != 0)
         w->done = 0;

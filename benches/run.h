@@ -31,7 +31,12 @@ typedef enum op_kind {
     OP_MIXED,     /* 90% OP_READ, 10% OP_OVERWRITE */
     OP_DELETE,    /* remove key numbers [0, keys), each once */
     OP_NAMED_SET, /* set "key1".."key<ops>" to "value" */
+    OP_SCAN,      /* passes of kvs_db_scan (keys only, SCAN_STEP keys a step); an
+                     operation is a key visited, a latency is a step's */
 } op_kind;
+
+/* Keys asked for per step of OP_SCAN, as redis-cli --scan asks COUNT 1000. */
+#define SCAN_STEP 1000
 
 typedef struct run_spec {
     kvs_db *db;

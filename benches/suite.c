@@ -18,7 +18,7 @@
 #include "sys.h"
 
 const char *const workload_names[] = {
-    "fill",     "overwrite", "read-hit", "read-miss", "mixed",    "delete",
+    "fill",     "overwrite", "read-hit", "read-miss", "mixed",    "scan", "delete",
     "set-4095", "get-2^8",   "get-2^12", "get-2^16",  "get-2^20", NULL,
 };
 
@@ -65,6 +65,7 @@ int workload_parse(const char *text, workload *out)
         {"read-miss", WL_READ_MISS},
         {"mixed", WL_MIXED},
         {"delete", WL_DELETE},
+        {"scan", WL_SCAN},
         {"read-while-compact", WL_READ_COMPACT},
         {"read-while-write", WL_READ_WRITE},
     };
@@ -287,12 +288,14 @@ static int prepare(struct combo *c, const workload *w, run_spec *s)
     static const op_kind kinds[] = {
         [WL_OVERWRITE] = OP_OVERWRITE, [WL_READ_HIT] = OP_READ, [WL_READ_MISS] = OP_MISS,
         [WL_MIXED] = OP_MIXED,         [WL_DELETE] = OP_DELETE, [WL_READ_COMPACT] = OP_READ,
-        [WL_READ_WRITE] = OP_READ,
+        [WL_READ_WRITE] = OP_READ,     [WL_SCAN] = OP_SCAN,
     };
     bool bg = w->kind == WL_READ_COMPACT || w->kind == WL_READ_WRITE;
     if (w->kind == WL_OVERWRITE || w->kind == WL_MIXED || bg)
         c->st.version++;
     *s = spec_for(c, kinds[w->kind], keys);
+    if (w->kind == WL_SCAN)
+        s->ops = keys * c->threads; /* a whole pass for each thread */
     s->bg_writer = bg;
     s->wait_compaction_ns = w->kind == WL_READ_COMPACT ? 30000000000ull : 0;
     return 0;

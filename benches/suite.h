@@ -30,6 +30,7 @@ typedef enum wl_kind {
     WL_DELETE,    /* remove every standard key once */
     WL_SET_NAMED, /* fresh store: set key1..key<n> to "value" */
     WL_GET_N,     /* fresh store loaded with n keys: random gets */
+    WL_SCAN,      /* one pass of kvs_db_scan over the standard keys per thread */
     /* get random standard keys while an untimed thread overwrites random
        ones: with compaction running (kvs; the thresholds as opened), or
        with compaction switched off, the baseline for the former */
