@@ -4,13 +4,13 @@
  * libraries send on connect is answered here. Run on the connection's
  * worker thread.
  */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
 #include "auth.h"
 #include "commands.h"
 #include "conn.h"
+#include "glob.h"
 #include "log.h"
 #include "reply.h"
 #include "worker.h"
@@ -365,15 +365,14 @@ static void config_value(struct server *srv, enum config_param p, char *out, siz
     }
 }
 
-/* Whether the glob pattern (Redis's syntax, case-insensitive) matches. */
+/* Whether the glob pattern matches, as Redis's CONFIG GET matches: its
+   glob (glob.h) ignoring case, on the pattern up to its first NUL byte. */
 static bool config_match(kvs_slice pattern, const char *name)
 {
-    char text[128];
-    if (pattern.len >= sizeof(text) || (pattern.len && memchr(pattern.data, '\0', pattern.len)))
-        return false;
-    memcpy(text, pattern.data, pattern.len);
-    text[pattern.len] = '\0';
-    return fnmatch(text, name, FNM_CASEFOLD) == 0;
+    const char *nul = pattern.len ? memchr(pattern.data, '\0', pattern.len) : NULL;
+    if (nul)
+        pattern.len = (size_t)(nul - (const char *)pattern.data);
+    return glob_match(pattern, kvs_slice_str(name), true);
 }
 
 /* CONFIG GET pattern [pattern ...]: name/value pairs, each name once. */
