@@ -2,10 +2,11 @@
  * Commands on keys and values: GET, SET, DEL, EXISTS, MGET, MSET, DBSIZE,
  * FLUSHDB/FLUSHALL. Run on the connection's worker thread.
  *
- * Reads go to the engine directly. Plain writes (SET k v, DEL, MSET) are
- * queued in the worker's batch of the turn (worker.h) and answered by
- * their done() once it is applied through store_write_batch(); writes that
- * read first (SET NX/XX/GET) and FLUSHDB go through store_write() at once.
+ * Reads go to the engine directly. Plain writes (the CMD_BATCHED forms of
+ * the command table: SET k v, DEL, MSET) are queued in the worker's batch
+ * of the turn (worker.h) and answered by their done() once it is applied
+ * through store_write_batch(); writes that read first (SET NX/XX/GET) and
+ * FLUSHDB go through store_write() at once.
  * Values read are copied into the worker's scratch buffer, then into the
  * reply: the engine never hands out pointers into itself.
  */
@@ -97,7 +98,7 @@ static bool is_expiry_option(kvs_slice opt, bool *takes_value)
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] */
 void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    if (argc == 3) {
+    if (command_batched(c->cmd, argc)) { /* SET key value */
         int err = check_sizes(c, argv[1], &argv[2]);
         kvs_op *op = batch_add(c, set_done, err ? 0 : 1, err);
         if (op && !err)
@@ -205,7 +206,8 @@ void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
    writing nothing. */
 void cmd_mset(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    if ((argc - 1) % 2 != 0) {
+    /* The table's batch rule is MSET's own: whole key/value pairs. */
+    if (!command_batched(c->cmd, argc)) {
         reply_arity_error(c, "mset");
         return;
     }

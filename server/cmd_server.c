@@ -244,13 +244,17 @@ void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
    (ACL categories, tips, key specs, subcommands) are empty. */
 static void reply_command_info(struct conn *c, const struct command *cmd)
 {
+    /* In the order Redis lists them. */
     static const struct {
         unsigned flag;
         const char *name;
     } flag_names[] = {
-        {CMD_WRITE, "write"},    {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
-        {CMD_ADMIN, "admin"},    {CMD_FAST, "fast"},         {CMD_STALE, "stale"},
-        {CMD_NOAUTH, "no_auth"},
+        {CMD_WRITE, "write"},           {CMD_READONLY, "readonly"},
+        {CMD_DENYOOM, "denyoom"},       {CMD_ADMIN, "admin"},
+        {CMD_NOSCRIPT, "noscript"},     {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},           {CMD_FAST, "fast"},
+        {CMD_NOAUTH, "no_auth"},        {CMD_NO_MULTI, "no_multi"},
+        {CMD_ALLOW_BUSY, "allow_busy"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
@@ -286,8 +290,15 @@ static void command_docs(struct conn *c, size_t argc, const kvs_slice *argv)
     reply_array(c, 0);
 }
 
+/* COMMAND INFO [name ...]: every command when none is named, as Redis 7. */
 static void command_info_sub(struct conn *c, size_t argc, const kvs_slice *argv)
 {
+    if (argc == 2) {
+        reply_array(c, command_count());
+        for (size_t i = 0; i < command_count(); i++)
+            reply_command_info(c, command_at(i));
+        return;
+    }
     reply_array(c, argc - 2);
     for (size_t i = 2; i < argc; i++) {
         const struct command *cmd = command_lookup(argv[i]);
@@ -317,9 +328,7 @@ static const struct subcommand command_subs[] = {
 void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     if (argc == 1) {
-        reply_array(c, command_count());
-        for (size_t i = 0; i < command_count(); i++)
-            reply_command_info(c, command_at(i));
+        command_info_sub(c, 2, argv);
         return;
     }
     subcommand_dispatch(c, "command", command_subs, sizeof(command_subs) / sizeof(command_subs[0]),

@@ -15,30 +15,38 @@
 #include "reply.h"
 #include "worker.h"
 
+/* QUIT, HELLO and AUTH: allowed before authentication and at any time. */
+#define CONN_CMD_FLAGS                                                                             \
+    (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NOAUTH | CMD_ALLOW_BUSY)
+
+/* Arity, flags and key positions are Redis 7.0's, as its COMMAND INFO
+   reports them. */
 static const struct command table[] = {
     /* keys and values: cmd_keys.c */
-    {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1},
-    {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM, 1, 1, 1},
-    {"del", cmd_del, -2, CMD_WRITE, 1, -1, 1},
-    {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1},
-    {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1},
-    {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2},
-    {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0},
-    {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0},
-    {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0},
+    {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, 3},
+    {"del", cmd_del, -2, CMD_WRITE | CMD_BATCHED, 1, -1, 1, -2},
+    {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
+    {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
+    {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, -1, 2, -3},
+    {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0, 0},
+    {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
+    {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
     /* the connection: cmd_server.c */
-    {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0},
-    {"echo", cmd_echo, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
-    {"select", cmd_select, 2, CMD_FAST | CMD_STALE, 0, 0, 0},
-    {"quit", cmd_quit, -1, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
-    {"hello", cmd_hello, -1, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
-    {"auth", cmd_auth, -2, CMD_FAST | CMD_STALE | CMD_NOAUTH, 0, 0, 0},
-    {"client", cmd_client, -2, CMD_STALE, 0, 0, 0},
+    {"ping", cmd_ping, -1, CMD_FAST, 0, 0, 0, 0},
+    {"echo", cmd_echo, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0},
+    {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0},
+    {"quit", cmd_quit, -1, CONN_CMD_FLAGS, 0, 0, 0, 0},
+    {"hello", cmd_hello, -1, CONN_CMD_FLAGS, 0, 0, 0, 0},
+    {"auth", cmd_auth, -2, CONN_CMD_FLAGS, 0, 0, 0, 0},
+    {"client", cmd_client, -2, 0, 0, 0, 0, 0}, /* flags are its subcommands' */
     /* the server: cmd_server.c, cmd_info.c */
-    {"command", cmd_command, -1, CMD_STALE, 0, 0, 0},
-    {"config", cmd_config, -2, CMD_ADMIN | CMD_STALE, 0, 0, 0},
-    {"info", cmd_info, -1, CMD_STALE, 0, 0, 0},
-    {"shutdown", cmd_shutdown, -1, CMD_ADMIN | CMD_STALE, 0, 0, 0},
+    {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0},
+    {"config", cmd_config, -2, 0, 0, 0, 0, 0},
+    {"info", cmd_info, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0},
+    {"shutdown", cmd_shutdown, -1,
+     CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0,
+     0},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))
@@ -118,12 +126,17 @@ int slice_to_ll(kvs_slice s, long long *out)
     bool neg = false;
     if (s.len == 0 || s.len > 20)
         return -1;
+    if (s.len == 1 && p[0] == '0') {
+        *out = 0;
+        return 0;
+    }
     if (p[0] == '-') {
         neg = true;
         i = 1;
-        if (s.len == 1)
-            return -1;
     }
+    /* The first digit is 1-9: no leading zeros, no "-0", nothing empty. */
+    if (i == s.len || p[i] < '1' || p[i] > '9')
+        return -1;
     unsigned long long v = 0;
     unsigned long long limit = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
     for (; i < s.len; i++) {
@@ -170,6 +183,12 @@ static void reply_unknown(struct conn *c, size_t argc, const kvs_slice *argv)
     reply_error(c, text);
 }
 
+/* Whether argc fits an arity: exactly arity, or at least -arity. */
+static bool arity_fits(int arity, size_t argc)
+{
+    return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
+}
+
 void reply_arity_error(struct conn *c, const char *name)
 {
     reply_errorf(c, "ERR wrong number of arguments for '%s' command", name);
@@ -182,8 +201,7 @@ void subcommand_dispatch(struct conn *c, const char *parent, const struct subcom
         const struct subcommand *sub = &subs[i];
         if (!slice_is(argv[1], sub->name))
             continue;
-        if ((sub->arity > 0 && argc != (size_t)sub->arity) ||
-            (sub->arity < 0 && argc < (size_t)-sub->arity)) {
+        if (!arity_fits(sub->arity, argc)) {
             reply_errorf(c, "ERR wrong number of arguments for '%s|%s' command", parent, sub->name);
             return;
         }
@@ -241,7 +259,15 @@ static bool looks_like_http(kvs_slice name)
     return slice_is(name, "post") || slice_is(name, "host:");
 }
 
-void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
+bool command_batched(const struct command *cmd, size_t argc)
+{
+    if (!(cmd->flags & CMD_BATCHED) || !arity_fits(cmd->batch_arity, argc))
+        return false;
+    return argc >= (size_t)cmd->first_key &&
+           (argc - (size_t)cmd->first_key) % (size_t)cmd->key_step == 0;
+}
+
+void commands_execute(struct conn *c, const struct command *cmd, size_t argc, const kvs_slice *argv)
 {
     if (looks_like_http(argv[0])) {
         log_warn("client id=%llu sent an HTTP request line (cross-protocol attack?); closing it",
@@ -249,13 +275,11 @@ void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
         c->flags |= CONN_KILL;
         return;
     }
-    const struct command *cmd = command_lookup(argv[0]);
     if (!cmd) {
         reply_unknown(c, argc, argv);
         return;
     }
-    if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
-        (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+    if (!arity_fits(cmd->arity, argc)) {
         reply_arity_error(c, cmd->name);
         return;
     }
@@ -266,5 +290,7 @@ void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv)
         return;
     }
     stat_add(&c->w->stats.commands, 1);
+    c->cmd = cmd;
     cmd->proc(c, argc, argv);
+    c->cmd = NULL;
 }

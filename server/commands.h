@@ -23,14 +23,25 @@ struct conn;
 
 typedef void cmd_proc(struct conn *c, size_t argc, const kvs_slice *argv);
 
+/* Flags as Redis 7 reports them in COMMAND (their names, in Redis's
+   order, are in cmd_server.c), and kvs's own CMD_BATCHED. */
 enum cmd_flag {
-    CMD_WRITE = 1u << 0,    /* may change the store */
-    CMD_READONLY = 1u << 1, /* reads the store */
-    CMD_DENYOOM = 1u << 2,  /* may grow the store */
-    CMD_ADMIN = 1u << 3,    /* server administration */
-    CMD_FAST = 1u << 4,     /* O(1) or O(argc) */
-    CMD_STALE = 1u << 5,    /* answers without touching the store */
-    CMD_NOAUTH = 1u << 6,   /* allowed before AUTH under --requirepass */
+    CMD_WRITE = 1u << 0,       /* may change the store */
+    CMD_READONLY = 1u << 1,    /* reads the store */
+    CMD_DENYOOM = 1u << 2,     /* may grow the store */
+    CMD_ADMIN = 1u << 3,       /* server administration */
+    CMD_NOSCRIPT = 1u << 4,    /* not allowed in scripts */
+    CMD_LOADING = 1u << 5,     /* allowed while the data set loads */
+    CMD_STALE = 1u << 6,       /* allowed on a replica with stale data */
+    CMD_FAST = 1u << 7,        /* O(1) or O(argc) */
+    CMD_NOAUTH = 1u << 8,      /* allowed before AUTH under --requirepass */
+    CMD_NO_MULTI = 1u << 9,    /* not allowed inside MULTI */
+    CMD_ALLOW_BUSY = 1u << 10, /* allowed while a script runs */
+    /* kvs's own, not reported: with argc fitting batch_arity the command
+       is an unconditional write queued in the worker's batch of the turn
+       (worker.h), answered once the batch is applied. See
+       command_batched(). */
+    CMD_BATCHED = 1u << 16,
 };
 
 struct command {
@@ -39,6 +50,11 @@ struct command {
     int arity;
     unsigned flags;                    /* enum cmd_flag */
     int first_key, last_key, key_step; /* as COMMAND reports them */
+    /* CMD_BATCHED only: the argc, as an arity (3: exactly 3; -2: at least
+       2), for which the command is batched (SET k v, but not SET with
+       options). The arguments from first_key on must also come in whole
+       key_step groups (MSET's key/value pairs). */
+    int batch_arity;
 };
 
 /* Build the lookup index. Main thread, before any worker starts. */
@@ -51,8 +67,17 @@ const struct command *command_lookup(kvs_slice name);
 size_t command_count(void);
 const struct command *command_at(size_t i);
 
-/* Execute one parsed command; argc >= 1. */
-void commands_execute(struct conn *c, size_t argc, const kvs_slice *argv);
+/* Whether cmd, with argc arguments, is a batched write (CMD_BATCHED): the
+   one rule that conn.c (which pauses a connection with queued writes for
+   anything else) and the handlers (which queue or run) both follow.
+   Authentication is the caller's to check. */
+bool command_batched(const struct command *cmd, size_t argc);
+
+/* Execute one parsed command; argc >= 1. cmd is command_lookup(argv[0]),
+   looked up once by the caller (NULL: unknown). c->cmd is cmd while its
+   handler runs. */
+void commands_execute(struct conn *c, const struct command *cmd, size_t argc,
+                      const kvs_slice *argv);
 
 /* A command's subcommands (CONFIG GET, CLIENT ID...): small tables
    searched in order; arity counts argv from the command's name. */
@@ -74,8 +99,8 @@ void reply_arity_error(struct conn *c, const char *name);
 /* Whether s equals the ASCII text lit, ignoring case. */
 bool slice_is(kvs_slice s, const char *lit);
 
-/* Parse s as a decimal long long, as Redis does (no spaces, no '+').
-   Returns 0 or -1. */
+/* Parse s as a decimal long long exactly as Redis's string2ll() does: no
+   spaces, no '+', no leading zeros, no "-0". Returns 0 or -1. */
 int slice_to_ll(kvs_slice s, long long *out);
 
 /* The handlers, one per command (cmd_keys.c, cmd_server.c, cmd_info.c). */

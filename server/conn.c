@@ -148,19 +148,10 @@ static enum read_result conn_read(struct conn *c)
 
 /* Whether a command, run now, would be queued in the worker's batch with
    no reply of its own: it must get past every check of commands_execute()
-   (lookup, arity, authentication) and be a write cmd_keys.c batches. */
-static bool is_batched_write(struct conn *c, size_t argc, const kvs_slice *argv)
+   (lookup, arity, authentication) and be a batched write. */
+static bool is_batched_write(struct conn *c, const struct command *cmd, size_t argc)
 {
-    const struct command *cmd = command_lookup(argv[0]);
-    if (!cmd || !auth_conn_allowed(c))
-        return false;
-    if (cmd->proc == cmd_set)
-        return argc == 3;
-    if (cmd->proc == cmd_del)
-        return argc >= 2;
-    if (cmd->proc == cmd_mset)
-        return argc >= 3 && argc % 2 == 1;
-    return false;
+    return cmd && command_batched(cmd, argc) && auth_conn_allowed(c);
 }
 
 /* Drop the executed bytes from `in`, once no queued write points there. */
@@ -224,7 +215,8 @@ static void conn_process(struct conn *c)
             break;
         }
         size_t argc = c->parser.argc;
-        if (argc > 0 && c->npending && !is_batched_write(c, argc, c->parser.argv)) {
+        const struct command *cmd = argc > 0 ? command_lookup(c->parser.argv[0]) : NULL;
+        if (argc > 0 && c->npending && !is_batched_write(c, cmd, argc)) {
             /* Parsed again once the queued writes are answered (a parse
                that returned RESP_DONE leaves the parser at rest). */
             c->batch_wait = true;
@@ -235,7 +227,7 @@ static void conn_process(struct conn *c)
 #ifndef NDEBUG
             size_t npending = c->npending, out_len = c->out.len;
 #endif
-            commands_execute(c, argc, c->parser.argv);
+            commands_execute(c, cmd, argc, c->parser.argv);
             /* A reply may not overtake the replies of queued writes. */
             assert(npending == 0 || c->out.len == out_len || (c->flags & CONN_KILL));
         }

@@ -33,6 +33,7 @@
 
 struct worker;
 struct event;
+struct command;
 
 enum conn_flag {
     CONN_QUIT = 1u << 0,          /* execute nothing more; close once out is written */
@@ -62,7 +63,8 @@ struct conn {
        SIZE_MAX: none. */
     size_t out_limit;
     resp_parser parser;
-    kvs_buf name; /* CLIENT SETNAME; len 0: none */
+    kvs_buf name;              /* CLIENT SETNAME; len 0: none */
+    const struct command *cmd; /* the command whose handler runs, else NULL */
 };
 
 /* Take over an accepted socket: allocate the connection and start reading.

@@ -1,6 +1,9 @@
 /* Helpers of the kvs-server suites; see harness.h. */
 #include "harness.h"
 
+#include "kvs/kvs.h"
+#include "proto/resp.h"
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -16,6 +19,16 @@
 #include <unistd.h>
 
 #define MAX_ARGS 64
+
+struct criterion_test_params h_engine_params(void)
+{
+    static struct h_engine engines[16];
+    size_t n = 0;
+    for (size_t i = 0; i < kvs_engine_count() && n < sizeof(engines) / sizeof(engines[0]); i++)
+        snprintf(engines[n++].name, sizeof(engines[0].name), "%s",
+                 kvs_engine_name(kvs_engine_at(i)));
+    return cr_make_param_array(struct h_engine, engines, n);
+}
 
 const char *h_server_binary(void)
 {
@@ -246,4 +259,50 @@ bool h_closed(int fd)
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return true;
     }
+}
+
+char *h_read_reply(int fd, size_t *len)
+{
+    size_t cap = 4096, have = 0, done = 0, pending = 1;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    char why[128];
+    while (pending > 0) {
+        resp_reply r;
+        size_t used = 0;
+        int rc = have > done ? resp_parse_reply(buf + done, have - done, SIZE_MAX, &r, &used)
+                             : RESP_MORE;
+        if (rc == RESP_DONE) {
+            done += used;
+            pending--;
+            if (r.type == RESP_ARRAY && r.integer > 0)
+                pending += (size_t)r.integer;
+            continue;
+        }
+        cr_assert_eq(rc, RESP_MORE, "not RESP: %.*s", (int)(have - done), buf + done);
+        if (have == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        /* One byte at least, then whatever is there. */
+        cr_assert(recv_all(fd, buf + have, 1, why, sizeof(why)), "%s", why);
+        have++;
+        ssize_t n = recv(fd, buf + have, cap - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+    }
+    cr_assert_eq(have, done, "bytes after the reply");
+    buf = realloc(buf, done + 1);
+    buf[done] = '\0';
+    *len = done;
+    return buf;
+}
+
+void h_send_cmd(int fd, size_t argc, const kvs_slice *argv)
+{
+    kvs_buf b = KVS_BUF_INIT;
+    cr_assert_eq(resp_add_command(&b, argc, argv), 0);
+    h_send(fd, b.data, b.len);
+    kvs_buf_free(&b);
 }

@@ -8,10 +8,12 @@
 #ifndef KVS_TESTS_SERVER_HARNESS_H
 #define KVS_TESTS_SERVER_HARNESS_H
 
+#include <criterion/parameterized.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kvs/slice.h"
 #include "support/server.h"
 
 /* Deadline of one wait on a socket or a program. */
@@ -20,15 +22,16 @@
 /* The engines every server test runs against, for ParameterizedTest:
        ParameterizedTestParameters(suite, name) { H_ENGINE_PARAMS; }
        ParameterizedTest(struct h_engine *e, suite, name) { ... e->name ... }
-   Names are held in the array rather than pointed to: Criterion may run a
-   test in a freshly executed process, where a pointer from the parent's
-   address space means nothing. */
+   Every engine of the registry (kvs_engine_count/kvs_engine_at), so a new
+   engine gets every suite by registering. Names are held in the array
+   rather than pointed to: Criterion may run a test in a freshly executed
+   process, where a pointer from the parent's address space means
+   nothing. */
 struct h_engine {
     char name[16];
 };
-#define H_ENGINE_PARAMS                                                                            \
-    static struct h_engine engines[] = {{"kvs"}, {"lmdb"}};                                        \
-    return cr_make_param_array(struct h_engine, engines, sizeof(engines) / sizeof(engines[0]))
+#define H_ENGINE_PARAMS return h_engine_params()
+struct criterion_test_params h_engine_params(void);
 
 /* The kvs-server under test: $KVS_TEST_SERVER if set (e.g. a
    ThreadSanitizer build of the server, driven by these suites built with
@@ -84,6 +87,13 @@ void h_expect(int fd, const void *expected, size_t len);
 /* Whether the server closed fd (EOF or reset) within the deadline,
    discarding anything it sent first. */
 bool h_closed(int fd);
+
+/* Read one whole reply (nested arrays included) within the deadline; its
+   bytes are returned malloc'd, NUL-terminated, their count in *len. */
+char *h_read_reply(int fd, size_t *len);
+
+/* Send a command (argc C strings, or argv slices) as RESP. */
+void h_send_cmd(int fd, size_t argc, const kvs_slice *argv);
 
 /* Send a command and expect a reply, both string literals. */
 #define H_ROUNDTRIP(fd, cmd, reply)                                                                \
