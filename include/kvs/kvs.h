@@ -36,12 +36,11 @@
 
 #include "kvs/error.h"
 #include "kvs/slice.h"
+#include "kvs/version.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define KVS_VERSION "0.1.0"
 
 /* Size of the buffer that receives an explanation from kvs_db_open(). */
 #define KVS_WHY_MAX 512

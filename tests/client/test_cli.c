@@ -148,9 +148,9 @@ Test(cli, version_and_help)
 {
     ts_result r;
     cli(&r, "-V", NULL);
-    expect_run(&r, 0, "kvs-client 0.1.0\n", "");
+    expect_run(&r, 0, "kvs-client " KVS_VERSION "\n", "");
     cli(&r, "--version", NULL);
-    expect_run(&r, 0, "kvs-client 0.1.0\n", "");
+    expect_run(&r, 0, "kvs-client " KVS_VERSION "\n", "");
     cli(&r, "-h", NULL);
     cr_assert_eq(r.status, 0);
     cr_assert_not_null(strstr(r.out, "usage: kvs-client"));

@@ -77,13 +77,15 @@ static bool locate(const char *dir, const char *key, struct where *w)
     bool found = false;
     for (int i = 0; i < n && i < MAX_SEGS; i++) {
         char path[PATH_MAX + CX_NAME_MAX];
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= (int)sizeof(path))
+            continue;
         size_t len;
         unsigned char *data = (unsigned char *)ts_read_file(path, &len);
         int nr = data ? cx_records(data, len, recs, MAX_RECS) : 0;
         const struct cx_rec *r = cx_find_rec(recs, nr < MAX_RECS ? nr : MAX_RECS, key);
         if (r) {
-            snprintf(w->name, sizeof(w->name), "%s", names[i]);
+            if (snprintf(w->name, sizeof(w->name), "%s", names[i]) >= (int)sizeof(w->name))
+                continue;
             w->rec = *r;
             w->newest_seg = i == n - 1;
             w->last_in_seg = r->off + r->len == len;

@@ -413,8 +413,8 @@ static bool make_open_slow(const char *dir)
     int n = cx_list(dir, "seg-", ".hint", names, 4096);
     for (int i = 0; i < n && i < 4096; i++) {
         char path[PATH_MAX + CX_NAME_MAX];
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        if (unlink(path) != 0)
+        if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= (int)sizeof(path) ||
+            unlink(path) != 0)
             return false;
     }
     return cx_write_file(newest, newest_data, newest_len) &&

@@ -128,7 +128,9 @@ static bool damage_copy(const struct pristine *p, const struct damage *d, const 
                         uint64_t *rng)
 {
     char seg[PATH_MAX + CX_NAME_MAX];
-    snprintf(seg, sizeof(seg), "%s/%s", work, p->seg_name);
+    if (!CK(snprintf(seg, sizeof(seg), "%s/%s", work, p->seg_name) < (int)sizeof(seg),
+            "%s: path too long", d->name))
+        return false;
     size_t len = (size_t)(p->last.off + d->keep);
     unsigned char *buf = malloc(len + d->extra + 1);
     if (!CK(buf && cx_copy_dir(p->dir, work), "copying %s", p->dir)) {
@@ -188,7 +190,9 @@ static void lib_case(const struct pristine *p, const struct damage *d, const cha
     if (!CK(rc == 0, "%s: open failed: %s (%s)", d->name, kvs_strerror(rc), why))
         return;
     char seg[PATH_MAX + CX_NAME_MAX];
-    snprintf(seg, sizeof(seg), "%s/%s", work, p->seg_name);
+    if (!CK(snprintf(seg, sizeof(seg), "%s/%s", work, p->seg_name) < (int)sizeof(seg),
+            "%s: path too long", d->name))
+        return;
     uint64_t end = d->last_survives ? p->seg_len : p->last.off;
     long long size = cx_file_size(seg);
     CK(size == (long long)end, "%s: segment is %lld bytes after open, expected %" PRIu64, d->name,

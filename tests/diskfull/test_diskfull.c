@@ -74,9 +74,11 @@ static void key_of(char *out, size_t size, const char *prefix, unsigned i)
 
 static void value_of(char *out, unsigned i)
 {
-    int n = snprintf(out, VALUE_LEN, "value %u:", i);
-    for (size_t j = (size_t)n; j < VALUE_LEN; j++)
+    for (size_t j = 0; j < VALUE_LEN; j++)
         out[j] = (char)('a' + (i * 13 + j) % 26);
+    char head[32];
+    int n = snprintf(head, sizeof(head), "value %u:", i);
+    memcpy(out, head, (size_t)n);
 }
 
 static const char *fsync_policy = "everysec";

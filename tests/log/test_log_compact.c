@@ -47,7 +47,10 @@ static kvs_db *open_with_compaction(bool on)
 /* A 100-byte value naming the key and a version. */
 static void value(char *out, const char *key, int ver)
 {
-    snprintf(out, 101, "%s version %d %*s", key, ver, 80, "");
+    memset(out, ' ', 100);
+    int n = snprintf(out, 101, "%.32s version %d", key, ver);
+    if (n >= 0 && n < 100)
+        out[n] = ' '; /* padded with blanks to 100 bytes */
     out[100] = '\0';
 }
 
