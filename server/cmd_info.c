@@ -1,9 +1,10 @@
 /*
  * INFO [section ...]: the server's state as Redis formats it, "# Section"
  * headers and "name:value" lines, sections server, clients, stats,
- * persistence and keyspace. Field names follow Redis where Redis has the
- * field, so that tools reading them (redis-cli --stat, monitoring agents)
- * work; the engine's own figures are in keyspace. Runs on the
+ * persistence, engine and keyspace. Field names follow Redis where Redis
+ * has the field, so that tools reading them (redis-cli --stat, monitoring
+ * agents) work; kvs's own section, engine, names the engine and gives its
+ * figures (kvs_db_info) as the engine names them. Runs on the
  * connection's worker thread; the text is built in the worker's scratch
  * buffer, so INFO allocates nothing once that buffer is warm.
  */
@@ -12,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -113,27 +115,65 @@ static void info_persistence(struct info *in, struct server *srv)
     add(in, "appendfsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
 }
 
-static int info_keyspace(struct info *in, struct server *srv)
+/* The engine's own figures, as kvs_db_info() gives them; stats_shown
+   marks those of kvs_stats (STAT_*) that it named itself. */
+struct engine_info {
+    struct info *in;
+    unsigned stats_shown;
+};
+
+/* The figures every engine has (kvs_db_stats), shown unless the engine
+   gave the same name itself. */
+static const char *const stat_names[] = {"live_bytes", "disk_bytes", "stale_bytes", "compactions"};
+
+static void engine_figure(void *ctx, const char *name, const char *value)
 {
-    kvs_stats st;
-    int rc = kvs_db_stats(srv->store.db, &st);
-    if (rc != 0)
-        return rc;
-    section(in, "Keyspace");
-    /* Redis lists only databases that hold keys. */
-    if (st.keys)
-        add(in, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st.keys);
+    struct engine_info *ei = ctx;
+    for (size_t i = 0; i < sizeof(stat_names) / sizeof(stat_names[0]); i++) {
+        if (strcmp(name, stat_names[i]) == 0)
+            ei->stats_shown |= 1u << i;
+    }
+    add(ei->in, "%s:%s\r\n", name, value);
+}
+
+/* "# Engine": which engine holds the store, then its figures, each as
+   the engine names it, so a new engine's figures appear with no change
+   here. */
+static int info_engine(struct info *in, struct server *srv, const kvs_stats *st)
+{
+    section(in, "Engine");
     add(in, "engine:%s\r\n", srv->engine_name);
-    add(in, "fsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
-    add(in, "keys:%llu\r\n", (unsigned long long)st.keys);
-    add(in, "live_bytes:%llu\r\n", (unsigned long long)st.live_bytes);
-    add(in, "disk_bytes:%llu\r\n", (unsigned long long)st.disk_bytes);
-    add(in, "stale_bytes:%llu\r\n", (unsigned long long)st.stale_bytes);
-    add(in, "compactions:%llu\r\n", (unsigned long long)st.compactions);
+    struct engine_info ei = {in, 0};
+    int rc = kvs_db_info(srv->store.db, engine_figure, &ei);
+    if (rc != 0 && rc != KVS_ENOTSUP)
+        return rc;
+    const uint64_t values[] = {st->live_bytes, st->disk_bytes, st->stale_bytes, st->compactions};
+    _Static_assert(sizeof(values) / sizeof(values[0]) == sizeof(stat_names) / sizeof(stat_names[0]),
+                   "a value per name");
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (!(ei.stats_shown & (1u << i)))
+            add(in, "%s:%llu\r\n", stat_names[i], (unsigned long long)values[i]);
+    }
     return 0;
 }
 
-enum { S_SERVER = 1, S_CLIENTS = 2, S_STATS = 4, S_PERSISTENCE = 8, S_KEYSPACE = 16, S_ALL = 31 };
+static void info_keyspace(struct info *in, const kvs_stats *st)
+{
+    section(in, "Keyspace");
+    /* Redis lists only databases that hold keys. */
+    if (st->keys)
+        add(in, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st->keys);
+}
+
+enum {
+    S_SERVER = 1,
+    S_CLIENTS = 2,
+    S_STATS = 4,
+    S_PERSISTENCE = 8,
+    S_ENGINE = 16,
+    S_KEYSPACE = 32,
+    S_ALL = 63
+};
 
 /* INFO, INFO default|all|everything, or INFO section [section ...];
    an unknown section adds nothing, as in Redis. */
@@ -152,6 +192,8 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
             want |= S_STATS;
         else if (slice_is(argv[i], "persistence"))
             want |= S_PERSISTENCE;
+        else if (slice_is(argv[i], "engine"))
+            want |= S_ENGINE;
         else if (slice_is(argv[i], "keyspace"))
             want |= S_KEYSPACE;
     }
@@ -168,12 +210,17 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
         info_stats(&in, w->srv);
     if (want & S_PERSISTENCE)
         info_persistence(&in, w->srv);
-    if (want & S_KEYSPACE) {
-        int rc = info_keyspace(&in, w->srv);
+    if (want & (S_ENGINE | S_KEYSPACE)) {
+        kvs_stats st;
+        int rc = kvs_db_stats(w->srv->store.db, &st);
+        if (rc == 0 && (want & S_ENGINE))
+            rc = info_engine(&in, w->srv, &st);
         if (rc != 0) {
             reply_kvs_error(c, rc);
             return;
         }
+        if (want & S_KEYSPACE)
+            info_keyspace(&in, &st);
     }
     if (in.oom)
         c->flags |= CONN_KILL;

@@ -1,12 +1,13 @@
 /*
- * Commands on keys and values: GET, SET, DEL, EXISTS, MGET, MSET, DBSIZE,
- * FLUSHDB/FLUSHALL. Run on the connection's worker thread.
+ * Commands on keys and values: GET, SET, DEL/UNLINK, EXISTS/TOUCH, TYPE,
+ * STRLEN, MGET, MSET, DBSIZE, FLUSHDB/FLUSHALL. Run on the connection's
+ * worker thread.
  *
  * Reads go to the engine directly. Plain writes (the CMD_BATCHED forms of
- * the command table: SET k v, DEL, MSET) are queued in the worker's batch
- * of the turn (worker.h) and answered by their done() once it is applied
- * through store_write_batch(); writes that read first (SET NX/XX/GET) and
- * FLUSHDB go through store_write() at once.
+ * the command table: SET k v, DEL, UNLINK, MSET) are queued in the
+ * worker's batch of the turn (worker.h) and answered by their done() once
+ * it is applied through store_write_batch(); writes that read first (SET
+ * NX/XX/GET) and FLUSHDB go through store_write() at once.
  * Values read are copied into the worker's scratch buffer, then into the
  * reply: the engine never hands out pointers into itself.
  */
@@ -147,7 +148,9 @@ void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
         reply_ok(c);
 }
 
-/* The keys are removed in one batch, with the writes around them. */
+/* DEL and UNLINK (kvs frees nothing in the background, so they are one
+   command): the keys are removed in one batch, with the writes around
+   them. */
 void cmd_del(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     int err = 0;
@@ -160,7 +163,8 @@ void cmd_del(struct conn *c, size_t argc, const kvs_slice *argv)
         ops[i - 1] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i]};
 }
 
-/* Counts a key named twice twice, as Redis does. */
+/* EXISTS and TOUCH (kvs keeps no access times): counts a key named twice
+   twice, as Redis does. */
 void cmd_exists(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     long long found = 0;
@@ -173,6 +177,32 @@ void cmd_exists(struct conn *c, size_t argc, const kvs_slice *argv)
         found += rc == 0;
     }
     reply_int(c, found);
+}
+
+/* Every kvs key holds a string. */
+void cmd_type(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    int rc = kvs_db_get(db_of(c), argv[1], &c->w->scratch);
+    if (rc == 0)
+        reply_simple(c, "string");
+    else if (rc == KVS_ENOTFOUND)
+        reply_simple(c, "none");
+    else
+        reply_kvs_error(c, rc);
+}
+
+/* 0 for a missing key, as Redis. */
+void cmd_strlen(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    int rc = kvs_db_get(db_of(c), argv[1], &c->w->scratch);
+    if (rc == 0)
+        reply_int(c, (long long)c->w->scratch.len);
+    else if (rc == KVS_ENOTFOUND)
+        reply_int(c, 0);
+    else
+        reply_kvs_error(c, rc);
 }
 
 void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)

@@ -20,18 +20,26 @@
     (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NOAUTH | CMD_ALLOW_BUSY)
 
 /* Arity, flags and key positions are Redis 7.0's, as its COMMAND INFO
-   reports them. */
+   reports them (tests/server/test_differential.c compares the two). */
 static const struct command table[] = {
     /* keys and values: cmd_keys.c */
     {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
     {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, 3},
     {"del", cmd_del, -2, CMD_WRITE | CMD_BATCHED, 1, -1, 1, -2},
+    {"unlink", cmd_del, -2, CMD_WRITE | CMD_FAST | CMD_BATCHED, 1, -1, 1, -2},
     {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
+    {"touch", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
+    {"type", cmd_type, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"strlen", cmd_strlen, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
     {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
     {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, -1, 2, -3},
     {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0, 0},
     {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
     {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
+    /* the keyspace: cmd_scan.c */
+    {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, 0},
+    {"keys", cmd_keys, 2, CMD_READONLY, 0, 0, 0, 0},
+    {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, 0},
     /* the connection: cmd_server.c */
     {"ping", cmd_ping, -1, CMD_FAST, 0, 0, 0, 0},
     {"echo", cmd_echo, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0},
@@ -117,6 +125,14 @@ size_t command_count(void)
 const struct command *command_at(size_t i)
 {
     return i < TABLE_LEN ? &table[i] : NULL;
+}
+
+bool slice_is_cstr(kvs_slice s, const char *lit)
+{
+    const char *nul = s.len ? memchr(s.data, '\0', s.len) : NULL;
+    if (nul)
+        s.len = (size_t)(nul - (const char *)s.data);
+    return slice_is(s, lit);
 }
 
 int slice_to_ll(kvs_slice s, long long *out)

@@ -99,12 +99,17 @@ void reply_arity_error(struct conn *c, const char *name);
 /* Whether s equals the ASCII text lit, ignoring case. */
 bool slice_is(kvs_slice s, const char *lit);
 
+/* Whether s, up to its first NUL byte, equals lit ignoring case: how
+   Redis compares option names (strcasecmp() on the argument). */
+bool slice_is_cstr(kvs_slice s, const char *lit);
+
 /* Parse s as a decimal long long exactly as Redis's string2ll() does: no
    spaces, no '+', no leading zeros, no "-0". Returns 0 or -1. */
 int slice_to_ll(kvs_slice s, long long *out);
 
-/* The handlers, one per command (cmd_keys.c, cmd_server.c, cmd_info.c). */
+/* The handlers (cmd_keys.c, cmd_scan.c, cmd_server.c, cmd_info.c). */
 cmd_proc cmd_get, cmd_set, cmd_del, cmd_exists, cmd_mget, cmd_mset, cmd_dbsize, cmd_flushdb;
+cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
 

@@ -207,14 +207,13 @@ ParameterizedTest(struct h_engine *engine, commands, server, .timeout = 60)
                                          "# Persistence\r\n",
                                          "aof_enabled:1\r\n",
                                          "appendfsync:always\r\n",
-                                         "# Keyspace\r\n",
-                                         "db0:keys=1,expires=0,avg_ttl=0\r\n",
-                                         "fsync:always\r\n",
-                                         "keys:1\r\n",
+                                         "# Engine\r\n",
                                          "live_bytes:",
                                          "disk_bytes:",
                                          "stale_bytes:",
-                                         "compactions:"};
+                                         "compactions:",
+                                         "# Keyspace\r\n",
+                                         "db0:keys=1,expires=0,avg_ttl=0\r\n"};
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
         cr_expect(strstr(info, wanted[i]) != NULL, "INFO lacks \"%s\": %s", wanted[i], info);
     char engine_line[64];
