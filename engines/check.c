@@ -51,3 +51,13 @@ int kvs_dir_check(const char *dir, const char *repair_dir, FILE *out, struct kvs
     }
     return engine->check(dir, repair_dir, out, r, why);
 }
+
+int kvs__check_repair_open(const char *dir, const char *repair_dir, const char *engine,
+                           kvs_db **dbp, char *why)
+{
+    kvs_options o;
+    kvs_options_init(&o);
+    o.engine = engine;
+    o.fsync = KVS_FSYNC_NO; /* one sync at the end */
+    return kvs_db_open_new(repair_dir, dir, &o, dbp, why);
+}

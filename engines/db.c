@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -261,4 +262,14 @@ int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx)
     if (!db || !fn)
         return KVS_EINVAL;
     return db->engine->info ? db->engine->info(db, fn, ctx) : KVS_ENOTSUP;
+}
+
+void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, const uint64_t *values,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, values[i]);
+        fn(ctx, names[i], value);
+    }
 }

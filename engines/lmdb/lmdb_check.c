@@ -136,11 +136,7 @@ int kvs__lmdb_check(const char *dir, const char *repair_dir, FILE *out, struct k
         goto out_env;
     }
     if (repair_dir) {
-        kvs_options ro;
-        kvs_options_init(&ro);
-        ro.engine = "lmdb";
-        ro.fsync = KVS_FSYNC_NO; /* one sync at the end */
-        rc = kvs_db_open_new(repair_dir, dir, &ro, &repair, why);
+        rc = kvs__check_repair_open(dir, repair_dir, "lmdb", &repair, why);
         if (rc != 0)
             goto out_env;
     }

@@ -52,6 +52,21 @@ static bool user_key(const MDB_val *k, uint64_t *hash)
     return true;
 }
 
+/* A read transaction and a cursor on the main database in it; the caller
+   closes the cursor and ends the transaction with kvs__lmdb_read_end(). */
+static int cursor_begin(struct lmdb_db *db, MDB_txn **txn, MDB_cursor **cur)
+{
+    int rc = kvs__lmdb_read_begin(db, txn);
+    if (rc != 0)
+        return rc;
+    int mrc = mdb_cursor_open(*txn, db->dbi, cur);
+    if (mrc != 0) {
+        kvs__lmdb_read_end(db, *txn);
+        return kvs__lmdb_err(mrc);
+    }
+    return 0;
+}
+
 /*
  * A step starts at the first key whose hash is at least the cursor and
  * takes count keys, then every further key with the same hash as the last
@@ -64,15 +79,11 @@ int kvs__lmdb_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned 
 {
     struct lmdb_db *db = (struct lmdb_db *)base;
     MDB_txn *txn;
-    int rc = kvs__lmdb_read_begin(db, &txn);
+    MDB_cursor *cur;
+    int rc = cursor_begin(db, &txn, &cur);
     if (rc != 0)
         return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, db->dbi, &cur);
-    if (mrc != 0) {
-        kvs__lmdb_read_end(db, txn);
-        return kvs__lmdb_err(mrc);
-    }
+    int mrc;
     unsigned char start[LMDB_KEY_HEAD];
     start[0] = LMDB_KEY_TAG;
     put_be64(start + 1, cursor);
@@ -119,35 +130,33 @@ struct old_batch {
 static int read_old(struct lmdb_db *db, struct old_batch *b)
 {
     MDB_txn *txn;
-    int rc = kvs__lmdb_read_begin(db, &txn);
+    MDB_cursor *cur;
+    int rc = cursor_begin(db, &txn, &cur);
     if (rc != 0)
         return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, db->dbi, &cur);
+    int mrc;
     unsigned char tag = LMDB_OLD_KEY_TAG;
     MDB_val k = {1, &tag}, v;
     b->n = 0;
     b->arena.len = 0;
-    if (mrc == 0) {
-        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-             mrc == 0 && ((const unsigned char *)k.mv_data)[0] == LMDB_OLD_KEY_TAG;
-             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            if (b->n == CONVERT_KEYS || (b->n > 0 && b->arena.len + v.mv_size > CONVERT_BYTES))
-                break;
-            size_t at = b->arena.len, klen = k.mv_size - 1;
-            rc = kvs_buf_reserve(&b->arena, at + 2 * sizeof(size_t) + klen + v.mv_size);
-            if (rc != 0)
-                break;
-            char *p = (char *)b->arena.data + at;
-            memcpy(p, &klen, sizeof(klen));
-            memcpy(p + sizeof(klen), (const char *)k.mv_data + 1, klen);
-            memcpy(p + sizeof(klen) + klen, &v.mv_size, sizeof(size_t));
-            memcpy(p + 2 * sizeof(size_t) + klen, v.mv_data, v.mv_size);
-            b->arena.len = at + 2 * sizeof(size_t) + klen + v.mv_size;
-            b->n++;
-        }
-        mdb_cursor_close(cur);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         mrc == 0 && ((const unsigned char *)k.mv_data)[0] == LMDB_OLD_KEY_TAG;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (b->n == CONVERT_KEYS || (b->n > 0 && b->arena.len + v.mv_size > CONVERT_BYTES))
+            break;
+        size_t at = b->arena.len, klen = k.mv_size - 1;
+        rc = kvs_buf_reserve(&b->arena, at + 2 * sizeof(size_t) + klen + v.mv_size);
+        if (rc != 0)
+            break;
+        char *p = (char *)b->arena.data + at;
+        memcpy(p, &klen, sizeof(klen));
+        memcpy(p + sizeof(klen), (const char *)k.mv_data + 1, klen);
+        memcpy(p + sizeof(klen) + klen, &v.mv_size, sizeof(size_t));
+        memcpy(p + 2 * sizeof(size_t) + klen, v.mv_data, v.mv_size);
+        b->arena.len = at + 2 * sizeof(size_t) + klen + v.mv_size;
+        b->n++;
     }
+    mdb_cursor_close(cur);
     kvs__lmdb_read_end(db, txn);
     if (rc != 0)
         return rc;

@@ -482,11 +482,7 @@ int klog_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_ch
         goto out_close;
     }
     if (repair_dir) {
-        kvs_options o;
-        kvs_options_init(&o);
-        o.engine = "kvs";
-        o.fsync = KVS_FSYNC_NO; /* one sync at the end */
-        rc = kvs_db_open_new(repair_dir, dir, &o, &c.repair, why);
+        rc = kvs__check_repair_open(dir, repair_dir, "kvs", &c.repair, why);
         if (rc != 0)
             goto out_close;
     }

@@ -89,11 +89,7 @@ static int klog_info(struct kvs_db *base, kvs_info_fn fn, void *ctx)
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(figures) / sizeof(figures[0]),
                    "a name per figure");
-    for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++) {
-        char value[24];
-        snprintf(value, sizeof(value), "%" PRIu64, figures[i]);
-        fn(ctx, names[i], value);
-    }
+    kvs__info_figures(fn, ctx, names, figures, sizeof(figures) / sizeof(figures[0]));
     return 0;
 }
 

@@ -86,6 +86,18 @@ struct kvs_engine {
                  char *why);
 };
 
+/* For an engine's info method: emit n figures, names[i] with values[i] in
+   decimal, through fn. */
+void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, const uint64_t *values,
+                       size_t n);
+
+/* For an engine's check method: open a store of engine in the new
+   directory repair_dir, where salvaged records go (kvs_db_open_new rules;
+   fsync "no": sync once at the end). Returns 0 or an error explained in
+   why. */
+int kvs__check_repair_open(const char *dir, const char *repair_dir, const char *engine,
+                           kvs_db **dbp, char *why);
+
 /* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */
 void kvs__why(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -15,18 +15,11 @@
 #include <string.h>
 
 #include "kvs/kvs.h"
+#include "support/params.h"
 #include "support/server.h"
 
-/* Engines every suite runs on. Names are copied into the parameter (not
-   pointed to) so that they survive Criterion's hand-over to the worker. */
-struct engine_param {
-    char name[16];
-};
-
-#define ENGINE_PARAMS                                                                              \
-    static struct engine_param engine_params[] = {{"kvs"}, {"lmdb"}};                              \
-    return cr_make_param_array(struct engine_param, engine_params,                                 \
-                               sizeof(engine_params) / sizeof(engine_params[0]))
+/* Every suite runs on every registered engine (support/params.h). */
+#define ENGINE_PARAMS return ts_engine_params()
 
 /* Deadlines: generous, since the suites run under ASan on a shared box. */
 #define START_MS 15000

@@ -33,7 +33,7 @@ ParameterizedTestParameters(client, set_get_remove)
     ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct engine_param *ep, client, set_get_remove)
+ParameterizedTest(struct ts_engine_param *ep, client, set_get_remove)
 {
     struct env e;
     env_init(&e, ep->name);
@@ -68,7 +68,7 @@ ParameterizedTestParameters(client, large_value)
     ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct engine_param *ep, client, large_value)
+ParameterizedTest(struct ts_engine_param *ep, client, large_value)
 {
     struct env e;
     env_init(&e, ep->name);
@@ -90,7 +90,7 @@ ParameterizedTestParameters(client, batch_of_1000)
     ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct engine_param *ep, client, batch_of_1000)
+ParameterizedTest(struct ts_engine_param *ep, client, batch_of_1000)
 {
     enum { N = 1000 };
     struct env e;
@@ -156,7 +156,7 @@ ParameterizedTestParameters(client, server_error_reply)
     ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct engine_param *ep, client, server_error_reply)
+ParameterizedTest(struct ts_engine_param *ep, client, server_error_reply)
 {
     const kvs_engine *engine = kvs_engine_find(ep->name);
     cr_assert_not_null(engine);

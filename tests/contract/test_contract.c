@@ -19,25 +19,8 @@
 
 #include "contract/scenarios.h"
 #include "kvs/kvs.h"
+#include "support/params.h"
 #include "support/tmpdir.h"
-
-struct engine_param {
-    char name[32];
-};
-
-static void free_params(struct criterion_test_params *crp)
-{
-    cr_free(crp->params);
-}
-
-static struct criterion_test_params engine_params(void)
-{
-    size_t n = kvs_engine_count();
-    struct engine_param *p = cr_calloc(n, sizeof(*p));
-    for (size_t i = 0; p && i < n; i++)
-        snprintf(p[i].name, sizeof(p[i].name), "%s", kvs_engine_name(kvs_engine_at(i)));
-    return cr_make_param_array(struct engine_param, p, p ? n : 0, free_params);
-}
 
 /* Per-test state; every test runs in its own process. */
 static char dir[PATH_MAX];
@@ -84,7 +67,7 @@ static void open_with(kvs_fsync policy)
 }
 
 /* Most tests run under "no": the policies are the subject of their own test. */
-static void open_param(const struct engine_param *p)
+static void open_param(const struct ts_engine_param *p)
 {
     engine = p->name;
     open_with(KVS_FSYNC_NO);
@@ -142,10 +125,10 @@ static uint64_t key_count(void)
 
 ParameterizedTestParameters(contract, set_get_overwrite_remove)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, set_get_overwrite_remove)
+ParameterizedTest(struct ts_engine_param *p, contract, set_get_overwrite_remove)
 {
     open_param(p);
     OK(kvs_db_set(db, sl("alpha"), sl("one")));
@@ -166,10 +149,10 @@ ParameterizedTest(struct engine_param *p, contract, set_get_overwrite_remove)
 
 ParameterizedTestParameters(contract, missing_key_leaves_buffer_untouched)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, missing_key_leaves_buffer_untouched)
+ParameterizedTest(struct ts_engine_param *p, contract, missing_key_leaves_buffer_untouched)
 {
     open_param(p);
     OK(kvs_db_set(db, sl("present"), sl("value")));
@@ -189,10 +172,10 @@ ParameterizedTest(struct engine_param *p, contract, missing_key_leaves_buffer_un
 
 ParameterizedTestParameters(contract, persists_across_reopen)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, persists_across_reopen)
+ParameterizedTest(struct ts_engine_param *p, contract, persists_across_reopen)
 {
     open_param(p);
     char key[32], val[64];
@@ -223,10 +206,10 @@ ParameterizedTest(struct engine_param *p, contract, persists_across_reopen)
 
 ParameterizedTestParameters(contract, nul_bytes_in_keys_and_values)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, nul_bytes_in_keys_and_values)
+ParameterizedTest(struct ts_engine_param *p, contract, nul_bytes_in_keys_and_values)
 {
     open_param(p);
     const char k1[] = {'a', 0, 'b'}, k2[] = {'a', 0, 'c'}, k3[] = {'a', 0}, k4[] = {0};
@@ -253,10 +236,10 @@ ParameterizedTest(struct engine_param *p, contract, nul_bytes_in_keys_and_values
 
 ParameterizedTestParameters(contract, empty_values)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, empty_values)
+ParameterizedTest(struct ts_engine_param *p, contract, empty_values)
 {
     open_param(p);
     OK(kvs_db_set(db, sl("empty"), sl("")));
@@ -283,10 +266,10 @@ ParameterizedTest(struct engine_param *p, contract, empty_values)
 
 ParameterizedTestParameters(contract, empty_key)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, empty_key)
+ParameterizedTest(struct ts_engine_param *p, contract, empty_key)
 {
     open_param(p);
     const char nul = 0;
@@ -323,10 +306,10 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned seed)
 
 ParameterizedTestParameters(contract, one_mib_values)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, one_mib_values)
+ParameterizedTest(struct ts_engine_param *p, contract, one_mib_values)
 {
     enum { MIB = 1 << 20, N = 4 };
     open_param(p);
@@ -352,10 +335,10 @@ ParameterizedTest(struct engine_param *p, contract, one_mib_values)
 
 ParameterizedTestParameters(contract, key_and_value_limits)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, key_and_value_limits)
+ParameterizedTest(struct ts_engine_param *p, contract, key_and_value_limits)
 {
     open_param(p);
     const kvs_engine *e = kvs_db_engine(db);
@@ -405,10 +388,10 @@ ParameterizedTest(struct engine_param *p, contract, key_and_value_limits)
 
 ParameterizedTestParameters(contract, thousand_writer_threads)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, thousand_writer_threads)
+ParameterizedTest(struct ts_engine_param *p, contract, thousand_writer_threads)
 {
     open_param(p);
     SCENARIO(kvs_scn_writers(db, 1000, msg_, sizeof(msg_)));
@@ -419,10 +402,10 @@ ParameterizedTest(struct engine_param *p, contract, thousand_writer_threads)
 
 ParameterizedTestParameters(contract, hundred_reader_threads)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, hundred_reader_threads)
+ParameterizedTest(struct ts_engine_param *p, contract, hundred_reader_threads)
 {
     open_param(p);
     SCENARIO(kvs_scn_readers(db, 100, 100, msg_, sizeof(msg_)));
@@ -430,10 +413,10 @@ ParameterizedTest(struct engine_param *p, contract, hundred_reader_threads)
 
 ParameterizedTestParameters(contract, readers_during_overwrites)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, readers_during_overwrites)
+ParameterizedTest(struct ts_engine_param *p, contract, readers_during_overwrites)
 {
     open_param(p);
     SCENARIO(kvs_scn_overwrites(db, 4, msg_, sizeof(msg_)));
@@ -441,10 +424,10 @@ ParameterizedTest(struct engine_param *p, contract, readers_during_overwrites)
 
 ParameterizedTestParameters(contract, stats_count_keys)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, stats_count_keys)
+ParameterizedTest(struct ts_engine_param *p, contract, stats_count_keys)
 {
     open_param(p);
     cr_assert_eq(key_count(), 0);
@@ -471,10 +454,10 @@ ParameterizedTest(struct engine_param *p, contract, stats_count_keys)
 
 ParameterizedTestParameters(contract, clear_removes_everything)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, clear_removes_everything)
+ParameterizedTest(struct ts_engine_param *p, contract, clear_removes_everything)
 {
     open_param(p);
     char key[32];
@@ -501,10 +484,10 @@ ParameterizedTest(struct engine_param *p, contract, clear_removes_everything)
 
 ParameterizedTestParameters(contract, every_fsync_policy_round_trips)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract, every_fsync_policy_round_trips)
+ParameterizedTest(struct ts_engine_param *p, contract, every_fsync_policy_round_trips)
 {
     static const kvs_fsync policies[] = {KVS_FSYNC_ALWAYS, KVS_FSYNC_EVERYSEC, KVS_FSYNC_NO};
     engine = p->name;

@@ -19,25 +19,8 @@
 
 #include "contract/scenarios.h"
 #include "kvs/kvs.h"
+#include "support/params.h"
 #include "support/tmpdir.h"
-
-struct engine_param {
-    char name[32];
-};
-
-static void free_params(struct criterion_test_params *crp)
-{
-    cr_free(crp->params);
-}
-
-static struct criterion_test_params engine_params(void)
-{
-    size_t n = kvs_engine_count();
-    struct engine_param *p = cr_calloc(n, sizeof(*p));
-    for (size_t i = 0; p && i < n; i++)
-        snprintf(p[i].name, sizeof(p[i].name), "%s", kvs_engine_name(kvs_engine_at(i)));
-    return cr_make_param_array(struct engine_param, p, p ? n : 0, free_params);
-}
 
 static char dir[PATH_MAX];
 static const char *engine = "?";
@@ -64,7 +47,7 @@ TestSuite(contract_scan, .init = setup, .fini = teardown, .timeout = 240);
         cr_assert_eq(rc_, 0, "[%s] %s: %s", engine, #expr, kvs_err_name(rc_));                     \
     } while (0)
 
-static void open_engine(const struct engine_param *p)
+static void open_engine(const struct ts_engine_param *p)
 {
     engine = p->name;
     kvs_options opts;
@@ -181,10 +164,10 @@ static struct tally *new_tally(bool values)
 
 ParameterizedTestParameters(contract_scan, empty_store)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract_scan, empty_store)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, empty_store)
 {
     open_engine(p);
     struct tally *t = new_tally(true);
@@ -195,10 +178,10 @@ ParameterizedTest(struct engine_param *p, contract_scan, empty_store)
 
 ParameterizedTestParameters(contract_scan, every_key_exactly_once)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract_scan, every_key_exactly_once)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, every_key_exactly_once)
 {
     open_engine(p);
     put_keys(0, 3000);
@@ -219,11 +202,11 @@ ParameterizedTest(struct engine_param *p, contract_scan, every_key_exactly_once)
 
 ParameterizedTestParameters(contract_scan, pass_survives_growth_between_steps)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
 /* 200 keys at the start; 8000 more added in the middle of the pass. */
-ParameterizedTest(struct engine_param *p, contract_scan, pass_survives_growth_between_steps)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, pass_survives_growth_between_steps)
 {
     open_engine(p);
     put_keys(0, 200);
@@ -243,12 +226,12 @@ ParameterizedTest(struct engine_param *p, contract_scan, pass_survives_growth_be
 
 ParameterizedTestParameters(contract_scan, pass_survives_shrinking_between_steps)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
 /* 10000 keys, 9800 of them removed in the middle of the pass (and the
    keyspace churned, so that tables are rebuilt smaller). */
-ParameterizedTest(struct engine_param *p, contract_scan, pass_survives_shrinking_between_steps)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, pass_survives_shrinking_between_steps)
 {
     open_engine(p);
     put_keys(0, 10000);
@@ -281,10 +264,10 @@ static int fail_third(void *ctx, kvs_slice key, const kvs_slice *value)
 
 ParameterizedTestParameters(contract_scan, callback_error_ends_the_step)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract_scan, callback_error_ends_the_step)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, callback_error_ends_the_step)
 {
     open_engine(p);
     put_keys(0, 100);
@@ -297,10 +280,10 @@ ParameterizedTest(struct engine_param *p, contract_scan, callback_error_ends_the
 
 ParameterizedTestParameters(contract_scan, cleared_store_scans_empty)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract_scan, cleared_store_scans_empty)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, cleared_store_scans_empty)
 {
     open_engine(p);
     put_keys(0, 500);
@@ -314,10 +297,10 @@ ParameterizedTest(struct engine_param *p, contract_scan, cleared_store_scans_emp
 
 ParameterizedTestParameters(contract_scan, passes_beside_writer_and_compaction)
 {
-    return engine_params();
+    return ts_engine_params();
 }
 
-ParameterizedTest(struct engine_param *p, contract_scan, passes_beside_writer_and_compaction)
+ParameterizedTest(struct ts_engine_param *p, contract_scan, passes_beside_writer_and_compaction)
 {
     open_engine(p);
     char msg[256] = "";

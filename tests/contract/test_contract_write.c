@@ -20,6 +20,7 @@
 
 #include "contract/scenarios.h"
 #include "kvs/kvs.h"
+#include "support/params.h"
 #include "support/tmpdir.h"
 
 /* One test case: an engine under a policy. */
@@ -27,11 +28,6 @@ struct write_param {
     char name[32];
     kvs_fsync policy;
 };
-
-static void free_params(struct criterion_test_params *crp)
-{
-    cr_free(crp->params);
-}
 
 static struct criterion_test_params write_params(void)
 {
@@ -42,7 +38,7 @@ static struct criterion_test_params write_params(void)
         snprintf(p[i].name, sizeof(p[i].name), "%s", kvs_engine_name(kvs_engine_at(i / 3)));
         p[i].policy = policies[i % 3];
     }
-    return cr_make_param_array(struct write_param, p, p ? n : 0, free_params);
+    return cr_make_param_array(struct write_param, p, p ? n : 0, ts_free_params);
 }
 
 static char dir[PATH_MAX];

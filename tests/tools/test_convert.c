@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "kvs/kvs.h"
+#include "support/params.h"
 #include "support/server.h"
 #include "support/tmpdir.h"
 
@@ -141,11 +142,6 @@ struct pair {
     char from[32], to[32];
 };
 
-static void free_params(struct criterion_test_params *crp)
-{
-    cr_free(crp->params);
-}
-
 /* Every (from, to) pair of registered engines. */
 static struct criterion_test_params pairs(void)
 {
@@ -155,7 +151,7 @@ static struct criterion_test_params pairs(void)
         snprintf(p[i].from, sizeof(p[i].from), "%s", kvs_engine_name(kvs_engine_at(i / n)));
         snprintf(p[i].to, sizeof(p[i].to), "%s", kvs_engine_name(kvs_engine_at(i % n)));
     }
-    return cr_make_param_array(struct pair, p, p ? n * n : 0, free_params);
+    return cr_make_param_array(struct pair, p, p ? n * n : 0, ts_free_params);
 }
 
 ParameterizedTestParameters(convert, round_trip)
