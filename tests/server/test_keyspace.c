@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -426,6 +427,53 @@ ENGINE_TEST(keys_patterns)
     cr_expect_eq(got.n, 0);
     keys_free(&got);
     keys_free(&all);
+    redisFree(ctx);
+    h_stop(&h);
+}
+
+/* Patterns made to be slow (CVE-2022-36021: stars that all match, a tail
+   that never does) against long keys, through KEYS and SCAN MATCH: each
+   answers in a moment. */
+ENGINE_TEST(hostile_patterns)
+{
+    struct h_server h;
+    h_start(&h, engine->name, NULL);
+    redisContext *ctx = connect_to(&h);
+    size_t max_key = kvs_engine_max_key(kvs_engine_find(engine->name));
+    size_t klen = max_key < 4000 ? max_key : 4000;
+    char *key = malloc(klen + 1);
+    cr_assert_not_null(key);
+    memset(key, 'a', klen);
+    key[klen] = '\0';
+    for (int i = 0; i < 50; i++) {
+        key[klen - 1] = (char)('0' + i % 10);
+        key[klen - 2] = (char)('0' + i / 10);
+        expect_status(RUN(ctx, "SET", key, "v"), "OK");
+    }
+    /* "a*" x 200 then "b", and 1100 nested stars (past Redis's limit). */
+    char pattern[2300];
+    for (int i = 0; i < 200; i++)
+        memcpy(pattern + 2 * i, "a*", 2);
+    memcpy(pattern + 400, "b", 2);
+    struct keys got = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    keys_of(ctx, pattern, &got);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_expect_eq(got.n, 0);
+    cr_expect_lt(t1.tv_sec - t0.tv_sec, 2, "KEYS took %lld s", (long long)(t1.tv_sec - t0.tv_sec));
+    keys_free(&got);
+    scan_pass(ctx, &got, NULL, NULL, "MATCH", pattern, "COUNT", "7", NULL);
+    cr_expect_eq(got.n, 0);
+    keys_free(&got);
+    for (int i = 0; i < 1100; i++)
+        memcpy(pattern + 2 * i, "*a", 2);
+    pattern[2200] = '\0';
+    keys_of(ctx, pattern, &got);
+    cr_expect_eq(got.n, 0, "more than 1000 nested stars match nothing, as in Redis");
+    keys_free(&got);
+    expect_int(RUN(ctx, "DBSIZE"), 50);
+    free(key);
     redisFree(ctx);
     h_stop(&h);
 }
