@@ -153,7 +153,7 @@ ParameterizedTestParameters(resources, pipeline_without_reading)
    server stops executing its commands once 1 MiB of replies waits, and
    stops reading it while its socket is full: its RSS stays flat, and
    another client is served all along. */
-ParameterizedTest(struct h_engine *engine, resources, pipeline_without_reading)
+ParameterizedTest(struct ts_engine_param *engine, resources, pipeline_without_reading)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);
@@ -288,7 +288,8 @@ ParameterizedTestParameters(resources, output_limit_bounds_memory)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, resources, output_limit_bounds_memory, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, resources, output_limit_bounds_memory,
+                  .timeout = 60)
 {
     static const char *const args[] = {"--max-output-buffer", "1mb", NULL};
     struct h_server h;

@@ -20,16 +20,6 @@
 
 #define MAX_ARGS 64
 
-struct criterion_test_params h_engine_params(void)
-{
-    static struct h_engine engines[16];
-    size_t n = 0;
-    for (size_t i = 0; i < kvs_engine_count() && n < sizeof(engines) / sizeof(engines[0]); i++)
-        snprintf(engines[n++].name, sizeof(engines[0].name), "%s",
-                 kvs_engine_name(kvs_engine_at(i)));
-    return cr_make_param_array(struct h_engine, engines, n);
-}
-
 const char *h_server_binary(void)
 {
     const char *env = getenv("KVS_TEST_SERVER");

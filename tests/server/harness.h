@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "kvs/slice.h"
+#include "support/params.h"
 #include "support/server.h"
 
 /* Deadline of one wait on a socket or a program. */
@@ -21,17 +22,10 @@
 
 /* The engines every server test runs against, for ParameterizedTest:
        ParameterizedTestParameters(suite, name) { H_ENGINE_PARAMS; }
-       ParameterizedTest(struct h_engine *e, suite, name) { ... e->name ... }
-   Every engine of the registry (kvs_engine_count/kvs_engine_at), so a new
-   engine gets every suite by registering. Names are held in the array
-   rather than pointed to: Criterion may run a test in a freshly executed
-   process, where a pointer from the parent's address space means
-   nothing. */
-struct h_engine {
-    char name[16];
-};
-#define H_ENGINE_PARAMS return h_engine_params()
-struct criterion_test_params h_engine_params(void);
+       ParameterizedTest(struct ts_engine_param *e, suite, name) { ... }
+   Every engine of the registry (support/params.h), so a new engine gets
+   every suite by registering. */
+#define H_ENGINE_PARAMS return ts_engine_params()
 
 /* The kvs-server under test: $KVS_TEST_SERVER if set (e.g. a
    ThreadSanitizer build of the server, driven by these suites built with

@@ -28,7 +28,7 @@
     {                                                                                              \
         H_ENGINE_PARAMS;                                                                           \
     }                                                                                              \
-    ParameterizedTest(struct h_engine *engine, batch, name, .timeout = 60)
+    ParameterizedTest(struct ts_engine_param *engine, batch, name, .timeout = 60)
 
 /* Append a command of C-string arguments to out. */
 static void add(kvs_buf *out, size_t argc, const char *const *argv)

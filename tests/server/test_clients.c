@@ -18,7 +18,7 @@
     {                                                                                              \
         H_ENGINE_PARAMS;                                                                           \
     }                                                                                              \
-    ParameterizedTest(struct h_engine *engine, suite, name, __VA_ARGS__)
+    ParameterizedTest(struct ts_engine_param *engine, suite, name, __VA_ARGS__)
 
 static redisContext *connect_hiredis(struct h_server *h)
 {

@@ -34,7 +34,7 @@ ParameterizedTestParameters(commands, strings)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, strings, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, strings, .timeout = 60)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);
@@ -75,7 +75,7 @@ ParameterizedTestParameters(commands, multi_keys)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, multi_keys, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, multi_keys, .timeout = 60)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);
@@ -104,7 +104,7 @@ ParameterizedTestParameters(commands, connection)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, connection, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, connection, .timeout = 60)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);
@@ -156,7 +156,7 @@ ParameterizedTestParameters(commands, errors)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, errors, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, errors, .timeout = 60)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);
@@ -184,7 +184,7 @@ ParameterizedTestParameters(commands, server)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, server, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 60)
 {
     struct h_server h;
     static const char *const args[] = {"--fsync", "always", "--timeout", "300", NULL};
@@ -281,7 +281,7 @@ ParameterizedTestParameters(commands, appendonly_follows_fsync)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, commands, appendonly_follows_fsync, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, appendonly_follows_fsync, .timeout = 60)
 {
     struct h_server h;
     static const char *const args[] = {"--fsync", "no", NULL};
@@ -297,7 +297,7 @@ ParameterizedTestParameters(commands, shutdown)
 }
 
 /* SHUTDOWN stops the server as SIGTERM does: exit 0, data kept. */
-ParameterizedTest(struct h_engine *engine, commands, shutdown, .timeout = 60)
+ParameterizedTest(struct ts_engine_param *engine, commands, shutdown, .timeout = 60)
 {
     struct h_server h;
     h_start(&h, engine->name, NULL);

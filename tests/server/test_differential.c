@@ -374,7 +374,7 @@ ParameterizedTestParameters(differential, against_redis)
     H_ENGINE_PARAMS;
 }
 
-ParameterizedTest(struct h_engine *engine, differential, against_redis, .timeout = 100)
+ParameterizedTest(struct ts_engine_param *engine, differential, against_redis, .timeout = 100)
 {
     struct redis redis;
     redis_start(&redis);

@@ -24,7 +24,7 @@
     {                                                                                              \
         H_ENGINE_PARAMS;                                                                           \
     }                                                                                              \
-    ParameterizedTest(struct h_engine *engine, keyspace, name, .timeout = 90)
+    ParameterizedTest(struct ts_engine_param *engine, keyspace, name, .timeout = 90)
 
 static redisContext *connect_to(struct h_server *h)
 {

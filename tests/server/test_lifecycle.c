@@ -19,7 +19,7 @@
     {                                                                                              \
         H_ENGINE_PARAMS;                                                                           \
     }                                                                                              \
-    ParameterizedTest(struct h_engine *engine, lifecycle, name, __VA_ARGS__)
+    ParameterizedTest(struct ts_engine_param *engine, lifecycle, name, __VA_ARGS__)
 
 #define PIPELINED 2000
 

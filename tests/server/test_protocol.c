@@ -21,7 +21,7 @@
     {                                                                                              \
         H_ENGINE_PARAMS;                                                                           \
     }                                                                                              \
-    ParameterizedTest(struct h_engine *engine, protocol, name, .timeout = 60)
+    ParameterizedTest(struct ts_engine_param *engine, protocol, name, .timeout = 60)
 
 /* A server with one key stored through a "witness" connection that stays
    open, to check after an abuse that others are unaffected. */

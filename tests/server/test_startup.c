@@ -268,7 +268,7 @@ ParameterizedTestParameters(startup, startup_line)
 
 /* One line before the first client: version, engine, fsync, address and
    data directory. */
-ParameterizedTest(struct h_engine *engine, startup, startup_line)
+ParameterizedTest(struct ts_engine_param *engine, startup, startup_line)
 {
     struct h_server h;
     static const char *const args[] = {"--fsync", "no", NULL};
