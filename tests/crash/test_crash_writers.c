@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "crash.h"
+#include "kvs/kvs.h"
 
 #define WRITERS 8
 #define OWN 40        /* keys each writer owns */
@@ -436,7 +437,12 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     cx_seed();
-    cx_run("kill -9 during 8 writers, engine kvs", crash_writers, "kvs");
-    cx_run("kill -9 during 8 writers, engine lmdb", crash_writers, "lmdb");
+    /* Every registered engine. */
+    for (size_t i = 0; i < kvs_engine_count(); i++) {
+        const char *engine = kvs_engine_name(kvs_engine_at(i));
+        char name[96];
+        snprintf(name, sizeof(name), "kill -9 during 8 writers, engine %s", engine);
+        cx_run(name, crash_writers, (void *)engine);
+    }
     return cx_finish();
 }
