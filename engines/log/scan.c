@@ -21,17 +21,28 @@
    table does not make one step long (Redis visits up to ten empty buckets
    per key of COUNT). */
 #define SLOTS_PER_KEY 10
+/* Keys in flight: the index walk finds a key, its record header is
+   prefetched, and it is read this many keys later. Records lie in write
+   order and the walk goes in index order, so each header is a cache miss
+   of its own; overlapping them is most of a step's speed. */
+#define AHEAD 16
+
+struct pending {
+    uint64_t hash, loc;
+};
 
 struct scan_step {
     struct klog_db *db;
     unsigned flags;
     kvs_scan_fn fn;
     void *ctx;
+    struct pending ring[AHEAD];
+    size_t head, n; /* the oldest pending key and how many there are */
 };
 
-static int visit(void *ctx, uint64_t hash, uint64_t loc)
+/* Read one key's record and hand it to the caller's function. */
+static int emit(struct scan_step *st, uint64_t hash, uint64_t loc)
 {
-    struct scan_step *st = ctx;
     struct klog_seg *s = klog_seg_at(st->db, loc);
     if (!s)
         return 0; /* the location went away with its segment */
@@ -49,19 +60,50 @@ static int visit(void *ctx, uint64_t hash, uint64_t loc)
         return 0;
     kvs_slice key = kvs_slice_of(rec.key, rec.klen);
     kvs_slice val = kvs_slice_of(rec.val, rec.vlen);
-    int rc = st->fn(st->ctx, key, (st->flags & KVS_SCAN_VALUES) ? &val : NULL);
-    return rc < 0 ? rc : 1;
+    return st->fn(st->ctx, key, (st->flags & KVS_SCAN_VALUES) ? &val : NULL);
+}
+
+static int emit_oldest(struct scan_step *st)
+{
+    struct pending p = st->ring[st->head];
+    st->head = (st->head + 1) % AHEAD;
+    st->n--;
+    return emit(st, p.hash, p.loc);
+}
+
+/* The index walk met a key: start loading its record, and emit the key met
+   AHEAD keys ago. Every key counts towards the step (one whose slot
+   changed meanwhile is skipped when emitted). */
+static int visit(void *ctx, uint64_t hash, uint64_t loc)
+{
+    struct scan_step *st = ctx;
+    struct klog_seg *s = klog_seg_at(st->db, loc);
+    if (s && s->map && klog_loc_off(loc) < s->map_len)
+        __builtin_prefetch(s->map + klog_loc_off(loc));
+    if (st->n == AHEAD) {
+        int rc = emit_oldest(st);
+        if (rc < 0)
+            return rc;
+    }
+    st->ring[(st->head + st->n) % AHEAD] = (struct pending){hash, loc};
+    st->n++;
+    return 1;
 }
 
 int klog_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
               void *ctx, uint64_t *next)
 {
     struct klog_db *db = klog_db_of(base);
-    struct scan_step st = {db, flags, fn, ctx};
+    struct scan_step st = {.db = db, .flags = flags, .fn = fn, .ctx = ctx};
     size_t max_slots = count > SIZE_MAX / SLOTS_PER_KEY ? SIZE_MAX : count * SLOTS_PER_KEY;
+    uint64_t end;
     unsigned token = klog_epoch_enter(&db->epoch);
     int rc =
-        klog_index_scan(klog_index_table(&db->index), cursor, count, max_slots, visit, &st, next);
+        klog_index_scan(klog_index_table(&db->index), cursor, count, max_slots, visit, &st, &end);
+    while (rc == 0 && st.n > 0)
+        rc = emit_oldest(&st);
     klog_epoch_exit(&db->epoch, token);
+    if (rc == 0)
+        *next = end;
     return rc;
 }
