@@ -277,12 +277,7 @@ static int note_rec(struct ctx *c, uint64_t off, const struct klog_rec *rec)
 /* The first offset at or after from where a valid record starts, or size. */
 static uint64_t next_valid(const struct cseg *s, uint64_t from)
 {
-    for (uint64_t at = from; at < s->size; at++) {
-        struct klog_rec rec;
-        if (klog_rec_decode(s->map + at, s->size - at, &rec) == KLOG_REC_OK)
-            return at;
-    }
-    return s->size;
+    return klog_rec_find(s->map, s->size, from);
 }
 
 /* Scan the records of s from its header on. */

@@ -47,10 +47,14 @@
  *  - A put in the outputs is a copy of a record R of key K that the index
  *    held when it was read, so R was K's newest record then; every later
  *    record of K lands in the active segment or a newer one, which replay
- *    after the outputs. A kept tombstone T of K was copied while K was not
- *    live, so K's last record before the gap was a removal and replaying
- *    T again there changes nothing. The tombstone output replays before
- *    the put outputs: a put of K copied after T was kept is newer than T.
+ *    after the outputs. A kept tombstone T of K was copied while K had no
+ *    live record outside the active segment: either K was not live, and
+ *    K's last record before the gap was a removal, so replaying T again
+ *    there changes nothing; or K's newest record was in the active
+ *    segment, which is synced before the tombstone output is renamed into
+ *    place (sync_before_tombstones), so that record, which replays after
+ *    T, is on disk whenever T is. The tombstone output replays before the
+ *    put outputs: a put of K copied after T was kept is newer than T.
  *  - Crash before the outputs are all renamed and the directory synced:
  *    every input is still there. .tmp files are deleted on open; an output
  *    already renamed only repeats, at the gap, what the segments before it
@@ -416,6 +420,28 @@ static int finish_outputs(struct compaction *c)
     return 0;
 }
 
+/*
+ * A kept tombstone of K replays at the gap, after every sealed segment. It
+ * was kept because K had no live record on disk: none at all, or one only
+ * in the active segment, whose newest records may be in the page cache
+ * alone. In the second case a sealed segment may hold a put of K newer
+ * than the tombstone, which the tombstone would hide if the active
+ * segment's put were lost: so before an output of tombstones appears, sync
+ * the log up to where it is now.
+ */
+static int sync_before_tombstones(struct compaction *c)
+{
+    bool tombs = false;
+    for (size_t i = 0; i < c->nout; i++)
+        tombs = tombs || c->out[i].tombs;
+    if (!tombs)
+        return 0;
+    pthread_mutex_lock(&c->db->wlock);
+    uint64_t lsn = c->db->lsn;
+    pthread_mutex_unlock(&c->db->wlock);
+    return klog_wait_durable(c->db, lsn);
+}
+
 static int rename_outputs(struct compaction *c)
 {
     int dfd = c->db->dir_fd;
@@ -657,7 +683,9 @@ static int compact(struct klog_db *db, bool full)
     if (rc != 0)
         goto out_abandon;
     klog_crash_point(STEP_OUTPUTS_WRITTEN);
-    rc = rename_outputs(&c);
+    rc = sync_before_tombstones(&c);
+    if (rc == 0)
+        rc = rename_outputs(&c);
     if (rc == 0)
         rc = map_outputs(&c);
     if (rc == 0) {

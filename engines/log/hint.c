@@ -122,9 +122,9 @@ void klog_hint_entry(const struct klog_hint_view *view, size_t i, uint64_t *hash
 int klog_hint_write(int dir_fd, const char *name, const struct klog_hint_buf *h, bool *fsync_failed)
 {
     *fsync_failed = false;
-    int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = kvs__create(dir_fd, name, O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return kvs_err_from_errno(errno);
+        return fd;
     int rc = kvs__pwrite_all(fd, h->data, h->len, 0);
     if (rc == 0) {
         rc = kvs__fsync(fd);

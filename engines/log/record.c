@@ -99,3 +99,13 @@ const char *klog_rec_status_str(enum klog_rec_status st)
     }
     return "unknown";
 }
+
+uint64_t klog_rec_find(const void *p, uint64_t len, uint64_t from)
+{
+    for (uint64_t at = from; at < len; at++) {
+        struct klog_rec rec;
+        if (klog_rec_decode((const unsigned char *)p + at, len - at, &rec) == KLOG_REC_OK)
+            return at;
+    }
+    return len;
+}

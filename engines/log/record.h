@@ -116,6 +116,12 @@ enum klog_rec_status klog_rec_head(const void *p, size_t avail, struct klog_rec 
 /* klog_rec_decode - klog_rec_head, then verify the checksum. */
 enum klog_rec_status klog_rec_decode(const void *p, size_t avail, struct klog_rec *r);
 
+/* klog_rec_find - the first offset at or after from where a whole valid
+   record starts in p[0..len), or len when there is none: where reading can
+   go on after damage, or whether anything follows it. Slow (a decode at
+   every offset): for damaged files only. */
+uint64_t klog_rec_find(const void *p, uint64_t len, uint64_t from);
+
 /* A short phrase for a status, for messages. */
 const char *klog_rec_status_str(enum klog_rec_status st);
 

@@ -138,16 +138,6 @@ static int replay_clear(struct klog_db *db)
 
 /* ---- segments ---- */
 
-static bool all_zero(const unsigned char *p, uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        if (p[i])
-            return false;
-    }
-    return true;
-}
-
-/* Is a bad record at off of the newest segment what a crash leaves? */
 /*
  * Whether the bad record at off in the newest segment is a torn tail: an
  * append cut short by a crash, possibly followed by whatever the file system
@@ -158,12 +148,7 @@ static bool all_zero(const unsigned char *p, uint64_t n)
 static bool torn_tail(const struct klog_seg *s, uint64_t off)
 {
     uint64_t size = atomic_load(&s->size);
-    for (uint64_t at = off + 1; at < size; at++) {
-        struct klog_rec rec;
-        if (klog_rec_decode(s->map + at, size - at, &rec) == KLOG_REC_OK)
-            return false;
-    }
-    return true;
+    return klog_rec_find(s->map, size, off + 1) == size;
 }
 
 /*
@@ -300,10 +285,14 @@ static int load_seg(struct klog_db *db, const struct klog_seg_name *sn, bool new
     const char *what;
     rc = klog_seg_head_check(s->map, size, sn->id, sn->sub, &what);
     if (rc != 0) {
-        /* A crash right after creating the newest segment leaves it empty,
-           cut inside its header, or zeros: it held no records. */
-        if (newest && (size < KLOG_SEG_HDR || all_zero(s->map, KLOG_SEG_HDR)) &&
-            all_zero(s->map, size)) {
+        /* A machine crash soon after the newest segment was created can
+           leave its header cut short, zeros, or garbage: the header reaches
+           the disk with the segment's first fsync, so nothing in it was
+           synced. If no whole record follows, it held nothing to recover
+           (kvs-check --repair would salvage nothing from it either). A bad
+           header with records after it is damage: refused. */
+        if (newest &&
+            klog_rec_find(s->map, size, size < KLOG_SEG_HDR ? size : KLOG_SEG_HDR) == size) {
             kvs__log(&db->opts, "kvs: deleting %s/%s: torn before its header was complete", db->dir,
                      name);
             klog_seg_free(s);

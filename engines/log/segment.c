@@ -125,9 +125,9 @@ int klog_seg_create(int dir_fd, uint64_t id, unsigned sub, enum klog_file_kind k
     klog_file_name(name, id, sub, kind);
     /* O_APPEND: after a failed write is cut off with ftruncate, the next
        write lands at the new end. O_EXCL: a name is never reused. */
-    int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int fd = kvs__create(dir_fd, name, O_RDWR | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
-        return kvs_err_from_errno(errno);
+        return fd;
     int rc = KVS_ENOMEM;
     struct klog_seg *s = seg_new(id, sub, fd);
     if (!s)

@@ -432,3 +432,47 @@ Test(log_compact, walk_copies_keys_that_wrap_around_the_index)
         expect_ver(db, wrapped_keys[i], 1);
     kvs_db_close(db);
 }
+
+/* ---- kept tombstones and the active segment (crash-state suite) ---- */
+
+static bool tomb_seen, tomb_synced;
+
+/* At STEP_FIRST_RENAMED the first output, which holds the kept tombstones,
+   has just appeared: everything appended before it must be on disk. */
+static void check_synced(int step)
+{
+    if (step != 2 || tomb_seen)
+        return;
+    struct klog_db *db = klog_db_of(hook_db);
+    pthread_mutex_lock(&db->wlock);
+    uint64_t lsn = db->lsn;
+    pthread_mutex_unlock(&db->wlock);
+    pthread_mutex_lock(&db->sync_lock);
+    tomb_synced = db->durable >= lsn;
+    pthread_mutex_unlock(&db->sync_lock);
+    tomb_seen = true;
+}
+
+/* A tombstone is kept when its key's newest record may be in the page
+   cache of the active segment only; the output holding it replays after
+   every sealed segment, so it must not appear before that record is on
+   disk, or a power loss could leave it hiding an older, synced put. */
+Test(log_compact, kept_tombstones_appear_after_the_log_is_synced)
+{
+    kvs_db *db = open_with_compaction(false);
+    build_removals(db, false);
+    kvs_db_close(db);
+
+    tomb_seen = tomb_synced = false;
+    lt_log_clear();
+    hook_db = db = open_with_compaction(true);
+    kvs__log_crash_hook = check_synced;
+    lt_set(db, "wake", "up"); /* fsync "no": only in the page cache */
+    bool compacted = lt_log_wait("kvs: compacted", 20);
+    kvs__log_crash_hook = NULL;
+    cr_assert(compacted, "no compaction: %s", lt_log_text());
+    cr_assert(tomb_seen, "no output was renamed");
+    cr_assert(tomb_synced, "the tombstone output appeared before the log was synced");
+    kvs_db_close(db);
+    cr_assert_eq(tombstone_outputs(), 1);
+}
