@@ -71,7 +71,9 @@ int kvs__lmdb_sync_now(struct lmdb_db *db)
     rc = kvs__fdatasync(db->fd);
     if (rc != 0)
         fail_writes(db, rc, "fdatasync of data.mdb");
-    return rc;
+    /* A concurrent fdatasync that failed may have dropped pages this one
+       then found clean: success counts only if no sync failed meanwhile. */
+    return rc != 0 ? rc : atomic_load(&db->failed);
 }
 
 /*

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,4 +307,51 @@ Test(lmdb, stats_and_no_compaction)
     cr_assert_eq(kvs_db_stats(db, &st), 0);
     cr_assert_eq(st.keys, 0);
     cr_assert_eq(st.live_bytes, 0);
+}
+
+/* ---- a sync beside a failed one ---- */
+
+static _Thread_local bool hold_my_sync;
+static sem_t b_in_sync, a_done;
+
+/* Trace hook: the thread marked hold_my_sync stops just before its fsync
+   until the other thread's sync has failed. */
+static void hold_sync(void *ctx, const struct kvs__trace_event *ev)
+{
+    (void)ctx;
+    if (ev->op != KVS__TRACE_SYNC_BEGIN || !hold_my_sync)
+        return;
+    hold_my_sync = false;
+    sem_post(&b_in_sync);
+    sem_wait(&a_done);
+}
+
+static void *sync_b(void *arg)
+{
+    hold_my_sync = true;
+    *(int *)arg = kvs_db_sync(db);
+    return NULL;
+}
+
+/* Two syncs at once, the second to start failing: after a failed fdatasync
+   the pages it should have written may be clean, so the other sync's
+   success proves nothing, and it must report the failure too. */
+Test(lmdb, sync_beside_a_failed_sync_fails)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("v")), 0);
+    sem_init(&b_in_sync, 0, 0);
+    sem_init(&a_done, 0, 0);
+    kvs__trace_set(hold_sync, NULL);
+    kvs__fault_set(KVS__FAULT_FSYNC, 2, KVS_EIO); /* B's call is the first, A's the second */
+    int b_rc = -1;
+    pthread_t b;
+    cr_assert_eq(pthread_create(&b, NULL, sync_b, &b_rc), 0);
+    sem_wait(&b_in_sync);
+    int a_rc = kvs_db_sync(db);
+    sem_post(&a_done);
+    pthread_join(b, NULL);
+    kvs__trace_set(NULL, NULL);
+    cr_assert_eq(a_rc, KVS_EIO);
+    cr_assert_eq(b_rc, KVS_EIO, "a sync said the data was durable: %s", kvs_err_name(b_rc));
 }
