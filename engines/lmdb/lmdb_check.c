@@ -1,23 +1,20 @@
 /*
- * The lmdb engine's checker (kvs/check.h): open the store through libkvs for
- * its stats, then walk the main database read-only with LMDB's cursor,
- * which reads every page holding a key or a value, and copy every entry
- * into the repair directory when one is given. Keys carry the engine's
+ * The lmdb engine's checker (kvs/check.h): open the environment read-only
+ * (LMDB checks its meta pages) for its figures, then walk the main database
+ * with LMDB's cursor, which reads every page holding a key or a value, and
+ * copy every entry to the salvage sink when there is one. Keys carry the engine's
  * tag and hash (engines/lmdb/lmdb_internal.h), or in stores of the old
  * layout the old tag alone; an entry with neither is reported, not copied.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "kvs/check.h"
 #include "lmdb_internal.h"
 
-static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report *r, char *why)
+static int walk(MDB_env *env, FILE *out, const struct kvs_salvage *salvage,
+                struct kvs_check_report *r, char *why)
 {
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -59,9 +56,9 @@ static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report
         }
         r->live_keys++;
         bytes += k.mv_size - head + v.mv_size;
-        if (repair) {
-            rc = kvs_db_set(repair, kvs_slice_of(kp + head, k.mv_size - head),
-                            kvs_slice_of(v.mv_data, v.mv_size));
+        if (salvage) {
+            rc = salvage->set(salvage->ctx, kvs_slice_of(kp + head, k.mv_size - head),
+                              kvs_slice_of(v.mv_data, v.mv_size));
             if (rc != 0) {
                 kvs__why(why, "cannot salvage an entry: %s", kvs_strerror(rc));
                 break;
@@ -86,86 +83,76 @@ static int walk(MDB_env *env, FILE *out, kvs_db *repair, struct kvs_check_report
     return rc;
 }
 
-int kvs__lmdb_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-                    char *why)
+/* Open the environment read-only (LMDB checks its meta pages) and read
+   its figures: entries, pages in use and on the freelist. */
+static int open_env(const char *dir, FILE *out, struct kvs_check_report *r, MDB_env **envp,
+                    uint64_t *entries)
 {
-    /* Through libkvs first: refuses a store in use, and LMDB checks the meta pages. */
-    kvs_options o;
-    kvs_options_init(&o);
-    o.engine = "lmdb";
-    kvs_db *db;
-    int rc = kvs_db_open(dir, &o, &db, why);
-    if (rc != 0)
-        return rc;
-    kvs_stats st;
-    rc = kvs_db_stats(db, &st);
-    kvs_db_close(db);
-    if (rc != 0) {
-        fprintf(out, "corrupt: stats failed: %s\n", kvs_strerror(rc));
-        r->problems++;
-    } else {
-        fprintf(out,
-                "stats: %" PRIu64 " keys, %" PRIu64 " bytes in use, %" PRIu64
-                " bytes free in the map file\n",
-                st.keys, st.disk_bytes, st.stale_bytes);
-    }
-
-    /* Then a read-only walk, holding the directory lock ourselves; LMDB's
-       own lock file is not needed with no other process. */
-    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) {
-        kvs__why(why, "cannot open %s: %s", dir, strerror(errno));
-        return kvs_err_from_errno(errno);
-    }
-    if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? KVS_ELOCKED : kvs_err_from_errno(errno);
-        kvs__why(why, "%s: %s", dir, kvs_strerror(rc));
-        close(dir_fd);
-        return rc;
-    }
-    kvs_db *repair = NULL;
     MDB_env *env = NULL;
     int mrc = mdb_env_create(&env);
     if (mrc == 0)
         mrc = mdb_env_set_mapsize(env, 0);
+    /* No lock file: kvs_dir_check() holds the directory's lock. */
     if (mrc == 0)
         mrc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0644);
     if (mrc != 0) {
         fprintf(out, "corrupt: LMDB cannot open %s read-only: %s\n", dir, mdb_strerror(mrc));
         r->problems++;
-        goto out_env;
+        if (env)
+            mdb_env_close(env);
+        return mrc;
     }
-    if (repair_dir) {
-        rc = kvs__check_repair_open(dir, repair_dir, "lmdb", &repair, why);
-        if (rc != 0)
-            goto out_env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat ms;
+    MDB_envinfo info;
+    size_t free_pages = 0;
+    mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (mrc == 0) {
+        mrc = mdb_dbi_open(txn, NULL, 0, &dbi);
+        if (mrc == 0)
+            mrc = mdb_stat(txn, dbi, &ms);
+        if (mrc == 0)
+            mrc = mdb_env_info(env, &info);
+        if (mrc == 0)
+            mrc = kvs__lmdb_free_pages(txn, &free_pages);
+        mdb_txn_abort(txn);
     }
-    rc = walk(env, out, repair, r, why);
-    if (rc == 0 && st.keys != r->live_keys && r->corrupt == 0) {
-        fprintf(out, "corrupt: stats count %" PRIu64 " keys, the walk found %" PRIu64 "\n", st.keys,
-                r->live_keys);
+    if (mrc != 0) {
+        fprintf(out, "corrupt: stats failed: %s\n", mdb_strerror(mrc));
+        r->problems++;
+        *entries = UINT64_MAX;
+    } else {
+        *entries = ms.ms_entries;
+        fprintf(out,
+                "stats: %" PRIu64 " keys, %" PRIu64 " bytes in use, %" PRIu64
+                " bytes free in the map file\n",
+                (uint64_t)ms.ms_entries, ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize,
+                (uint64_t)free_pages * ms.ms_psize);
+    }
+    *envp = env;
+    return 0;
+}
+
+int kvs__lmdb_check(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
+                    struct kvs_check_report *r, char *why)
+{
+    (void)dir_fd;
+    MDB_env *env;
+    uint64_t entries;
+    if (open_env(dir, out, r, &env, &entries) != 0)
+        return 0; /* reported */
+    int rc = walk(env, out, salvage, r, why);
+    if (rc == 0 && entries != UINT64_MAX && entries != r->live_keys && r->corrupt == 0) {
+        fprintf(out, "corrupt: stats count %" PRIu64 " entries, the walk found %" PRIu64 " keys\n",
+                entries, r->live_keys);
         r->problems++;
     }
-    if (repair) {
-        int src = kvs_db_sync(repair);
-        int crc = kvs_db_close(repair);
-        if (rc == 0 && (src || crc)) {
-            rc = src ? src : crc;
-            kvs__why(why, "cannot flush %s: %s", repair_dir, kvs_strerror(rc));
-        }
-        if (rc == 0)
-            fprintf(out, "repaired into %s: %" PRIu64 " entries copied\n", repair_dir, r->salvaged);
-    }
-out_env:
-    if (env)
-        mdb_env_close(env);
-    close(dir_fd);
+    mdb_env_close(env);
     if (rc == 0) {
         fprintf(out, "verified: ENGINE record, LMDB meta pages (open), every page of the main "
                      "database (cursor walk); LMDB keeps no checksums of values\n");
         fprintf(out, "live keys: %" PRIu64 "\n", r->live_keys);
-        fprintf(out, "result: %s (%" PRIu64 " problems)\n", r->problems ? "PROBLEMS" : "clean",
-                r->problems);
     }
     return rc;
 }

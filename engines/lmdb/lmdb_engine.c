@@ -308,7 +308,7 @@ static int lmdb_sync(struct kvs_db *base)
 /* Pages on the freelist. Each record of LMDB's free database (dbi 0) is a
    list of page numbers (pgno_t, a size_t in this build) led by its length;
    the walk reads one record per freeing transaction still remembered. */
-static int count_free_pages(MDB_txn *txn, size_t *pages)
+int kvs__lmdb_free_pages(MDB_txn *txn, size_t *pages)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, 0, &cur);
@@ -343,7 +343,7 @@ static int lmdb_stats(struct kvs_db *base, kvs_stats *st)
     if (mrc == 0)
         mrc = mdb_env_info(db->env, &info);
     if (mrc == 0)
-        mrc = count_free_pages(txn, &free_pages);
+        mrc = kvs__lmdb_free_pages(txn, &free_pages);
     kvs__lmdb_read_end(db, txn);
     if (mrc != 0)
         return kvs__lmdb_err(mrc);

@@ -117,8 +117,11 @@ int kvs__lmdb_write_batch(struct lmdb_db *db, const struct lmdb_write *w, size_t
 int kvs__lmdb_sync_now(struct lmdb_db *db);
 
 /* lmdb_check.c: the engine's checker (kvs/check.h). */
-int kvs__lmdb_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-                    char *why);
+int kvs__lmdb_check(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
+                    struct kvs_check_report *r, char *why);
+
+/* Pages on LMDB's freelist as txn sees it. Returns 0 or an MDB_* code. */
+int kvs__lmdb_free_pages(MDB_txn *txn, size_t *pages);
 
 /* lmdb_keys.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
    key.len is at most LMDB_MAX_KEY. */

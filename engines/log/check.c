@@ -9,10 +9,9 @@
  * record is corruption (open refuses the store), and the scan skips to the
  * next offset where a valid record starts.
  *
- * With a repair directory, every readable record is replayed in log order
- * into a new store there through kvs_db_set(), kvs_db_remove() and
- * kvs_db_clear(): torn tails and corrupt ranges are left out, and the
- * original directory is only ever read (opened O_RDONLY, mapped read-only).
+ * With a salvage sink (kvs-check --repair), every readable record is
+ * replayed into it in log order: torn tails and corrupt ranges are left out,
+ * and the original directory is only ever read (mapped read-only).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -151,7 +150,7 @@ struct ctx {
     int dir_fd;
     FILE *out;
     struct kvs_check_report *r;
-    kvs_db *repair;
+    const struct kvs_salvage *salvage;
     struct ktab keys;
     struct cseg *segs;
     size_t nsegs;
@@ -231,30 +230,27 @@ static int apply(struct ctx *c, const struct klog_rec *rec)
     case KLOG_REC_PUT:
         r->puts++;
         rc = ktab_put(&c->keys, rec->key, rec->klen);
-        if (rc == 0 && c->repair)
-            rc = kvs_db_set(c->repair, key, kvs_slice_of(rec->val, rec->vlen));
+        if (rc == 0 && c->salvage)
+            rc = c->salvage->set(c->salvage->ctx, key, kvs_slice_of(rec->val, rec->vlen));
         break;
     case KLOG_REC_DEL:
         r->dels++;
         ktab_del(&c->keys, rec->key, rec->klen);
-        if (c->repair) {
-            rc = kvs_db_remove(c->repair, key);
-            if (rc == KVS_ENOTFOUND)
-                rc = 0;
-        }
+        if (c->salvage)
+            rc = c->salvage->remove(c->salvage->ctx, key);
         break;
     default:
         r->clears++;
         ktab_clear(&c->keys);
-        if (c->repair)
-            rc = kvs_db_clear(c->repair);
+        if (c->salvage)
+            rc = c->salvage->clear(c->salvage->ctx);
         break;
     }
     if (rc != 0) {
         kvs__why(c->why, "cannot salvage a record: %s", kvs_strerror(rc));
         return rc;
     }
-    if (c->repair)
+    if (c->salvage)
         r->salvaged++;
     return 0;
 }
@@ -443,49 +439,14 @@ static int check_kvs(struct ctx *c)
     return rc;
 }
 
-/* ---- the repair directory ---- */
-
-static int finish_repair(kvs_db *db, const char *repair_dir, int rc, char *why)
-{
-    if (!db)
-        return rc;
-    int src = kvs_db_sync(db);
-    int crc = kvs_db_close(db);
-    if (rc == 0 && (src != 0 || crc != 0)) {
-        rc = src ? src : crc;
-        kvs__why(why, "cannot flush %s: %s", repair_dir, kvs_strerror(rc));
-    }
-    return rc;
-}
-
 /* ---- the entry point ---- */
 
-int klog_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-               char *why)
+int klog_check(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
+               struct kvs_check_report *r, char *why)
 {
-    int rc;
-    struct ctx c = {.dir = dir, .out = out, .r = r, .why = why};
-    c.dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (c.dir_fd < 0) {
-        kvs__why(why, "cannot open %s: %s", dir, strerror(errno));
-        return kvs_err_from_errno(errno);
-    }
-    /* The lock kvs_db_open() takes: no server may append while we read. */
-    if (flock(c.dir_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? KVS_ELOCKED : kvs_err_from_errno(errno);
-        kvs__why(why, "%s: %s", dir, kvs_strerror(rc));
-        goto out_close;
-    }
-    if (repair_dir) {
-        rc = kvs__check_repair_open(dir, repair_dir, "kvs", &c.repair, why);
-        if (rc != 0)
-            goto out_close;
-    }
-    rc = check_kvs(&c);
-    rc = finish_repair(c.repair, repair_dir, rc, why);
-    if (rc == 0 && repair_dir)
-        fprintf(out, "repaired into %s: %" PRIu64 " records salvaged, %" PRIu64 " live keys\n",
-                repair_dir, r->salvaged, r->live_keys);
+    struct ctx c = {
+        .dir = dir, .dir_fd = dir_fd, .out = out, .r = r, .salvage = salvage, .why = why};
+    int rc = check_kvs(&c);
     for (size_t i = 0; i < c.nsegs; i++) {
         if (c.segs[i].map)
             munmap((void *)c.segs[i].map, c.segs[i].size);
@@ -493,10 +454,5 @@ int klog_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_ch
     free(c.segs);
     free(c.recs);
     ktab_free(&c.keys);
-out_close:
-    close(c.dir_fd);
-    if (rc == 0)
-        fprintf(out, "result: %s (%" PRIu64 " problems)\n", r->problems ? "PROBLEMS" : "clean",
-                r->problems);
     return rc;
 }

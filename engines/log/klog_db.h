@@ -252,8 +252,8 @@ int klog_sync_all(struct klog_db *db);
 void klog_forget_locked(struct klog_db *db, uint64_t old);
 
 /* check.c: the engine's checker (kvs/check.h). */
-int klog_check(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-               char *why);
+int klog_check(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
+               struct kvs_check_report *r, char *why);
 
 /* scan.c: one step of kvs_db_scan(). */
 int klog_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,

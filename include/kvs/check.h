@@ -37,6 +37,19 @@ struct kvs_check_report {
 };
 
 /*
+ * Where a checker copies what it can read when a repair was asked for:
+ * kvs_dir_check() writes it into the new store. Records come in the order
+ * an open would replay them. Each returns 0 or a kvs_err that ends the
+ * check; remove of a missing key returns 0.
+ */
+struct kvs_salvage {
+    int (*set)(void *ctx, kvs_slice key, kvs_slice value);
+    int (*remove)(void *ctx, kvs_slice key);
+    int (*clear)(void *ctx);
+    void *ctx;
+};
+
+/*
  * kvs_dir_check - check dir with the checker of the engine that wrote it
  * (the one whose files it holds when its ENGINE record is missing, which is
  * a problem itself), printing findings to out; with repair_dir not NULL,

@@ -32,6 +32,7 @@
 #include "kvs/kvs.h"
 
 struct kvs_check_report;
+struct kvs_salvage;
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,24 +80,19 @@ struct kvs_engine {
     int (*save)(struct kvs_db *db);
     /* ABI 2. Emit the engine's own figures (kvs_db_info). */
     int (*info)(struct kvs_db *db, kvs_info_fn fn, void *ctx);
-    /* ABI 2. Check the stopped store in dir, which records this engine (or
-       records none: kvs_dir_check() has said so), and salvage it into
-       repair_dir if not NULL (kvs/check.h). */
-    int (*check)(const char *dir, const char *repair_dir, FILE *out, struct kvs_check_report *r,
-                 char *why);
+    /* ABI 2. Check the stopped store in dir (open at dir_fd and locked by
+       kvs_dir_check(), which also printed its engine record), printing
+       findings to out and counting them in *r, and copy what it can read
+       to salvage if not NULL (kvs/check.h). Only reads dir. Returns 0 when
+       the check ran, or an error explained in why. */
+    int (*check)(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
+                 struct kvs_check_report *r, char *why);
 };
 
 /* For an engine's info method: emit n figures, names[i] with values[i] in
    decimal, through fn. */
 void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, const uint64_t *values,
                        size_t n);
-
-/* For an engine's check method: open a store of engine in the new
-   directory repair_dir, where salvaged records go (kvs_db_open_new rules;
-   fsync "no": sync once at the end). Returns 0 or an error explained in
-   why. */
-int kvs__check_repair_open(const char *dir, const char *repair_dir, const char *engine,
-                           kvs_db **dbp, char *why);
 
 /* Write a printf-style explanation into why (KVS_WHY_MAX bytes) if not NULL. */
 void kvs__why(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
