@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/statvfs.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "lmdb_internal.h"
 
 /* Retries after a remap. Doubling from 64 MiB passes any real size long

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "compact.h"
-#include "engines/fileio.h"
+#include "core/fileio.h"
 
 int klog_clear(struct klog_db *db)
 {

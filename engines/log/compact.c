@@ -91,7 +91,7 @@
 #include <unistd.h>
 
 #include "compact.h"
-#include "engines/fileio.h"
+#include "core/fileio.h"
 
 void (*kvs__log_crash_hook)(int step);
 void (*kvs__log_walk_hook)(uint64_t hash);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "kvs/error.h"
 #include "record.h"
 #include "segment.h"

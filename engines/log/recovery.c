@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "hint.h"
 #include "klog_db.h"
 #include "listing.h"

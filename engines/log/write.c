@@ -49,7 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "klog_db.h"
 
 /* A batch is written whenever this many encoded bytes are waiting. */

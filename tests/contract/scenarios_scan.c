@@ -114,10 +114,15 @@ static int visit(void *ctx, kvs_slice key, const kvs_slice *value)
                      value ? (const char *)value->data : "");
         return 0;
     }
+    /* The key is not NUL-terminated (it may end a mapped page): copy it. */
+    char name[32];
     int n;
-    if (key.len > 7 && memcmp(key.data, "stable-", 7) == 0 &&
-        sscanf((const char *)key.data + 7, "%d=", &n) == 1 && n >= 0 && n < STABLE)
-        p->seen[n] = 1;
+    if (key.len > 7 && key.len < sizeof(name) && memcmp(key.data, "stable-", 7) == 0) {
+        memcpy(name, key.data, key.len);
+        name[key.len] = '\0';
+        if (sscanf(name + 7, "%d", &n) == 1 && n >= 0 && n < STABLE)
+            p->seen[n] = 1;
+    }
     return 0;
 }
 

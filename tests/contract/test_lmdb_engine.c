@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "contract/scenarios.h"
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "engines/lmdb/lmdb_internal.h"
 #include "kvs/kvs.h"
 #include "support/tmpdir.h"

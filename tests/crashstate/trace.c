@@ -22,7 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 
 _Static_assert(sizeof(off_t) == 8, "off_t and off64_t must be the same");
 

@@ -37,7 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "engines/log/index.h"
 #include "kvs/kvs.h"
 #include "support/server.h"

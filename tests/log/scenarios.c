@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "support.h"
 
 #define NKEYS 1000

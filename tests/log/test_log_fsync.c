@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engines/fileio.h"
+#include "core/fileio.h"
 #include "engines/log/klog_db.h"
 #include "helpers.h"
 

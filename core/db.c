@@ -263,13 +263,3 @@ int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx)
         return KVS_EINVAL;
     return db->engine->info ? db->engine->info(db, fn, ctx) : KVS_ENOTSUP;
 }
-
-void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, const uint64_t *values,
-                       size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char value[24];
-        snprintf(value, sizeof(value), "%" PRIu64, values[i]);
-        fn(ctx, names[i], value);
-    }
-}

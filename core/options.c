@@ -1,4 +1,5 @@
 /* Store options and their defaults; the helpers engines share for messages. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,4 +59,14 @@ void kvs__log(const kvs_options *opts, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     opts->log(opts->log_ctx, line);
+}
+
+void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, const uint64_t *values,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, values[i]);
+        fn(ctx, names[i], value);
+    }
 }
