@@ -56,29 +56,52 @@ struct kvs_engine {
        supported; use a prefix such as "seg-*"). */
     const char *const *signature_files;
 
+    /* The methods below do what the kvs_db_*() wrapper of the same name
+       says (kvs.h), with the arguments the wrapper has checked, and return
+       0 or one of the errors listed here; nothing else reaches callers. */
+
+    /* KVS_ECORRUPT (why names the file and offset), KVS_EVERSION, KVS_EIO,
+       KVS_ENOSPC, KVS_EACCES, KVS_ENOMEM, KVS_EKEYSIZE (a stored key this
+       engine cannot hold), always with why filled. */
     int (*open)(const char *dir, const kvs_options *opts, struct kvs_db **dbp, char *why);
+    /* An I/O error of the final sync (KVS_EIO, KVS_ENOSPC); frees db
+       whatever it returns. */
     int (*close)(struct kvs_db *db);
+    /* KVS_ENOTFOUND (value untouched), KVS_ECORRUPT, KVS_EIO, KVS_ENOMEM. */
     int (*get)(struct kvs_db *db, kvs_slice key, kvs_buf *value);
+    /* KVS_ENOSPC, KVS_EIO, KVS_EREADONLY, KVS_ENOMEM. */
     int (*set)(struct kvs_db *db, kvs_slice key, kvs_slice value);
+    /* KVS_ENOTFOUND, KVS_ENOSPC, KVS_EIO, KVS_EREADONLY, KVS_ENOMEM. */
     int (*remove)(struct kvs_db *db, kvs_slice key);
+    /* KVS_EIO, KVS_ENOSPC: the error of the fsync that should have covered
+       the data, then every time after (the store refuses writes). */
     int (*sync)(struct kvs_db *db);
+    /* KVS_EIO, KVS_ENOMEM. */
     int (*stats)(struct kvs_db *db, kvs_stats *st);
-    /* Optional from here on (may be NULL). */
+    /* Optional from here on (may be NULL: the wrapper answers
+       KVS_ENOTSUP, or does without, as kvs.h says). */
+    /* As set. */
     int (*clear)(struct kvs_db *db);
+    /* KVS_EREADONLY, KVS_ECORRUPT (a record it will not copy), KVS_EIO,
+       KVS_ENOSPC, KVS_ENOMEM. */
     int (*compact)(struct kvs_db *db);
     /* Apply a batch as one write (see kvs_db_write); NULL: the wrapper
-       applies the ops one by one with set/remove. Ops are validated. */
+       applies the ops one by one with set/remove. Ops are validated. As
+       set, with a prefix of the batch applied on an I/O error. */
     int (*write)(struct kvs_db *db, kvs_op *ops, size_t n);
     /* ABI 2. One step of a pass over the keys (see kvs_db_scan); count is
-       at least 1, flags are valid. */
+       at least 1, flags are valid. fn's error, KVS_ECORRUPT, KVS_EIO,
+       KVS_ENOMEM; *next is written on success only. */
     int (*scan)(struct kvs_db *db, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
                 void *ctx, uint64_t *next);
     /* ABI 2. KVS_ENGINE_* traits (kvs.h): behaviour that differs by engine
        is asked of these, never of the engine's name. */
     unsigned traits;
-    /* ABI 2. Make everything written so far durable (kvs_db_save). */
+    /* ABI 2. Make everything written so far durable (kvs_db_save). As
+       sync. */
     int (*save)(struct kvs_db *db);
-    /* ABI 2. Emit the engine's own figures (kvs_db_info). */
+    /* ABI 2. Emit the engine's own figures (kvs_db_info). KVS_EIO,
+       KVS_ENOMEM. */
     int (*info)(struct kvs_db *db, kvs_info_fn fn, void *ctx);
     /* ABI 2. Check the stopped store in dir (open at dir_fd and locked by
        kvs_dir_check(), which also printed its engine record), printing

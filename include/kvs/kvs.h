@@ -26,6 +26,12 @@
  *     fsync policy. The policy decides what survives a crash of the machine:
  *     KVS_FSYNC_ALWAYS everything acknowledged, KVS_FSYNC_EVERYSEC all but
  *     about the last second, KVS_FSYNC_NO whatever the kernel had written.
+ *
+ * Errors:
+ *  7. Functions return 0 or a negative kvs_err (error.h); each says which.
+ *     Besides those, any of them returns KVS_EINVAL for a NULL handle,
+ *     out-pointer or function, and for a slice with a NULL pointer and a
+ *     non-zero length.
  */
 #ifndef KVS_KVS_H
 #define KVS_KVS_H
@@ -170,11 +176,16 @@ int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value);
  */
 int kvs_db_remove(kvs_db *db, kvs_slice key);
 
-/* kvs_db_sync - flush everything acknowledged to stable storage now. */
+/*
+ * kvs_db_sync - flush everything acknowledged to stable storage now.
+ * Returns 0 once an fsync covering every write acknowledged before the call
+ * has succeeded; else the error of the fsync that failed (KVS_EIO,
+ * KVS_ENOSPC), and that error from then on: the store refuses writes.
+ */
 int kvs_db_sync(kvs_db *db);
 
 /* kvs_db_stats - fill *st. Counts are exact for keys, approximate for bytes
-   while writes run concurrently. */
+   while writes run concurrently. Returns 0, KVS_EIO or KVS_ENOMEM. */
 int kvs_db_stats(kvs_db *db, kvs_stats *st);
 
 /* One change of a batch passed to kvs_db_write(). */
@@ -201,11 +212,14 @@ typedef struct kvs_op {
  */
 int kvs_db_write(kvs_db *db, kvs_op *ops, size_t n);
 
-/* kvs_db_clear - remove every key (FLUSHDB). Returns 0 or an error. */
+/* kvs_db_clear - remove every key (FLUSHDB). Returns 0, KVS_ENOTSUP,
+   KVS_ENOSPC, KVS_EIO, KVS_EREADONLY or KVS_ENOMEM. */
 int kvs_db_clear(kvs_db *db);
 
 /* kvs_db_compact - run a compaction now and wait for it (tests, tools).
-   Returns 0, KVS_ENOTSUP for engines without compaction, or an error. */
+   Returns 0, KVS_ENOTSUP for engines without compaction, KVS_EREADONLY,
+   KVS_ECORRUPT (a damaged record it will not copy), KVS_EIO, KVS_ENOSPC or
+   KVS_ENOMEM. */
 int kvs_db_compact(kvs_db *db);
 
 /*
