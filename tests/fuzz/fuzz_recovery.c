@@ -15,8 +15,9 @@
  * torn tail of the newest segment is cut, corruption anywhere else is
  * reported; a bad hint falls back to a scan) and replays the records into a
  * model. A bad record of the newest segment is its tail unless a valid
- * record starts anywhere after it; a newest segment of only zeros (or
- * shorter than its header) was torn before its header was complete. The
+ * record starts anywhere after it; a newest segment whose header is bad
+ * (cut short, zeros or garbage) with no whole record after it was torn
+ * before its header was complete, and is deleted. The
  * store must open exactly when predicted, hold exactly the model's keys and
  * values, and hold them again when reopened (after the cut tail and the
  * rewritten hint). A hint with a valid checksum but arbitrary entries
@@ -92,12 +93,15 @@ struct seg {
     unsigned sub;
 };
 
-static bool all_zero(const unsigned char *p, size_t n)
+/* Does a whole valid record start anywhere in s from offset from? */
+static bool record_from(const struct seg *s, size_t from)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
+    for (size_t at = from; at < s->len; at++) {
+        struct klog_rec r;
+        if (klog_rec_decode(s->p + at, s->len - at, &r) == KLOG_REC_OK)
+            return true;
+    }
+    return false;
 }
 
 static void fix_records(struct seg *s)
@@ -130,7 +134,8 @@ static enum outcome scan(const struct seg *s, bool newest, struct model *m, size
     const char *what;
     if (klog_seg_head_check(s->p, s->len, s->id, s->sub, &what) != 0) {
         *len_after = 0;
-        return newest && all_zero(s->p, s->len) ? OPENS : FAILS;
+        size_t from = s->len < KLOG_SEG_HDR ? s->len : KLOG_SEG_HDR;
+        return newest && !record_from(s, from) ? OPENS : FAILS;
     }
     for (size_t off = KLOG_SEG_HDR; off < s->len;) {
         struct klog_rec r;
