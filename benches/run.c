@@ -98,7 +98,7 @@ static int batched_set(struct worker *w, uint64_t id)
     key_make(s->ks, id, key);
     value_make(s->ks, id, s->version, val);
     w->ops[w->nops++] = (kvs_op){KVS_OP_SET, kvs_slice_of(key, s->ks->key_size),
-                                 kvs_slice_of(val, s->ks->value_size), 0};
+                                 kvs_slice_of(val, s->ks->value_size), 0, 0};
     return w->nops == s->batch ? flush_batch(w) : 0;
 }
 
@@ -199,8 +199,9 @@ static int op_named_set(struct worker *w, uint64_t n)
     return 0;
 }
 
-static int count_key(void *ctx, kvs_slice key, const kvs_slice *value)
+static int count_key(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     (void)key;
     (void)value;
     ((struct worker *)ctx)->step_keys++;

@@ -15,9 +15,9 @@
 #include "owner.h"
 
 /* The salvage sink over the repair store. */
-static int salvage_set(void *ctx, kvs_slice key, kvs_slice value)
+static int salvage_set(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at)
 {
-    return kvs_db_set(ctx, key, value);
+    return kvs_db_set_ex(ctx, key, value, expire_at);
 }
 
 static int salvage_remove(void *ctx, kvs_slice key)

@@ -153,10 +153,15 @@ static int check_key(const kvs_db *db, kvs_slice key)
 
 int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value)
 {
+    return kvs_db_get_ex(db, key, value, NULL);
+}
+
+int kvs_db_get_ex(kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at)
+{
     if (!db || !value)
         return KVS_EINVAL;
     int rc = check_key(db, key);
-    return rc ? rc : db->engine->get(db, key, value);
+    return rc ? rc : db->engine->get_ex(db, key, value, expire_at);
 }
 
 int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value)
@@ -169,6 +174,13 @@ int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value)
     if (value.len > db->engine->max_value)
         return KVS_EVALSIZE;
     return db->engine->set(db, key, value);
+}
+
+int kvs_db_set_ex(kvs_db *db, kvs_slice key, kvs_slice value, int64_t expire_at)
+{
+    kvs_op op = {.type = KVS_OP_SET, .key = key, .value = value, .expire_at = expire_at};
+    int rc = kvs_db_write(db, &op, 1);
+    return rc ? rc : op.result;
 }
 
 int kvs_db_remove(kvs_db *db, kvs_slice key)
@@ -200,30 +212,18 @@ int kvs_db_write(kvs_db *db, kvs_op *ops, size_t n)
         int rc = check_key(db, ops[i].key);
         if (rc)
             return rc;
+        if (ops[i].expire_at < 0)
+            return KVS_EINVAL;
         if (ops[i].type == KVS_OP_SET) {
             if (!ops[i].value.data && ops[i].value.len)
                 return KVS_EINVAL;
             if (ops[i].value.len > db->engine->max_value)
                 return KVS_EVALSIZE;
-        } else if (ops[i].type != KVS_OP_REMOVE) {
+        } else if (ops[i].type != KVS_OP_REMOVE && ops[i].type != KVS_OP_EXPIRE) {
             return KVS_EINVAL;
         }
     }
-    if (db->engine->write)
-        return db->engine->write(db, ops, n);
-    /* One by one: acknowledged ops stay applied if a later one fails. */
-    for (size_t i = 0; i < n; i++) {
-        int rc = ops[i].type == KVS_OP_SET ? db->engine->set(db, ops[i].key, ops[i].value)
-                                           : db->engine->remove(db, ops[i].key);
-        if (rc == KVS_ENOTFOUND && ops[i].type == KVS_OP_REMOVE) {
-            ops[i].result = rc;
-            continue;
-        }
-        if (rc != 0)
-            return rc;
-        ops[i].result = 0;
-    }
-    return 0;
+    return db->engine->write(db, ops, n);
 }
 
 int kvs_db_clear(kvs_db *db)
@@ -243,7 +243,7 @@ int kvs_db_compact(kvs_db *db)
 int kvs_db_scan(kvs_db *db, uint64_t cursor, size_t count, unsigned flags, kvs_scan_fn fn,
                 void *ctx, uint64_t *next)
 {
-    if (!db || !fn || !next || (flags & ~KVS_SCAN_VALUES))
+    if (!db || !fn || !next || (flags & ~(KVS_SCAN_VALUES | KVS_SCAN_EXPIRED)))
         return KVS_EINVAL;
     if (!db->engine->scan)
         return KVS_ENOTSUP;

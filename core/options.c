@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "kvs/engine.h"
 
@@ -69,4 +70,15 @@ void kvs__info_figures(kvs_info_fn fn, void *ctx, const char *const *names, cons
         snprintf(value, sizeof(value), "%" PRIu64, values[i]);
         fn(ctx, names[i], value);
     }
+}
+
+int64_t (*kvs__now_hook)(void);
+
+int64_t kvs_now_ms(void)
+{
+    if (kvs__now_hook)
+        return kvs__now_hook();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

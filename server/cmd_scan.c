@@ -142,8 +142,9 @@ struct listing {
     struct seen *seen; /* KEYS: the keys listed so far; SCAN: NULL */
 };
 
-static int list_key(void *ctx, kvs_slice key, const kvs_slice *value)
+static int list_key(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     (void)value;
     struct listing *l = ctx;
     struct conn *c = l->c;
@@ -306,8 +307,9 @@ struct pick {
     bool found;
 };
 
-static int pick_first(void *ctx, kvs_slice key, const kvs_slice *value)
+static int pick_first(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     (void)value;
     struct pick *p = ctx;
     if (p->found)

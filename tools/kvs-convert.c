@@ -5,7 +5,9 @@
  *
  * The source is opened as a store (its lock refuses a directory a server
  * has open) and only read: a pass of kvs_db_scan() with values, each step's
- * pairs written to the destination as one kvs_db_write() batch. The
+ * pairs written to the destination as one kvs_db_write() batch, each key
+ * with its expiry time (a key whose time has passed is not copied: it is
+ * gone already). The
  * destination must be new or empty (kvs_db_open_new), is written without
  * fsyncs and synced once at the end. Verification reads both stores again
  * and compares the number of pairs and a checksum over them that does not
@@ -51,11 +53,12 @@ struct digest {
     uint64_t bytes;
 };
 
-static void digest_add(struct digest *d, kvs_slice key, kvs_slice value)
+static void digest_add(struct digest *d, kvs_slice key, kvs_slice value, int64_t expire_at)
 {
     /* The key's hash seeds the value's, so that a pair's bytes cannot be
-       moved between its key and its value unnoticed. */
-    uint64_t kh = XXH3_64bits_withSeed(key.data, key.len, key.len);
+       moved between its key and its value unnoticed; the expiry time seeds
+       the key's. */
+    uint64_t kh = XXH3_64bits_withSeed(key.data, key.len, key.len ^ (uint64_t)expire_at);
     d->sum += XXH3_64bits_withSeed(value.data, value.len, kh);
     d->pairs++;
     d->bytes += key.len + value.len;
@@ -70,7 +73,7 @@ struct batch {
     struct digest *d;
 };
 
-static int collect(void *ctx, kvs_slice key, const kvs_slice *value)
+static int collect(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
     struct batch *b = ctx;
     if (b->n == b->cap) {
@@ -91,8 +94,9 @@ static int collect(void *ctx, kvs_slice key, const kvs_slice *value)
     if (value->len)
         memcpy((char *)b->arena.data + at + key.len, value->data, value->len);
     b->arena.len = at + key.len + value->len;
-    b->ops[b->n++] = (kvs_op){KVS_OP_SET, {(const void *)at, key.len}, {NULL, value->len}, 0};
-    digest_add(b->d, key, *value);
+    b->ops[b->n++] =
+        (kvs_op){KVS_OP_SET, {(const void *)at, key.len}, {NULL, value->len}, 0, expire_at};
+    digest_add(b->d, key, *value, expire_at);
     return 0;
 }
 
@@ -157,9 +161,9 @@ static int copy(kvs_db *src, kvs_db *dst, struct digest *d, struct progress *p)
     return rc;
 }
 
-static int digest_one(void *ctx, kvs_slice key, const kvs_slice *value)
+static int digest_one(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
-    digest_add(ctx, key, *value);
+    digest_add(ctx, key, *value, expire_at);
     return 0;
 }
 

@@ -33,32 +33,50 @@ static int walk(MDB_env *env, FILE *out, const struct kvs_salvage *salvage,
         return 0;
     }
     int rc = 0;
-    uint64_t bytes = 0, other = 0;
+    uint64_t bytes = 0, other = 0, old = 0, expires = 0, expired = 0;
+    int64_t now = kvs_now_ms();
     MDB_val k, v;
     while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         const unsigned char *kp = k.mv_data;
-        size_t head = k.mv_size >= LMDB_KEY_HEAD && kp[0] == LMDB_KEY_TAG ? LMDB_KEY_HEAD
-                      : k.mv_size >= 1 && kp[0] == LMDB_OLD_KEY_TAG       ? 1
-                                                                          : 0;
-        if (head == LMDB_KEY_HEAD) {
-            /* The stored hash must be the key's: else lookups miss it. */
-            unsigned char again[LMDB_LIB_MAX_KEY];
-            MDB_val want = kvs__lmdb_key(again, kvs_slice_of(kp + head, k.mv_size - head));
-            if (memcmp(want.mv_data, kp, LMDB_KEY_HEAD) != 0) {
-                fprintf(out, "corrupt: an entry's hash does not match its key\n");
-                r->corrupt++;
-                r->problems++;
-            }
+        unsigned tag = k.mv_size ? kp[0] : 0;
+        if (tag == LMDB_META_TAG) {
+            r->meta++;
+            continue;
         }
+        size_t head =
+            tag == LMDB_V1_KEY_TAG ? 1
+            : k.mv_size >= LMDB_KEY_HEAD && (tag == LMDB_KEY_TAG || tag == LMDB_V2_KEY_TAG)
+                ? LMDB_KEY_HEAD
+                : 0;
         if (head == 0) {
             other++;
             continue;
         }
+        kvs_slice key = kvs_slice_of(kp + head, k.mv_size - head);
+        kvs_slice val = kvs_slice_of(v.mv_data, v.mv_size);
+        int64_t at = 0;
+        if (tag != LMDB_KEY_TAG) {
+            old++; /* a bare value: open converts it */
+        } else {
+            /* The stored hash must be the key's: else lookups miss it. */
+            unsigned char again[LMDB_LIB_MAX_KEY];
+            MDB_val want = kvs__lmdb_key(again, key);
+            bool bad_hash = memcmp(want.mv_data, kp, LMDB_KEY_HEAD) != 0;
+            bool bad_val = kvs__lmdb_val_parse(&v, &val, &at) != 0;
+            if (bad_hash || bad_val) {
+                fprintf(out, "corrupt: an entry's %s\n",
+                        bad_hash ? "hash does not match its key" : "value header is impossible");
+                r->corrupt++;
+                r->problems++;
+                continue;
+            }
+            expires += at != 0;
+            expired += at != 0 && at <= now;
+        }
         r->live_keys++;
-        bytes += k.mv_size - head + v.mv_size;
+        bytes += key.len + val.len;
         if (salvage) {
-            rc = salvage->set(salvage->ctx, kvs_slice_of(kp + head, k.mv_size - head),
-                              kvs_slice_of(v.mv_data, v.mv_size));
+            rc = salvage->set(salvage->ctx, key, val, at);
             if (rc != 0) {
                 kvs__why(why, "cannot salvage an entry: %s", kvs_strerror(rc));
                 break;
@@ -73,11 +91,17 @@ static int walk(MDB_env *env, FILE *out, const struct kvs_salvage *salvage,
         r->problems++;
     }
     if (other) {
-        fprintf(out, "unexpected: %" PRIu64 " entries without the user-key tag\n", other);
+        fprintf(out, "unexpected: %" PRIu64 " entries without a tag of the engine's\n", other);
         r->problems++;
     }
+    if (old)
+        fprintf(out, "earlier layout: %" PRIu64 " entries (open converts them)\n", old);
     fprintf(out, "walked: %" PRIu64 " keys, %" PRIu64 " bytes of keys and values\n", r->live_keys,
             bytes);
+    fprintf(out,
+            "expiry: %" PRIu64 " keys with an expiry time, %" PRIu64
+            " of them past it (read as absent)\n",
+            expires, expired);
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return rc;
@@ -143,9 +167,11 @@ int kvs__lmdb_check(const char *dir, int dir_fd, const struct kvs_salvage *salva
     if (open_env(dir, out, r, &env, &entries) != 0)
         return 0; /* reported */
     int rc = walk(env, out, salvage, r, why);
-    if (rc == 0 && entries != UINT64_MAX && entries != r->live_keys && r->corrupt == 0) {
-        fprintf(out, "corrupt: stats count %" PRIu64 " entries, the walk found %" PRIu64 " keys\n",
-                entries, r->live_keys);
+    if (rc == 0 && entries != UINT64_MAX && entries != r->live_keys + r->meta && r->corrupt == 0) {
+        fprintf(out,
+                "corrupt: stats count %" PRIu64 " entries, the walk found %" PRIu64
+                " keys and %" PRIu64 " of the engine's records\n",
+                entries, r->live_keys, r->meta);
         r->problems++;
     }
     mdb_env_close(env);

@@ -194,7 +194,7 @@ static int lmdb_open(const char *dir, const kvs_options *opts, struct kvs_db **d
     }
     rc = open_env(db, dir, opts->fsync, why);
     if (rc == 0)
-        rc = kvs__lmdb_convert_old_keys(db, why);
+        rc = kvs__lmdb_layout_open(db, why);
     if (rc != 0)
         goto out_env;
     if (opts->fsync == KVS_FSYNC_EVERYSEC) {
@@ -230,7 +230,7 @@ static int lmdb_close(struct kvs_db *base)
     return rc;
 }
 
-static int lmdb_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
+static int lmdb_get_ex(struct kvs_db *base, kvs_slice key, kvs_buf *value, int64_t *expire_at)
 {
     struct lmdb_db *db = (struct lmdb_db *)base;
     unsigned char buf[LMDB_LIB_MAX_KEY];
@@ -240,16 +240,29 @@ static int lmdb_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
     if (rc != 0)
         return rc;
     int mrc = mdb_get(txn, db->dbi, &k, &v);
+    kvs_slice bare;
+    int64_t at = 0;
+    rc = mrc == 0 ? kvs__lmdb_val_parse(&v, &bare, &at) : kvs__lmdb_err(mrc);
+    if (rc == 0 && at && at <= kvs_now_ms())
+        rc = KVS_ENOTFOUND;
     /* v points into the map, valid only until the transaction ends. */
-    rc = mrc == 0 ? kvs_buf_set(value, v.mv_data, v.mv_size) : kvs__lmdb_err(mrc);
+    if (rc == 0)
+        rc = kvs_buf_set(value, bare.data, bare.len);
     kvs__lmdb_read_end(db, txn);
+    if (rc == 0 && expire_at)
+        *expire_at = at;
     return rc;
+}
+
+static int lmdb_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
+{
+    return lmdb_get_ex(base, key, value, NULL);
 }
 
 static int lmdb_set(struct kvs_db *base, kvs_slice key, kvs_slice value)
 {
     unsigned char buf[LMDB_LIB_MAX_KEY];
-    /* mdb_put() only reads the value (no MDB_RESERVE), hence the cast. */
+    /* The value is only read, hence the cast. */
     struct lmdb_write w = {
         .op = LMDB_PUT, .key = kvs__lmdb_key(buf, key), .val = {value.len, (void *)value.data}};
     return kvs__lmdb_write((struct lmdb_db *)base, &w);
@@ -278,12 +291,18 @@ static int lmdb_write(struct kvs_db *base, kvs_op *ops, size_t n)
     struct lmdb_write *w = (struct lmdb_write *)mem;
     int *results = (int *)(mem + n * sizeof(struct lmdb_write));
     unsigned char *keys = mem + head;
+    static const enum lmdb_write_op op_of[] = {
+        [KVS_OP_SET] = LMDB_PUT,
+        [KVS_OP_REMOVE] = LMDB_DEL,
+        [KVS_OP_EXPIRE] = LMDB_EXPIRE,
+    };
     for (size_t i = 0; i < n; i++) {
         bool set = ops[i].type == KVS_OP_SET;
         w[i] = (struct lmdb_write){
-            .op = set ? LMDB_PUT : LMDB_DEL,
+            .op = op_of[ops[i].type],
             .key = kvs__lmdb_key(keys, ops[i].key),
             .val = {set ? ops[i].value.len : 0, set ? (void *)ops[i].value.data : NULL},
+            .expire_at = ops[i].expire_at,
         };
         keys += ops[i].key.len + LMDB_KEY_HEAD;
     }
@@ -338,16 +357,22 @@ static int lmdb_stats(struct kvs_db *base, kvs_stats *st)
         return rc;
     MDB_stat ms;
     MDB_envinfo info;
-    size_t free_pages = 0;
+    size_t free_pages = 0, meta = 0;
     int mrc = mdb_stat(txn, db->dbi, &ms);
     if (mrc == 0)
         mrc = mdb_env_info(db->env, &info);
     if (mrc == 0)
         mrc = kvs__lmdb_free_pages(txn, &free_pages);
+    if (mrc == 0)
+        mrc = kvs__lmdb_meta_records(db, txn, &meta);
     kvs__lmdb_read_end(db, txn);
     if (mrc != 0)
         return kvs__lmdb_err(mrc);
-    st->keys = ms.ms_entries;
+    st->keys = ms.ms_entries - meta;
+    pthread_mutex_lock(&db->write_lock);
+    st->expires = db->expires;
+    st->expire_mean = db->expires ? (int64_t)(db->expire_sum / db->expires) : 0;
+    pthread_mutex_unlock(&db->write_lock);
     st->live_bytes = (uint64_t)(ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
     st->disk_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     st->stale_bytes = (uint64_t)free_pages * ms.ms_psize;
@@ -404,4 +429,5 @@ const struct kvs_engine kvs__lmdb_engine = {
     .save = lmdb_sync,
     .info = lmdb_info,
     .check = kvs__lmdb_check,
+    .get_ex = lmdb_get_ex,
 };

@@ -7,14 +7,17 @@
  * errno codes onto kvs_err. lmdb_engine.c holds the engine table and the
  * methods built on it. Nothing outside engines/lmdb/ includes this header.
  *
- * Key layout (lmdb_keys.c): a user key K is stored as the tag LMDB_KEY_TAG,
+ * Layout (lmdb_layout.c): a user key K is stored as the tag LMDB_KEY_TAG,
  * the 64-bit hash of K big-endian, then K. The hash makes LMDB's key order
  * hash order, so that a scan can resume from a number (kvs_db_scan's
  * cursor) as the kvs engine's does; the tag lets LMDB store the empty key,
  * which Redis allows and LMDB refuses. The engine's max_key is LMDB's limit
- * less these LMDB_KEY_HEAD bytes. Stores written before the hash was added
- * hold LMDB_OLD_KEY_TAG followed by K; open converts them. Other tag values
- * are free for records that are not user keys.
+ * less these LMDB_KEY_HEAD bytes. Its value is a flags byte, then, with
+ * LMDB_VAL_EXPIRES, the key's expiry time (8 bytes, little-endian), then
+ * the value. Records tagged LMDB_META_TAG are the engine's own (the counts
+ * of keys with an expiry time). Stores of earlier layouts, tagged 'k' (the
+ * key alone) or 'h' (hash and key), with bare values, are converted on
+ * open; other tag values are free.
  */
 #ifndef KVS_ENGINES_LMDB_INTERNAL_H
 #define KVS_ENGINES_LMDB_INTERNAL_H
@@ -26,9 +29,13 @@
 
 #include "kvs/engine.h"
 
-#define LMDB_KEY_TAG 'h'
-#define LMDB_OLD_KEY_TAG 'k'
-#define LMDB_KEY_HEAD 9 /* tag and hash */
+#define LMDB_KEY_TAG 'v'
+#define LMDB_META_TAG 'm'
+#define LMDB_V1_KEY_TAG 'k' /* layout 1: tag, key; bare values */
+#define LMDB_V2_KEY_TAG 'h' /* layout 2: tag, hash, key; bare values */
+#define LMDB_KEY_HEAD 9     /* tag and hash */
+#define LMDB_VAL_EXPIRES 1u /* value flags: an expiry time follows */
+#define LMDB_VAL_HEAD_MAX 9 /* flags and expiry time */
 /* MDB_MAXKEYSIZE of Debian's liblmdb (the library default); checked at open. */
 #define LMDB_LIB_MAX_KEY 511
 #define LMDB_MAX_KEY (LMDB_LIB_MAX_KEY - LMDB_KEY_HEAD)
@@ -67,6 +74,11 @@ struct lmdb_db {
     /* Set after each commit, cleared by the everysec thread before it syncs. */
     atomic_bool dirty;
 
+    /* Under write_lock: the keys with an expiry time and the sum of those
+       times, as committed (a meta record keeps them in the store). */
+    uint64_t expires;
+    unsigned __int128 expire_sum;
+
     /* The everysec thread sleeps on stop_cond (CLOCK_MONOTONIC) under
        stop_lock, which protects stop. */
     pthread_t syncer;
@@ -89,12 +101,27 @@ void kvs__lmdb_read_end(struct lmdb_db *db, MDB_txn *txn);
 /* Abort the pooled read transactions (close only). */
 void kvs__lmdb_pool_drain(struct lmdb_db *db);
 
-enum lmdb_write_op { LMDB_PUT, LMDB_DEL, LMDB_DROP };
+enum lmdb_write_op {
+    LMDB_PUT,     /* key = val (bare), expiring at expire_at */
+    LMDB_DEL,     /* remove key */
+    LMDB_EXPIRE,  /* remove key if its expiry time is at or before expire_at */
+    LMDB_DROP,    /* remove everything */
+    LMDB_RAW_DEL, /* remove a record whose value is not the engine's (earlier layouts) */
+};
 
 struct lmdb_write {
     enum lmdb_write_op op;
-    MDB_val key; /* tagged key; PUT and DEL */
-    MDB_val val; /* PUT */
+    MDB_val key;       /* stored key: all but DROP */
+    MDB_val val;       /* PUT: the bare value */
+    int64_t expire_at; /* PUT and EXPIRE */
+};
+
+/* Changes to the expiry counts a write transaction makes, applied to the
+   handle's once it committed. */
+struct lmdb_counts {
+    bool reset; /* a DROP: from zero */
+    int64_t expires;
+    __int128 sum;
 };
 
 /*
@@ -123,16 +150,35 @@ int kvs__lmdb_check(const char *dir, int dir_fd, const struct kvs_salvage *salva
 /* Pages on LMDB's freelist as txn sees it. Returns 0 or an MDB_* code. */
 int kvs__lmdb_free_pages(MDB_txn *txn, size_t *pages);
 
-/* lmdb_keys.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
+/* lmdb_layout.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
    key.len is at most LMDB_MAX_KEY. */
 MDB_val kvs__lmdb_key(unsigned char *buf, kvs_slice key);
+
+/* A stored value's parts: the bare value and its expiry time. Returns 0,
+   or KVS_ECORRUPT for a value whose header is impossible. */
+int kvs__lmdb_val_parse(const MDB_val *v, kvs_slice *value, int64_t *expire_at);
+
+/* Apply one write inside txn, its effect on the expiry counts into *cnt.
+   Returns an MDB_* code; *result gets 0 or KVS_ENOTFOUND (a DEL of a
+   missing key, an EXPIRE that removed nothing). */
+int kvs__lmdb_apply(struct lmdb_db *db, MDB_txn *txn, const struct lmdb_write *w, int *result,
+                    struct lmdb_counts *cnt);
+
+/* Store the expiry counts the handle's plus cnt make, inside txn. Returns
+   an MDB_* code. */
+int kvs__lmdb_counts_store(struct lmdb_db *db, MDB_txn *txn, const struct lmdb_counts *cnt);
+
+/* The engine's own records in the store (not user keys), as txn sees it.
+   Returns an MDB_* code. */
+int kvs__lmdb_meta_records(struct lmdb_db *db, MDB_txn *txn, size_t *n);
 
 /* One step of kvs_db_scan() in hash order. */
 int kvs__lmdb_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags,
                    kvs_scan_fn fn, void *ctx, uint64_t *next);
 
-/* Convert the keys of the old layout, if any, before the store is used
-   (open only). Returns 0, or an error explained in why. */
-int kvs__lmdb_convert_old_keys(struct lmdb_db *db, char *why);
+/* Before the store is used (open only): convert a store of an earlier
+   layout, then load the expiry counts. Returns 0, or an error explained in
+   why. */
+int kvs__lmdb_layout_open(struct lmdb_db *db, char *why);
 
 #endif

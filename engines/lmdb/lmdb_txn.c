@@ -174,36 +174,34 @@ void kvs__lmdb_pool_drain(struct lmdb_db *db)
     pthread_mutex_unlock(&db->pool_lock);
 }
 
-/* One attempt: begin, apply every write, commit. A DEL of a missing key is
-   not a failure: its result says so. */
+/* One attempt: begin, apply every write, store the expiry counts it
+   changed, commit; on success the handle's counts follow (write_lock is
+   held). A DEL of a missing key is not a failure: its result says so. */
 static int write_once(struct lmdb_db *db, const struct lmdb_write *w, size_t n, int *results)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        MDB_val key = w[i].key, val = w[i].val;
-        switch (w[i].op) {
-        case LMDB_PUT:
-            rc = mdb_put(txn, db->dbi, &key, &val, 0);
-            break;
-        case LMDB_DEL:
-            rc = mdb_del(txn, db->dbi, &key, NULL);
-            break;
-        case LMDB_DROP:
-            rc = mdb_drop(txn, db->dbi, 0);
-            break;
-        }
-        results[i] = rc == MDB_NOTFOUND ? KVS_ENOTFOUND : 0;
-        if (rc == MDB_NOTFOUND && w[i].op == LMDB_DEL)
-            rc = 0; /* mdb_del() leaves the transaction usable */
-    }
+    struct lmdb_counts cnt = {0};
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = kvs__lmdb_apply(db, txn, &w[i], &results[i], &cnt);
+    if (rc == 0)
+        rc = kvs__lmdb_counts_store(db, txn, &cnt);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    return mdb_txn_commit(txn); /* frees txn, also on failure */
+    rc = mdb_txn_commit(txn); /* frees txn, also on failure */
+    if (rc == 0) {
+        if (cnt.reset) {
+            db->expires = 0;
+            db->expire_sum = 0;
+        }
+        db->expires += (uint64_t)cnt.expires;
+        db->expire_sum += (unsigned __int128)cnt.sum;
+    }
+    return rc;
 }
 
 /* Whether the file system holding the store has no room for another map

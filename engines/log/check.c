@@ -38,6 +38,7 @@ struct knode {
     uint64_t hash;
     const unsigned char *key; /* into a segment's mapping */
     uint32_t klen;
+    int64_t expire_at; /* of the key's newest put */
 };
 
 struct ktab {
@@ -99,21 +100,36 @@ static int ktab_grow(struct ktab *t)
     return 0;
 }
 
-static int ktab_put(struct ktab *t, const unsigned char *key, uint32_t klen)
+static int ktab_put(struct ktab *t, const unsigned char *key, uint32_t klen, int64_t expire_at)
 {
     if (t->n >= t->nb && ktab_grow(t) != 0)
         return KVS_ENOMEM;
     uint64_t hash = klog_key_hash(key, klen);
     struct knode **p = ktab_slot(t, hash, key, klen);
-    if (*p)
+    if (*p) {
+        (*p)->expire_at = expire_at;
         return 0;
+    }
     struct knode *k = malloc(sizeof(*k));
     if (!k)
         return KVS_ENOMEM;
-    *k = (struct knode){NULL, hash, key, klen};
+    *k = (struct knode){NULL, hash, key, klen, expire_at};
     *p = k;
     t->n++;
     return 0;
+}
+
+/* The live keys with an expiry time, and of them those whose time has
+   passed (they read as absent; the server's active expiry removes them). */
+static void ktab_expiry(const struct ktab *t, int64_t now, uint64_t *expires, uint64_t *expired)
+{
+    *expires = *expired = 0;
+    for (size_t i = 0; i < t->nb; i++) {
+        for (const struct knode *k = t->b[i]; k; k = k->next) {
+            *expires += k->expire_at != 0;
+            *expired += k->expire_at != 0 && k->expire_at <= now;
+        }
+    }
 }
 
 static void ktab_del(struct ktab *t, const unsigned char *key, uint32_t klen)
@@ -143,6 +159,7 @@ struct cseg {
 struct crec {
     uint64_t off, len, hash;
     unsigned type;
+    int64_t expire_at;
 };
 
 struct ctx {
@@ -229,9 +246,10 @@ static int apply(struct ctx *c, const struct klog_rec *rec)
     switch (rec->type) {
     case KLOG_REC_PUT:
         r->puts++;
-        rc = ktab_put(&c->keys, rec->key, rec->klen);
+        rc = ktab_put(&c->keys, rec->key, rec->klen, rec->expire_at);
         if (rc == 0 && c->salvage)
-            rc = c->salvage->set(c->salvage->ctx, key, kvs_slice_of(rec->val, rec->vlen));
+            rc = c->salvage->set(c->salvage->ctx, key, kvs_slice_of(rec->val, rec->vlen),
+                                 rec->expire_at);
         break;
     case KLOG_REC_DEL:
         r->dels++;
@@ -266,7 +284,7 @@ static int note_rec(struct ctx *c, uint64_t off, const struct klog_rec *rec)
         c->recs_cap = cap;
     }
     c->recs[c->nrecs++] =
-        (struct crec){off, rec->len, klog_key_hash(rec->key, rec->klen), rec->type};
+        (struct crec){off, rec->len, klog_key_hash(rec->key, rec->klen), rec->type, rec->expire_at};
     return 0;
 }
 
@@ -354,13 +372,16 @@ static void check_hint(struct ctx *c, const struct cseg *s)
     for (size_t i = 0; i < view.n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        klog_hint_entry(&view, i, &hash, &off, &rlen);
+        int64_t at;
+        klog_hint_entry(&view, i, &hash, &off, &rlen, &at);
         struct crec key = {.off = off};
         const struct crec *rec = bsearch(&key, c->recs, c->nrecs, sizeof(key), by_off);
-        if (!rec || rec->len != rlen || rec->type != KLOG_REC_PUT || rec->hash != hash) {
+        if (!rec || rec->len != rlen || rec->type != KLOG_REC_PUT || rec->hash != hash ||
+            rec->expire_at != at) {
             snprintf(msg, sizeof(msg),
-                     "entry %zu (offset %" PRIu32 ") is not a valid put of a key with its hash", i,
-                     off);
+                     "entry %zu (offset %" PRIu32 ") is not a valid put of a key with its hash "
+                     "and expiry time",
+                     i, off);
             bad_hint(c, name, msg);
             goto out_free;
         }
@@ -384,12 +405,12 @@ static int check_seg(struct ctx *c, struct cseg *s, bool newest)
     c->r->segments++;
     const char *what;
     if (klog_seg_head_check(s->map, s->size, s->id, s->sub, &what) != 0) {
-        bool zeros = true;
-        for (uint64_t i = 0; i < s->size && zeros; i++)
-            zeros = s->map[i] == 0;
-        if (newest && zeros) {
+        /* As recovery decides: a bad header with no whole record after it
+           is a creation a crash cut short. */
+        uint64_t from = s->size < KLOG_SEG_HDR ? s->size : KLOG_SEG_HDR;
+        if (newest && klog_rec_find(s->map, s->size, from) == s->size) {
             fprintf(c->out, "torn tail: %s/%s at offset 0 (%s; open deletes the file)\n", c->dir,
-                    name, s->size ? "only zeros" : "empty");
+                    name, s->size ? what : "empty");
             c->r->torn++;
             return 0;
         }
@@ -420,7 +441,13 @@ static void summary_kvs(struct ctx *c)
             r->segments, r->records, r->puts, r->dels, r->clears, r->record_bytes);
     fprintf(c->out, "hints: %" PRIu64 " checked, %" PRIu64 " entries verified, %" PRIu64 " bad\n",
             r->hints, r->hint_entries, r->bad_hints);
+    uint64_t expires, expired;
+    ktab_expiry(&c->keys, kvs_now_ms(), &expires, &expired);
     fprintf(c->out, "live keys: %" PRIu64 "\n", r->live_keys);
+    fprintf(c->out,
+            "expiry: %" PRIu64 " live keys with an expiry time, %" PRIu64
+            " of them past it (read as absent)\n",
+            expires, expired);
     fprintf(c->out,
             "torn tails: %" PRIu64 ", corrupt: %" PRIu64 " (%" PRIu64 " bytes), leftovers: %" PRIu64
             "\n",

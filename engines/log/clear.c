@@ -61,7 +61,8 @@ int klog_clear(struct klog_db *db)
     db->nsegs = 1;
     db->seg_bytes = atomic_load(&db->active->size);
     db->hint_bytes = 0;
-    db->keys = db->live_rec = 0;
+    db->keys = db->live_rec = db->expires = 0;
+    db->expire_sum = 0;
     db->active->live = 0;
     db->active->has_clear = true;
     db->seg_due = false;

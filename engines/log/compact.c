@@ -44,6 +44,10 @@
  * record is dropped.
  *
  * Why every crash leaves files that replay to the acknowledged state:
+ *  - An expired put R of K in a covered input is not copied (the index
+ *    drops K at the switch unless K was written since): every older record
+ *    of K is in an input too, so once the inputs are gone nothing brings a
+ *    value of K back, and until then R itself is still there.
  *  - A put in the outputs is a copy of a record R of key K that the index
  *    held when it was read, so R was K's newest record then; every later
  *    record of K lands in the active segment or a newer one, which replay
@@ -194,7 +198,7 @@ static int append_record(struct compaction *c, const struct klog_rec *rec, bool 
 }
 
 /* Copy one live record into the outputs and remember its move. */
-static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
+static int copy_record(struct compaction *c, const struct klog_seg *s, uint64_t hash, uint64_t from,
                        const struct klog_rec *rec)
 {
     if (c->nmoves == c->moves_cap) {
@@ -205,10 +209,18 @@ static int copy_record(struct compaction *c, uint64_t hash, uint64_t from,
         c->moves = p;
         c->moves_cap = n;
     }
+    /* An expired record of a covered input is dropped, not copied: no
+       older record of its key outlives the inputs, so once they are gone
+       the key is simply absent (the index drops it at the switch). */
+    if (s->covered && rec->expire_at && rec->expire_at <= c->now) {
+        c->moves[c->nmoves++] = (struct move){hash, from, MOVE_DROP, 0, (uint32_t)rec->len};
+        return 0;
+    }
     uint32_t off;
     int rc = append_record(c, rec, false, &off);
     if (rc == 0)
-        rc = klog_hint_add(&c->out[c->nout - 1].hint, hash, off, (uint32_t)rec->len);
+        rc =
+            klog_hint_add(&c->out[c->nout - 1].hint, hash, off, (uint32_t)rec->len, rec->expire_at);
     if (rc == 0)
         c->moves[c->nmoves++] =
             (struct move){hash, from, (uint32_t)(c->nout - 1), off, (uint32_t)rec->len};
@@ -313,7 +325,7 @@ static int scan_live(struct compaction *c)
             if (rc <= 0)
                 continue; /* not live (rc 0), or cannot happen (same_loc never fails) */
             st = klog_rec_decode(s->map + at, size - at, &rec);
-            rc = st == KLOG_REC_OK ? copy_record(c, hash, loc, &rec) : corrupt(c, s, at, st);
+            rc = st == KLOG_REC_OK ? copy_record(c, s, hash, loc, &rec) : corrupt(c, s, at, st);
         }
         klog_epoch_exit(&db->epoch, token);
         if (rc == 0 && atomic_load(&db->closing))
@@ -348,7 +360,7 @@ static int walk_one(void *ctx, uint64_t hash, uint64_t loc)
        mapped while we run, so reading it was safe). */
     if (klog_key_hash(rec.key, rec.klen) != hash)
         return 0;
-    int rc = copy_record(c, hash, loc, &rec);
+    int rc = copy_record(c, s, hash, loc, &rec);
     return rc < 0 ? rc : 1;
 }
 
@@ -541,6 +553,15 @@ static void move_index(struct compaction *c)
         pthread_mutex_lock(&db->wlock);
         for (size_t end = i + MOVE_BATCH; i < c->nmoves && i < end; i++) {
             const struct move *m = &c->moves[i];
+            if (m->out == MOVE_DROP) {
+                /* false: written since, and not expired any more. */
+                if (klog_index_drop_locked(&db->index, m->hash, m->from)) {
+                    klog_forget_locked(db, m->from);
+                    db->keys--;
+                    c->dropped++;
+                }
+                continue;
+            }
             struct klog_seg *to = c->out[m->out].seg;
             /* false: written since; the copy is stale and counts as such. */
             if (klog_index_move_locked(&db->index, m->hash, m->from, klog_loc(to->sno, m->off))) {
@@ -661,7 +682,7 @@ static uint64_t ms_since(const struct timespec *t0)
    there was nothing to compact, or an error. */
 static int compact(struct klog_db *db, bool full)
 {
-    struct compaction c = {.db = db};
+    struct compaction c = {.db = db, .now = kvs_now_ms()};
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&db->mlock);
@@ -726,8 +747,8 @@ static int compact(struct klog_db *db, bool full)
         out_bytes += c.out[i].size;
     kvs__log(&db->opts,
              "kvs: compacted %zu segments of %s (%" PRIu64 " KiB) into %zu (%" PRIu64
-             " KiB) in %" PRIu64 " ms",
-             c.nin, db->dir, in_bytes >> 10, c.nout, out_bytes >> 10, ms_since(&t0));
+             " KiB) in %" PRIu64 " ms, %zu expired keys dropped",
+             c.nin, db->dir, in_bytes >> 10, c.nout, out_bytes >> 10, ms_since(&t0), c.dropped);
     goto out;
 
 out_abandon:

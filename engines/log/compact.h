@@ -13,14 +13,16 @@
 #include "hint.h"
 #include "klog_db.h"
 
-/* An index entry to repoint once the outputs are in place. */
+/* An index entry to repoint once the outputs are in place, or to drop:
+   an expired record of a covered input that was not copied. */
 struct move {
     uint64_t hash;
     uint64_t from;
-    uint32_t out; /* output number */
+    uint32_t out; /* output number, or MOVE_DROP */
     uint32_t off;
     uint32_t len;
 };
+#define MOVE_DROP UINT32_MAX
 
 struct output {
     struct klog_seg *seg; /* the .tmp file while written; the mapped segment after */
@@ -48,6 +50,7 @@ struct input {
 
 struct compaction {
     struct klog_db *db;
+    int64_t now; /* records that expired by then may be dropped from covered inputs */
     uint64_t id; /* outputs are (id, sub0 + 1), (id, sub0 + 2), ... */
     unsigned sub0;
     uint64_t target; /* output size */
@@ -59,7 +62,8 @@ struct compaction {
     size_t nmoves, moves_cap;
     unsigned char *buf; /* records waiting to be written to the last output */
     size_t buf_len;
-    size_t walked; /* input records met by the index walk so far */
+    size_t walked;  /* input records met by the index walk so far */
+    size_t dropped; /* expired keys dropped at the index switch */
 };
 
 /*

@@ -47,7 +47,8 @@ int klog_hint_begin(struct klog_hint_buf *h, uint64_t id, unsigned sub)
     return 0;
 }
 
-int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len)
+int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len,
+                  int64_t expire_at)
 {
     int rc = reserve(h, KLOG_HINT_ENTRY);
     if (rc != 0)
@@ -56,6 +57,7 @@ int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t
     klog_put_le64(p, hash);
     klog_put_le32(p + 8, off);
     klog_put_le32(p + 12, len);
+    klog_put_le64(p + 16, (uint64_t)expire_at);
     h->len += KLOG_HINT_ENTRY;
     return 0;
 }
@@ -82,41 +84,49 @@ const char *klog_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub
                             struct klog_hint_view *view)
 {
     const unsigned char *b = p;
-    if (len < KLOG_HINT_HDR + 8 || (len - KLOG_HINT_HDR - 8) % KLOG_HINT_ENTRY != 0)
+    if (len < KLOG_HINT_HDR + 8)
         return "truncated";
     if (klog_get_le64(b + len - 8) != XXH3_64bits(b, len - 8))
         return "checksum mismatch";
     if (memcmp(b, hint_magic, sizeof(hint_magic)) != 0)
         return "bad magic";
-    if (klog_get_le32(b + 8) != KLOG_HINT_VERSION)
+    uint32_t version = klog_get_le32(b + 8);
+    if (version != 1 && version != KLOG_HINT_VERSION)
         return "unsupported version";
+    view->entry = version == 1 ? KLOG_HINT_ENTRY_V1 : KLOG_HINT_ENTRY;
+    if ((len - KLOG_HINT_HDR - 8) % view->entry != 0)
+        return "truncated";
     if (klog_get_le64(b + 16) != id || klog_get_le32(b + 12) != sub)
         return "describes another segment";
     if (klog_get_le64(b + 24) != seg_size)
         return "segment size differs";
     view->entries = b + KLOG_HINT_HDR;
-    view->n = (len - KLOG_HINT_HDR - 8) / KLOG_HINT_ENTRY;
+    view->n = (len - KLOG_HINT_HDR - 8) / view->entry;
     /* Entries must lie inside the segment and not overlap, in order: the
        engine reads records at these offsets without scanning. */
     uint64_t end = KLOG_SEG_HDR;
     for (size_t i = 0; i < view->n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        klog_hint_entry(view, i, &hash, &off, &rlen);
+        int64_t at;
+        klog_hint_entry(view, i, &hash, &off, &rlen, &at);
         if (off < end || rlen < KLOG_REC_HDR || (uint64_t)off + rlen > seg_size)
             return "entry outside its segment";
+        if (at < 0)
+            return "negative expiry time";
         end = (uint64_t)off + rlen;
     }
     return NULL;
 }
 
 void klog_hint_entry(const struct klog_hint_view *view, size_t i, uint64_t *hash, uint32_t *off,
-                     uint32_t *len)
+                     uint32_t *len, int64_t *expire_at)
 {
-    const unsigned char *e = view->entries + i * KLOG_HINT_ENTRY;
+    const unsigned char *e = view->entries + i * view->entry;
     *hash = klog_get_le64(e);
     *off = klog_get_le32(e + 8);
     *len = klog_get_le32(e + 12);
+    *expire_at = view->entry == KLOG_HINT_ENTRY ? (int64_t)klog_get_le64(e + 16) : 0;
 }
 
 int klog_hint_write(int dir_fd, const char *name, const struct klog_hint_buf *h, bool *fsync_failed)

@@ -10,8 +10,12 @@
  *
  *   0 magic "KVSHINT\0"  8 u32 version  12 u32 sub  16 u64 id
  *  24 u64 size of the segment the hint describes
- *  32 entries of 16 bytes: u64 key hash, u32 offset, u32 record length
+ *  32 entries of 24 bytes: u64 key hash, u32 offset, u32 record length,
+ *     i64 expiry time of the record (0: none)
  *  end: u64 XXH3-64 of every byte before it
+ *
+ * Version 1 hints (before expiry) have 16-byte entries without the time,
+ * and are read too.
  *
  * A hint that fails any check is ignored and its segment scanned instead.
  */
@@ -23,8 +27,9 @@
 #include <stdint.h>
 
 #define KLOG_HINT_HDR 32
-#define KLOG_HINT_ENTRY 16
-#define KLOG_HINT_VERSION 1
+#define KLOG_HINT_ENTRY 24
+#define KLOG_HINT_ENTRY_V1 16
+#define KLOG_HINT_VERSION 2
 
 /* An encoded hint being built in memory. */
 struct klog_hint_buf {
@@ -36,7 +41,8 @@ struct klog_hint_buf {
 /* Start a hint for segment (id, sub). Returns 0 or KVS_ENOMEM. */
 int klog_hint_begin(struct klog_hint_buf *h, uint64_t id, unsigned sub);
 /* Append one entry. Returns 0 or KVS_ENOMEM. */
-int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len);
+int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t len,
+                  int64_t expire_at);
 /* Record the segment's final size and append the checksum. */
 int klog_hint_finish(struct klog_hint_buf *h, uint64_t seg_size);
 void klog_hint_buf_free(struct klog_hint_buf *h);
@@ -45,6 +51,7 @@ void klog_hint_buf_free(struct klog_hint_buf *h);
 struct klog_hint_view {
     const unsigned char *entries;
     size_t n;
+    size_t entry; /* bytes per entry: KLOG_HINT_ENTRY, or _V1 */
 };
 
 /*
@@ -57,7 +64,7 @@ const char *klog_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub
 
 /* Entry i of a parsed hint. */
 void klog_hint_entry(const struct klog_hint_view *view, size_t i, uint64_t *hash, uint32_t *off,
-                     uint32_t *len);
+                     uint32_t *len, int64_t *expire_at);
 
 /* Write h to a new file name in the directory and fsync it (no rename).
  *fsync_failed tells a failed fsync from a failed write. */

@@ -315,6 +315,14 @@ int klog_index_scan(const struct klog_table *t, uint64_t cursor, size_t want, si
     return 0;
 }
 
+bool klog_index_drop_locked(struct klog_index *ix, uint64_t hash, uint64_t from)
+{
+    if (!klog_index_move_locked(ix, hash, from, KLOG_LOC_REMOVED))
+        return false;
+    ix->live--;
+    return true;
+}
+
 struct klog_table *klog_index_table_new(void)
 {
     return table_new(MIN_SLOTS, new_salt());

@@ -220,6 +220,10 @@ void klog_index_remove_locked(struct klog_index *ix, const struct klog_index_pos
    Returns whether it did (false: the key was written or removed since). */
 bool klog_index_move_locked(struct klog_index *ix, uint64_t hash, uint64_t from, uint64_t to);
 
+/* klog_index_drop_locked - if the slot of hash still holds from, mark the
+   key removed. Returns whether it did. */
+bool klog_index_drop_locked(struct klog_index *ix, uint64_t hash, uint64_t from);
+
 /* An empty table for klog_index_reset_locked(), allocated before a change
    that must not fail half way; NULL when out of memory. */
 struct klog_table *klog_index_table_new(void);

@@ -98,7 +98,21 @@ void klog_forget_locked(struct klog_db *db, uint64_t old)
     struct klog_seg *s = klog_seg_at(db, old);
     db->live_rec -= rec.len;
     s->live -= rec.len;
+    if (rec.expire_at) {
+        db->expires--;
+        db->expire_sum -= (uint64_t)rec.expire_at;
+    }
     klog_seg_check_locked(db, s);
+}
+
+void klog_count_live_locked(struct klog_db *db, uint64_t loc, uint64_t len, int64_t expire_at)
+{
+    db->live_rec += len;
+    klog_seg_at(db, loc)->live += len;
+    if (expire_at) {
+        db->expires++;
+        db->expire_sum += (uint64_t)expire_at;
+    }
 }
 
 /* ---- refusing writes ---- */

@@ -51,9 +51,10 @@ struct klog_pend {
     uint64_t hash; /* of the key */
     const void *key;
     uint32_t klen;
-    uint32_t len;  /* bytes of the record */
-    unsigned type; /* KLOG_REC_PUT or KLOG_REC_DEL */
-    int *result;   /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
+    uint32_t len;      /* bytes of the record */
+    unsigned type;     /* KLOG_REC_PUT or KLOG_REC_DEL */
+    int64_t expire_at; /* a put's expiry time, 0: none */
+    int *result;       /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
 };
 
 struct klog_waiter;
@@ -81,9 +82,11 @@ struct klog_db {
     size_t segs_held;
     uint64_t next_id; /* id of the next segment or compaction */
     uint64_t keys;
-    uint64_t live_rec;   /* bytes of the records of live keys */
-    uint64_t seg_bytes;  /* bytes of all segment files */
-    uint64_t hint_bytes; /* bytes of all hint files */
+    uint64_t expires;             /* live keys whose record has an expiry time */
+    unsigned __int128 expire_sum; /* the sum of those times */
+    uint64_t live_rec;            /* bytes of the records of live keys */
+    uint64_t seg_bytes;           /* bytes of all segment files */
+    uint64_t hint_bytes;          /* bytes of all hint files */
     uint64_t compactions;
     uint64_t writes; /* records appended since open */
     uint64_t lsn;    /* log position: bytes appended since open */
@@ -248,8 +251,13 @@ int klog_wait_durable(struct klog_db *db, uint64_t end);
 /* klog_sync_all - klog_wait_durable() up to everything appended so far. */
 int klog_sync_all(struct klog_db *db);
 
-/* Per-segment accounting of the bytes of live records, for compaction. */
+/* The record at old (a location the index held) is live no more: take it
+   out of the accounting of live bytes (per segment, for compaction) and of
+   expiry times. No-op for a location that is not live. */
 void klog_forget_locked(struct klog_db *db, uint64_t old);
+
+/* A record of len bytes at loc, expiring at expire_at, became live. */
+void klog_count_live_locked(struct klog_db *db, uint64_t loc, uint64_t len, int64_t expire_at);
 
 /* check.c: the engine's checker (kvs/check.h). */
 int klog_check(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,

@@ -19,7 +19,7 @@
 
 /* ---- the read path ---- */
 
-static int klog_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
+static int klog_get_ex(struct kvs_db *base, kvs_slice key, kvs_buf *value, int64_t *expire_at)
 {
     struct klog_db *db = klog_db_of(base);
     uint64_t hash = klog_key_hash(key.data, key.len);
@@ -28,7 +28,7 @@ static int klog_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
 
     unsigned token = klog_epoch_enter(&db->epoch);
     int rc = klog_index_find(klog_index_table(&db->index), hash, klog_match_key, &m, &loc);
-    if (rc == 0)
+    if (rc == 0 || (rc == 1 && m.rec.expire_at && m.rec.expire_at <= kvs_now_ms()))
         rc = KVS_ENOTFOUND;
     if (rc != 1)
         goto out_exit;
@@ -43,9 +43,16 @@ static int klog_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
         rc = KVS_ECORRUPT;
     else
         value->len = m.rec.vlen;
+    if (rc == 0 && expire_at)
+        *expire_at = m.rec.expire_at;
 out_exit:
     klog_epoch_exit(&db->epoch, token);
     return rc;
+}
+
+static int klog_get(struct kvs_db *base, kvs_slice key, kvs_buf *value)
+{
+    return klog_get_ex(base, key, value, NULL);
 }
 
 /* ---- the rest of the vtable ---- */
@@ -60,7 +67,9 @@ static int klog_stats(struct kvs_db *base, kvs_stats *st)
     struct klog_db *db = klog_db_of(base);
     pthread_mutex_lock(&db->wlock);
     st->keys = db->keys;
-    st->live_bytes = db->live_rec - db->keys * KLOG_REC_HDR;
+    st->expires = db->expires;
+    st->expire_mean = db->expires ? (int64_t)(db->expire_sum / db->expires) : 0;
+    st->live_bytes = db->live_rec - db->keys * KLOG_REC_HDR - db->expires * 8;
     st->disk_bytes = db->seg_bytes + db->hint_bytes;
     st->stale_bytes = klog_stale_locked(db);
     st->compactions = db->compactions;
@@ -245,4 +254,5 @@ const struct kvs_engine kvs__log_engine = {
     .save = klog_sync,
     .info = klog_info,
     .check = klog_check,
+    .get_ex = klog_get_ex,
 };

@@ -15,7 +15,8 @@ uint64_t klog_rec_sum(const unsigned char *head, const void *key, size_t klen, c
     /* Key and value live in separate buffers when a record is written and
        when a value is checked after being copied out, so the sum is a chain
        of one-shot hashes rather than one hash over contiguous bytes. */
-    uint64_t sum = XXH3_64bits(head + 8, KLOG_REC_HDR - 8);
+    uint32_t hlen = head[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
+    uint64_t sum = XXH3_64bits(head + 8, hlen - 8);
     sum = XXH3_64bits_withSeed(klen ? key : "", klen, sum);
     return XXH3_64bits_withSeed(vlen ? val : "", vlen, sum);
 }
@@ -25,20 +26,28 @@ static uint32_t head_check(const unsigned char *head)
     return XXH32(head + 12, KLOG_REC_HDR - 12, 0);
 }
 
-void klog_rec_encode(unsigned char head[KLOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val)
+uint32_t klog_rec_encode(unsigned char head[KLOG_REC_HDR_MAX], unsigned type, kvs_slice key,
+                         kvs_slice val, int64_t expire_at)
 {
     memset(head, 0, KLOG_REC_HDR);
     head[12] = (unsigned char)type;
+    if (expire_at) {
+        head[13] = KLOG_REC_EXPIRES;
+        klog_put_le64(head + KLOG_REC_HDR, (uint64_t)expire_at);
+    }
     klog_put_le32(head + 16, (uint32_t)key.len);
     klog_put_le32(head + 20, (uint32_t)val.len);
     klog_put_le32(head + 8, head_check(head));
     klog_put_le64(head, klog_rec_sum(head, key.data, key.len, val.data, val.len));
+    return klog_rec_hlen(expire_at);
 }
 
 /* Fields a writer of this format never produces. */
 static bool impossible(const struct klog_rec *r, const unsigned char *h)
 {
-    if (h[13] || h[14] || h[15])
+    if ((h[13] & ~KLOG_REC_EXPIRES) || h[14] || h[15])
+        return true;
+    if ((h[13] & KLOG_REC_EXPIRES) && r->type != KLOG_REC_PUT)
         return true;
     if (r->klen > KLOG_MAX_KEY || r->vlen > KLOG_MAX_VALUE)
         return true;
@@ -64,13 +73,23 @@ enum klog_rec_status klog_rec_head(const void *p, size_t avail, struct klog_rec 
     r->type = h[12];
     r->klen = klog_get_le32(h + 16);
     r->vlen = klog_get_le32(h + 20);
-    r->len = (uint64_t)KLOG_REC_HDR + r->klen + r->vlen;
+    r->hlen = h[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
+    r->len = (uint64_t)r->hlen + r->klen + r->vlen;
+    r->expire_at = 0;
     r->key = r->val = NULL;
     if (klog_get_le32(h + 8) != head_check(h) || impossible(r, h))
         return KLOG_REC_BAD_HEAD;
     if (r->len > avail)
         return KLOG_REC_SHORT;
-    r->key = h + KLOG_REC_HDR;
+    if (r->hlen > KLOG_REC_HDR) {
+        /* Not covered by the head check: the checksum covers it. A time
+           that is not positive no writer produces. */
+        uint64_t at = klog_get_le64(h + KLOG_REC_HDR);
+        if (at == 0 || at > INT64_MAX)
+            return KLOG_REC_BAD_HEAD;
+        r->expire_at = (int64_t)at;
+    }
+    r->key = h + r->hlen;
     r->val = r->key + r->klen;
     return KLOG_REC_OK;
 }

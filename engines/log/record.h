@@ -1,17 +1,25 @@
 /*
  * Records of the kvs engine's log: the unit of atomicity on disk.
  *
- * A record is a 24-byte header followed by the key and the value. All
- * integers are little-endian.
+ * A record is a 24-byte header, for a put with an expiry time 8 bytes more
+ * (a 32-byte header), then the key and the value. All integers are
+ * little-endian.
  *
  *   off size field
- *     0    8 sum   XXH3-64 of header bytes 8..23, then the key, then the
- *                  value, chained through the seed (see klog_rec_sum)
+ *     0    8 sum   XXH3-64 of header bytes 8 to the header's end, then the
+ *                  key, then the value, chained through the seed
+ *                  (klog_rec_sum)
  *     8    4 head  XXH32 of header bytes 12..23
  *    12    1 type  KLOG_REC_PUT, KLOG_REC_DEL or KLOG_REC_CLEAR
- *    13    3 zero
+ *    13    1 flags KLOG_REC_EXPIRES (puts only), else 0
+ *    14    2 zero
  *    16    4 klen
  *    20    4 vlen
+ *    24    8 expire_at  only with KLOG_REC_EXPIRES: ms since the epoch, > 0
+ *
+ * Segments of version 1 hold no flags (written before expiry existed);
+ * version 2 segments may. A record with the flag is read the same way in
+ * either.
  *
  * The separate head check exists so that recovery can tell a record cut
  * short by a crash (valid header, bytes missing at the end of the file) from
@@ -29,7 +37,9 @@
 
 #include "kvs/slice.h"
 
-#define KLOG_REC_HDR 24
+#define KLOG_REC_HDR 24     /* the header without an expiry time */
+#define KLOG_REC_HDR_MAX 32 /* with one */
+#define KLOG_REC_EXPIRES 1u /* flags: an expiry time follows the header */
 #define KLOG_MAX_KEY 65535u
 #define KLOG_MAX_VALUE (512u << 20)
 
@@ -51,8 +61,10 @@ struct klog_rec {
     unsigned type;
     uint32_t klen;
     uint32_t vlen;
-    uint64_t sum; /* as stored */
-    uint64_t len; /* KLOG_REC_HDR + klen + vlen */
+    uint64_t sum;      /* as stored */
+    uint64_t len;      /* hlen + klen + vlen */
+    uint32_t hlen;     /* KLOG_REC_HDR, or KLOG_REC_HDR_MAX with an expiry time */
+    int64_t expire_at; /* 0: none */
     const unsigned char *head;
     const unsigned char *key;
     const unsigned char *val;
@@ -90,17 +102,26 @@ static inline uint64_t klog_get_le64(const unsigned char *p)
    hint files store it. */
 uint64_t klog_key_hash(const void *key, size_t len);
 
-/*
- * klog_rec_encode - fill head with the header of a record of type over key
- * and val (val empty for KLOG_REC_DEL, both empty for KLOG_REC_CLEAR). The
- * caller writes head, key and val in that order.
- */
-void klog_rec_encode(unsigned char head[KLOG_REC_HDR], unsigned type, kvs_slice key, kvs_slice val);
+/* The length of a record's header: with an expiry time or without. */
+static inline uint32_t klog_rec_hlen(int64_t expire_at)
+{
+    return expire_at ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
+}
 
 /*
- * klog_rec_sum - the checksum of a record whose header bytes 8..23 are at
- * head and whose key and value are given separately, so that a value can be
- * verified after it was copied out.
+ * klog_rec_encode - fill head with the header of a record of type over key
+ * and val (val empty for KLOG_REC_DEL, both empty for KLOG_REC_CLEAR),
+ * expiring at expire_at (puts only; 0: never). Returns the header's length
+ * (klog_rec_hlen()). The caller writes the header, key and val in that
+ * order.
+ */
+uint32_t klog_rec_encode(unsigned char head[KLOG_REC_HDR_MAX], unsigned type, kvs_slice key,
+                         kvs_slice val, int64_t expire_at);
+
+/*
+ * klog_rec_sum - the checksum of a record whose header is at head and whose
+ * key and value are given separately, so that a value can be verified after
+ * it was copied out.
  */
 uint64_t klog_rec_sum(const unsigned char *head, const void *key, size_t klen, const void *val,
                       size_t vlen);

@@ -88,7 +88,7 @@ static int replay_match(void *ctx, uint64_t loc)
 }
 
 static int replay_put(struct klog_db *db, uint64_t hash, uint64_t loc, uint64_t len,
-                      const struct klog_rec *rec)
+                      int64_t expire_at, const struct klog_rec *rec)
 {
     struct replay_match m = {.db = db, .loc = loc};
     if (rec) {
@@ -104,8 +104,7 @@ static int replay_put(struct klog_db *db, uint64_t hash, uint64_t loc, uint64_t 
     klog_forget_locked(db, old);
     if (old == KLOG_LOC_EMPTY)
         db->keys++;
-    db->live_rec += len;
-    klog_seg_at(db, loc)->live += len;
+    klog_count_live_locked(db, loc, len, expire_at);
     return 0;
 }
 
@@ -130,7 +129,8 @@ static int replay_clear(struct klog_db *db)
     if (!t)
         return KVS_ENOMEM;
     klog_index_reset_locked(&db->index, t);
-    db->keys = db->live_rec = 0;
+    db->keys = db->live_rec = db->expires = 0;
+    db->expire_sum = 0;
     for (size_t i = 0; i < db->nsegs; i++)
         db->segs[i]->live = 0;
     return 0;
@@ -186,9 +186,9 @@ static int scan_seg(struct klog_db *db, struct klog_seg *s, const char *name, bo
         int rc = 0;
         if (rec.type == KLOG_REC_PUT) {
             uint64_t hash = klog_key_hash(rec.key, rec.klen);
-            rc = replay_put(db, hash, loc, rec.len, &rec);
+            rc = replay_put(db, hash, loc, rec.len, rec.expire_at, &rec);
             if (rc == 0 && hint)
-                rc = klog_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len);
+                rc = klog_hint_add(hint, hash, (uint32_t)off, (uint32_t)rec.len, rec.expire_at);
         } else {
             *hint_ok = false;
             s->has_clear = s->has_clear || rec.type == KLOG_REC_CLEAR;
@@ -231,8 +231,9 @@ static int replay_hint(struct klog_db *db, struct klog_seg *s, char *why)
     for (size_t i = 0; rc == 0 && i < view.n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        klog_hint_entry(&view, i, &hash, &off, &rlen);
-        rc = replay_put(db, hash, klog_loc(s->sno, off), rlen, NULL);
+        int64_t at;
+        klog_hint_entry(&view, i, &hash, &off, &rlen, &at);
+        rc = replay_put(db, hash, klog_loc(s->sno, off), rlen, at, NULL);
     }
     free(data);
     if (rc != 0) {

@@ -34,6 +34,7 @@ struct pending {
 struct scan_step {
     struct klog_db *db;
     unsigned flags;
+    int64_t now; /* expiry is judged by the clock at the step's start */
     kvs_scan_fn fn;
     void *ctx;
     struct pending ring[AHEAD];
@@ -58,9 +59,12 @@ static int emit(struct scan_step *st, uint64_t hash, uint64_t loc)
         return KVS_ECORRUPT;
     if (klog_key_hash(rec.key, rec.klen) != hash)
         return 0;
+    bool expired = rec.expire_at && rec.expire_at <= st->now;
+    if (expired != !!(st->flags & KVS_SCAN_EXPIRED))
+        return 0;
     kvs_slice key = kvs_slice_of(rec.key, rec.klen);
     kvs_slice val = kvs_slice_of(rec.val, rec.vlen);
-    return st->fn(st->ctx, key, (st->flags & KVS_SCAN_VALUES) ? &val : NULL);
+    return st->fn(st->ctx, key, (st->flags & KVS_SCAN_VALUES) ? &val : NULL, rec.expire_at);
 }
 
 static int emit_oldest(struct scan_step *st)
@@ -94,7 +98,7 @@ int klog_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned flags
               void *ctx, uint64_t *next)
 {
     struct klog_db *db = klog_db_of(base);
-    struct scan_step st = {.db = db, .flags = flags, .fn = fn, .ctx = ctx};
+    struct scan_step st = {.db = db, .flags = flags, .now = kvs_now_ms(), .fn = fn, .ctx = ctx};
     size_t max_slots = count > SIZE_MAX / SLOTS_PER_KEY ? SIZE_MAX : count * SLOTS_PER_KEY;
     uint64_t end;
     unsigned token = klog_epoch_enter(&db->epoch);

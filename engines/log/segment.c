@@ -78,13 +78,16 @@ int klog_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsig
         *what = "not a segment (bad magic)";
         return KVS_ECORRUPT;
     }
-    if (klog_get_le32(p + 8) != KLOG_SEG_VERSION) {
-        *what = "unsupported segment format version";
-        return KVS_EVERSION;
-    }
+    /* The checksum first: a damaged header is corruption, not a version
+       from the future. */
     if (klog_get_le32(p + 28) != XXH32(p, 28, 0)) {
         *what = "header checksum mismatch";
         return KVS_ECORRUPT;
+    }
+    uint32_t version = klog_get_le32(p + 8);
+    if (version < KLOG_SEG_VERSION_MIN || version > KLOG_SEG_VERSION) {
+        *what = "unsupported segment format version";
+        return KVS_EVERSION;
     }
     if (klog_get_le64(p + 16) != id || klog_get_le32(p + 12) != sub) {
         *what = "header names another segment";

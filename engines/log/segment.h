@@ -29,7 +29,10 @@
 #include "epoch.h"
 
 #define KLOG_SEG_HDR 32
-#define KLOG_SEG_VERSION 1
+/* Version written; version 1 (before records could carry an expiry time)
+   is read too. */
+#define KLOG_SEG_VERSION 2
+#define KLOG_SEG_VERSION_MIN 1
 #define KLOG_SEG_MAX_ID 9999999999ull
 #define KLOG_SEG_MAX_SUB 9999u
 /* Offsets in the index are 32-bit: no segment may grow past this. */
@@ -62,6 +65,7 @@ struct klog_seg {
     bool has_clear;     /* holds a clear record */
     atomic_bool synced; /* complete on disk: sealed, or written by a compaction; any thread */
     bool input;         /* an input of the running compaction (compact.c) */
+    bool covered;       /* ...and every older segment is one too (select.c) */
     void *owner;        /* the engine handle, for the free callback */
 };
 

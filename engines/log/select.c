@@ -156,6 +156,7 @@ int klog_select_locked(struct compaction *c, bool full)
         if (!full && c->nin > 0 && live + s->live > budget)
             break;
         s->input = true;
+        s->covered = covered;
         live += s->live;
         c->in[c->nin++] = (struct input){
             .seg = s,

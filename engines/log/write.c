@@ -86,8 +86,7 @@ static int apply_locked(struct klog_db *db, const struct klog_pend *p)
         klog_forget_locked(db, old);
         if (old == KLOG_LOC_EMPTY)
             db->keys++;
-        db->live_rec += p->len;
-        klog_seg_at(db, p->loc)->live += p->len;
+        klog_count_live_locked(db, p->loc, p->len, p->expire_at);
     } else if (pos.found) {
         klog_index_remove_locked(&db->index, &pos, &old);
         klog_forget_locked(db, old);
@@ -369,14 +368,14 @@ static int append_locked(struct klog_db *db, const struct iovec iov[3], struct k
 int klog_append_locked(struct klog_db *db, unsigned type, kvs_slice key, kvs_slice val,
                        uint64_t *loc)
 {
-    unsigned char head[KLOG_REC_HDR];
-    klog_rec_encode(head, type, key, val);
+    unsigned char head[KLOG_REC_HDR_MAX];
+    uint32_t hlen = klog_rec_encode(head, type, key, val, 0);
     struct iovec iov[3] = {
-        {head, sizeof(head)},
+        {head, hlen},
         {(void *)key.data, key.len},
         {(void *)val.data, val.len},
     };
-    struct klog_pend p = {.len = (uint32_t)(KLOG_REC_HDR + key.len + val.len), .type = type};
+    struct klog_pend p = {.len = (uint32_t)(hlen + key.len + val.len), .type = type};
     int rc = append_locked(db, iov, &p);
     if (rc == 0)
         *loc = p.loc;
@@ -438,6 +437,24 @@ static int present_locked(struct klog_db *db, uint64_t hash, kvs_slice key)
     return rc < 0 ? rc : pos.found;
 }
 
+/* For KVS_OP_EXPIRE: is the key stored with an expiry time at or before
+   at? 1 yes, 0 no (also while a write of it waits in the queue: it may
+   renew the key; a later expire cycle looks again), or an error of the
+   key comparison. */
+static int expired_locked(struct klog_db *db, uint64_t hash, kvs_slice key, int64_t at)
+{
+    for (size_t i = db->pend_head; i < db->pend_len; i++) {
+        if (db->pend[i].hash == hash)
+            return 0;
+    }
+    struct klog_key_match m = {.db = db, .key = key};
+    struct klog_index_pos pos;
+    int rc = klog_index_lookup_locked(&db->index, hash, klog_match_key, &m, false, &pos);
+    if (rc < 0)
+        return rc;
+    return pos.found && m.rec.expire_at != 0 && m.rec.expire_at <= at;
+}
+
 /* The records just appended: applied now, or queued for the next fsync. */
 static int commit_locked(struct klog_db *db, struct klog_pend *p)
 {
@@ -454,14 +471,16 @@ static int commit_locked(struct klog_db *db, struct klog_pend *p)
 
 /* ---- set and remove ---- */
 
-static struct klog_pend pend_of(unsigned type, kvs_slice key, kvs_slice val, int *result)
+static struct klog_pend pend_of(unsigned type, kvs_slice key, kvs_slice val, int64_t expire_at,
+                                int *result)
 {
     return (struct klog_pend){
         .hash = klog_key_hash(key.data, key.len),
         .key = key.data,
         .klen = (uint32_t)key.len,
-        .len = (uint32_t)(KLOG_REC_HDR + key.len + val.len),
+        .len = (uint32_t)(klog_rec_hlen(expire_at) + key.len + val.len),
         .type = type,
+        .expire_at = expire_at,
         .result = result,
     };
 }
@@ -470,11 +489,11 @@ int klog_set(struct kvs_db *base, kvs_slice key, kvs_slice val)
 {
     struct klog_db *db = klog_db_of(base);
     int result = 0;
-    struct klog_pend p = pend_of(KLOG_REC_PUT, key, val, &result);
-    unsigned char head[KLOG_REC_HDR];
-    klog_rec_encode(head, KLOG_REC_PUT, key, val);
+    struct klog_pend p = pend_of(KLOG_REC_PUT, key, val, 0, &result);
+    unsigned char head[KLOG_REC_HDR_MAX];
+    uint32_t hlen = klog_rec_encode(head, KLOG_REC_PUT, key, val, 0);
     struct iovec iov[3] = {
-        {head, sizeof(head)},
+        {head, hlen},
         {(void *)key.data, key.len},
         {(void *)val.data, val.len},
     };
@@ -495,15 +514,15 @@ int klog_remove(struct kvs_db *base, kvs_slice key)
     struct klog_db *db = klog_db_of(base);
     int result = KVS_ENOTFOUND;
     kvs_slice none = kvs_slice_of(NULL, 0);
-    struct klog_pend p = pend_of(KLOG_REC_DEL, key, none, &result);
+    struct klog_pend p = pend_of(KLOG_REC_DEL, key, none, 0, &result);
     pthread_mutex_lock(&db->wlock);
     int rc = begin_locked(db, 1, 0);
     if (rc == 0)
         rc = present_locked(db, p.hash, key);
     if (rc == 1) {
-        unsigned char head[KLOG_REC_HDR];
-        klog_rec_encode(head, KLOG_REC_DEL, key, none);
-        struct iovec iov[3] = {{head, sizeof(head)}, {(void *)key.data, key.len}, {NULL, 0}};
+        unsigned char head[KLOG_REC_HDR_MAX];
+        uint32_t hlen = klog_rec_encode(head, KLOG_REC_DEL, key, none, 0);
+        struct iovec iov[3] = {{head, hlen}, {(void *)key.data, key.len}, {NULL, 0}};
         rc = append_locked(db, iov, &p);
         if (rc == 0)
             rc = commit_locked(db, &p);
@@ -569,10 +588,10 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
     uint64_t off = atomic_load_explicit(&a->size, memory_order_relaxed) + b->used;
     p->loc = klog_loc(a->sno, (uint32_t)off);
     if (p->len >= DIRECT_MIN) {
-        unsigned char head[KLOG_REC_HDR];
-        klog_rec_encode(head, p->type, op->key, val);
+        unsigned char head[KLOG_REC_HDR_MAX];
+        uint32_t hlen = klog_rec_encode(head, p->type, op->key, val, p->expire_at);
         struct iovec iov[3] = {
-            {head, sizeof(head)},
+            {head, hlen},
             {(void *)op->key.data, op->key.len},
             {(void *)val.data, val.len},
         };
@@ -584,11 +603,11 @@ static int stage_locked(struct batch *b, const kvs_op *op, kvs_slice val, struct
         if (rc != 0)
             return rc;
         unsigned char *dst = (unsigned char *)db->wbuf.data + b->used;
-        klog_rec_encode(dst, p->type, op->key, val);
+        uint32_t hlen = klog_rec_encode(dst, p->type, op->key, val, p->expire_at);
         if (op->key.len)
-            memcpy(dst + KLOG_REC_HDR, op->key.data, op->key.len);
+            memcpy(dst + hlen, op->key.data, op->key.len);
         if (val.len)
-            memcpy(dst + KLOG_REC_HDR + op->key.len, val.data, val.len);
+            memcpy(dst + hlen + op->key.len, val.data, val.len);
         b->used += p->len;
         b->buffered++;
     }
@@ -611,9 +630,11 @@ static int stage_batch_locked(struct klog_db *db, kvs_op *ops, size_t n, bool *q
         kvs_op *op = &ops[i];
         bool set = op->type == KVS_OP_SET;
         kvs_slice val = set ? op->value : kvs_slice_of(NULL, 0);
-        struct klog_pend p = pend_of(set ? KLOG_REC_PUT : KLOG_REC_DEL, op->key, val, &op->result);
+        struct klog_pend p = pend_of(set ? KLOG_REC_PUT : KLOG_REC_DEL, op->key, val,
+                                     set ? op->expire_at : 0, &op->result);
         if (!set) {
-            rc = present_locked(db, p.hash, op->key);
+            rc = op->type == KVS_OP_EXPIRE ? expired_locked(db, p.hash, op->key, op->expire_at)
+                                           : present_locked(db, p.hash, op->key);
             if (rc < 0)
                 break;
             if (rc == 0) {

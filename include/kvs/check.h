@@ -30,6 +30,8 @@ struct kvs_check_report {
     uint64_t corrupt;       /* corrupt records, pages or entries (open refuses, or reads fail) */
     uint64_t corrupt_bytes; /* bytes skipped over corrupt ranges */
     uint64_t bad_hints;     /* hints that fail a check (open scans instead) */
+    /* The lmdb engine's. */
+    uint64_t meta; /* the engine's own records (not keys) */
     /* Every engine's. */
     uint64_t live_keys;
     uint64_t problems; /* every finding that is not clean, a missing ENGINE record among them */
@@ -43,7 +45,7 @@ struct kvs_check_report {
  * check; remove of a missing key returns 0.
  */
 struct kvs_salvage {
-    int (*set)(void *ctx, kvs_slice key, kvs_slice value);
+    int (*set)(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at);
     int (*remove)(void *ctx, kvs_slice key);
     int (*clear)(void *ctx);
     void *ctx;

@@ -38,7 +38,7 @@ struct kvs_salvage;
 extern "C" {
 #endif
 
-#define KVS_ENGINE_ABI 2
+#define KVS_ENGINE_ABI 3
 
 struct kvs_db {
     const struct kvs_engine *engine;
@@ -85,9 +85,10 @@ struct kvs_engine {
     /* KVS_EREADONLY, KVS_ECORRUPT (a record it will not copy), KVS_EIO,
        KVS_ENOSPC, KVS_ENOMEM. */
     int (*compact)(struct kvs_db *db);
-    /* Apply a batch as one write (see kvs_db_write); NULL: the wrapper
-       applies the ops one by one with set/remove. Ops are validated. As
-       set, with a prefix of the batch applied on an I/O error. */
+    /* Apply a batch as one write (see kvs_db_write): sets with their
+       expiry times, removes and KVS_OP_EXPIRE removes. Ops are validated.
+       As set, with a prefix of the batch applied on an I/O error.
+       Required from ABI 3 on. */
     int (*write)(struct kvs_db *db, kvs_op *ops, size_t n);
     /* ABI 2. One step of a pass over the keys (see kvs_db_scan); count is
        at least 1, flags are valid. fn's error, KVS_ECORRUPT, KVS_EIO,
@@ -110,7 +111,17 @@ struct kvs_engine {
        the check ran, or an error explained in why. */
     int (*check)(const char *dir, int dir_fd, const struct kvs_salvage *salvage, FILE *out,
                  struct kvs_check_report *r, char *why);
+    /* ABI 3. get, and the key's expiry time (expire_at may be NULL). Keys
+       whose expiry time has passed (kvs_now_ms()) are KVS_ENOTFOUND. As
+       get. Required from ABI 3 on, and write with it: expiry times come
+       in KVS_OP_SET ops and KVS_OP_EXPIRE removes, and scan reports
+       them. */
+    int (*get_ex)(struct kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at);
 };
+
+/* Test hook: when set, kvs_now_ms() returns what it returns, so that a test
+   can move the clock expiry is judged by. NULL in normal operation. */
+extern int64_t (*kvs__now_hook)(void);
 
 /* For an engine's info method: emit n figures, names[i] with values[i] in
    decimal, through fn. */

@@ -79,7 +79,9 @@ typedef struct kvs_options {
 } kvs_options;
 
 typedef struct kvs_stats {
-    uint64_t keys;        /* live keys */
+    uint64_t keys;        /* live keys (those expired but not yet removed included) */
+    uint64_t expires;     /* of them, keys with an expiry time */
+    int64_t expire_mean;  /* the mean of those expiry times (ms since the epoch), 0: none */
     uint64_t live_bytes;  /* bytes of live keys and values */
     uint64_t disk_bytes;  /* bytes the store occupies in its directory */
     uint64_t stale_bytes; /* bytes on disk no longer reachable (overwritten, removed) */
@@ -153,11 +155,28 @@ int kvs_db_close(kvs_db *db);
 const kvs_engine *kvs_db_engine(const kvs_db *db);
 
 /*
+ * Expiry. A key may carry an expiry time, absolute, in milliseconds since
+ * the Unix epoch (Redis's PXAT; 0: none), stored with its value. Once
+ * kvs_now_ms() reaches it the key is logically gone: gets and scans do not
+ * see it. It stays stored, and counted by kvs_db_stats(), until something
+ * removes it: a KVS_OP_EXPIRE (the server's active expiry), a write, or a
+ * compaction that drops it. Absolute times are what engines store, so a
+ * restarted store, or a copy, agrees on when a key expires.
+ */
+
+/* The clock expiry is judged by: CLOCK_REALTIME in milliseconds. */
+int64_t kvs_now_ms(void);
+
+/*
  * kvs_db_get - copy the value of key into *value.
- * Returns 0, KVS_ENOTFOUND (value untouched), KVS_EKEYSIZE, KVS_ECORRUPT,
- * KVS_EIO or KVS_ENOMEM.
+ * Returns 0, KVS_ENOTFOUND (value untouched; also for a key whose expiry
+ * time has passed), KVS_EKEYSIZE, KVS_ECORRUPT, KVS_EIO or KVS_ENOMEM.
  */
 int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value);
+
+/* kvs_db_get_ex - kvs_db_get(), and the key's expiry time into *expire_at
+   (0: none) when found. */
+int kvs_db_get_ex(kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at);
 
 /*
  * kvs_db_set - store value under key, replacing any previous value.
@@ -168,6 +187,12 @@ int kvs_db_get(kvs_db *db, kvs_slice key, kvs_buf *value);
  * survive).
  */
 int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value);
+
+/* kvs_db_set_ex - kvs_db_set() with an expiry time (0: none; a time that
+   has passed stores a key that is already logically gone). KVS_EINVAL for
+   a negative time. As kvs_db_set() otherwise; a set without it clears
+   the key's expiry, as in Redis. */
+int kvs_db_set_ex(kvs_db *db, kvs_slice key, kvs_slice value, int64_t expire_at);
 
 /*
  * kvs_db_remove - remove key.
@@ -189,17 +214,26 @@ int kvs_db_sync(kvs_db *db);
 int kvs_db_stats(kvs_db *db, kvs_stats *st);
 
 /* One change of a batch passed to kvs_db_write(). */
-typedef enum kvs_op_type { KVS_OP_SET, KVS_OP_REMOVE } kvs_op_type;
+typedef enum kvs_op_type {
+    KVS_OP_SET,    /* key = value, expiring at expire_at (0: never) */
+    KVS_OP_REMOVE, /* remove key */
+    /* Remove key if it has an expiry time and that time is at or before
+       expire_at (a time the caller read from kvs_now_ms()): how expired
+       keys are removed, atomically against a write that renews them. */
+    KVS_OP_EXPIRE,
+} kvs_op_type;
 
 typedef struct kvs_op {
     kvs_op_type type;
     kvs_slice key;
-    kvs_slice value; /* KVS_OP_SET only */
-    int result;      /* out: 0, or KVS_ENOTFOUND for a remove of a missing key */
+    kvs_slice value;   /* KVS_OP_SET only */
+    int result;        /* out: 0, or KVS_ENOTFOUND for a remove of a missing key, or an
+                          expire of a key that is missing or not expired */
+    int64_t expire_at; /* KVS_OP_SET and KVS_OP_EXPIRE: see above; >= 0 */
 } kvs_op;
 
 /*
- * kvs_db_write - apply n sets and removes in order, as one write: one
+ * kvs_db_write - apply n sets, removes and expires in order, as one write: one
  * append for the kvs engine, one transaction for lmdb, and one fsync for
  * the whole batch under KVS_FSYNC_ALWAYS. Used for MSET and for the writes
  * a server worker gathered in one turn.
@@ -245,14 +279,18 @@ int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx);
 
 /* Ask kvs_db_scan() for values too, not only keys. */
 #define KVS_SCAN_VALUES 1u
+/* Visit only the keys whose expiry time has passed (which a scan otherwise
+   skips): what the server's active expiry looks for. */
+#define KVS_SCAN_EXPIRED 2u
 
 /*
  * What kvs_db_scan() calls for each key. key, and value when asked for
- * (else NULL), are borrowed for the call only. The function must not call
- * into the same store. Returns 0 to go on, or a negative kvs_err that ends
- * the step (kvs_db_scan() returns it).
+ * (else NULL), are borrowed for the call only; expire_at is the key's
+ * expiry time (0: none). The function must not call into the same store.
+ * Returns 0 to go on, or a negative kvs_err that ends the step
+ * (kvs_db_scan() returns it).
  */
-typedef int (*kvs_scan_fn)(void *ctx, kvs_slice key, const kvs_slice *value);
+typedef int (*kvs_scan_fn)(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at);
 
 /*
  * kvs_db_scan - one step of a pass over every key, in no order the caller
@@ -260,7 +298,7 @@ typedef int (*kvs_scan_fn)(void *ctx, kvs_slice key, const kvs_slice *value);
  * @cursor: 0 to start a pass, else the *next of the previous step.
  * @count:  about how many keys the step visits (0 is taken as 1); a step
  *          may visit more or fewer, and none while the pass goes on.
- * @flags:  0, or KVS_SCAN_VALUES.
+ * @flags:  0, or KVS_SCAN_VALUES and/or KVS_SCAN_EXPIRED.
  * @fn, @ctx: called for each key of the step.
  * @next:   receives the cursor of the next step, 0 when the pass is over.
  * A pass needs no state beyond the cursor, takes no lock that writers or a

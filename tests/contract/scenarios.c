@@ -521,11 +521,11 @@ static void *batcher_main(void *arg)
         for (int k = 0; k < BATCH_KEYS; k++) {
             snprintf(keys[k], sizeof(keys[k]), "batch-%d-%d", b->id, k);
             size_t len = batch_value(vals[k], b->id, k, r);
-            ops[k] = (kvs_op){KVS_OP_SET, sl(keys[k]), kvs_slice_of(vals[k], len), -1};
+            ops[k] = (kvs_op){KVS_OP_SET, sl(keys[k]), kvs_slice_of(vals[k], len), -1, 0};
         }
-        ops[BATCH_KEYS] = (kvs_op){KVS_OP_REMOVE, sl(keys[r % BATCH_KEYS]), {NULL, 0}, -1};
+        ops[BATCH_KEYS] = (kvs_op){KVS_OP_REMOVE, sl(keys[r % BATCH_KEYS]), {NULL, 0}, -1, 0};
         snprintf(keys[BATCH_KEYS + 1], sizeof(keys[0]), "batch-%d-none", b->id);
-        ops[BATCH_KEYS + 1] = (kvs_op){KVS_OP_REMOVE, sl(keys[BATCH_KEYS + 1]), {NULL, 0}, -1};
+        ops[BATCH_KEYS + 1] = (kvs_op){KVS_OP_REMOVE, sl(keys[BATCH_KEYS + 1]), {NULL, 0}, -1, 0};
         int rc = kvs_db_write(b->db, ops, BATCH_OPS);
         if (rc != 0) {
             tally_error(&b->t, rc);

@@ -100,8 +100,9 @@ static bool ours(kvs_slice key)
     return false;
 }
 
-static int visit(void *ctx, kvs_slice key, const kvs_slice *value)
+static int visit(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     struct pass *p = ctx;
     if (!ours(key))
         return 0;

@@ -115,8 +115,9 @@ struct tally {
     char bad[128];
 };
 
-static int count_visit(void *ctx, kvs_slice key, const kvs_slice *value)
+static int count_visit(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     struct tally *t = ctx;
     int i = index_of(key);
     if (i < 0 || i >= MAX_KEYS) {
@@ -255,8 +256,9 @@ ParameterizedTest(struct ts_engine_param *p, contract_scan, pass_survives_shrink
     free(t);
 }
 
-static int fail_third(void *ctx, kvs_slice key, const kvs_slice *value)
+static int fail_third(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     (void)key;
     (void)value;
     return ++*(int *)ctx == 3 ? KVS_ENOMEM : 0;

@@ -108,12 +108,12 @@ static kvs_slice sl(const char *s)
 
 static kvs_op set_op(const char *key, const char *value)
 {
-    return (kvs_op){KVS_OP_SET, sl(key), sl(value), -1};
+    return (kvs_op){KVS_OP_SET, sl(key), sl(value), -1, 0};
 }
 
 static kvs_op remove_op(const char *key)
 {
-    return (kvs_op){KVS_OP_REMOVE, sl(key), {NULL, 0}, -1};
+    return (kvs_op){KVS_OP_REMOVE, sl(key), {NULL, 0}, -1, 0};
 }
 
 static void expect_str(const char *key, const char *value)
@@ -243,11 +243,11 @@ ParameterizedTest(struct write_param *p, contract_write, large_batches_persist)
         snprintf(keys[i], sizeof(keys[i]), "many-%d", i % 5000);
         int len = snprintf(vals[i], sizeof(vals[i]), "value %d %*s", i, (i * 13) % 150, "");
         if (i >= 5000) /* the last 1000 remove every fifth key of the first 5000 */
-            ops[i] = (kvs_op){KVS_OP_REMOVE, sl(keys[(i - 5000) * 5]), {NULL, 0}, -1};
+            ops[i] = (kvs_op){KVS_OP_REMOVE, sl(keys[(i - 5000) * 5]), {NULL, 0}, -1, 0};
         else if (i % 1000 == 999)
-            ops[i] = (kvs_op){KVS_OP_SET, sl(keys[i]), kvs_slice_of(big, BIG), -1};
+            ops[i] = (kvs_op){KVS_OP_SET, sl(keys[i]), kvs_slice_of(big, BIG), -1, 0};
         else
-            ops[i] = (kvs_op){KVS_OP_SET, sl(keys[i]), kvs_slice_of(vals[i], (size_t)len), -1};
+            ops[i] = (kvs_op){KVS_OP_SET, sl(keys[i]), kvs_slice_of(vals[i], (size_t)len), -1, 0};
     }
     OK(kvs_db_write(db, ops, N));
     for (int i = 0; i < N; i++)

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "contract/scenarios.h"
 #include "core/fileio.h"
@@ -125,7 +126,9 @@ static void grow_from_other_process(size_t map, int first, int count)
         MDB_env *env;
         MDB_txn *txn;
         MDB_dbi dbi;
-        unsigned char *big = malloc(MIB);
+        /* A stored value: the flags byte of one without an expiry time,
+           then the value. */
+        unsigned char *big = malloc(MIB + 1);
         int rc = big ? mdb_env_create(&env) : ENOMEM;
         if (rc == 0)
             rc = mdb_env_set_mapsize(env, map);
@@ -139,8 +142,9 @@ static void grow_from_other_process(size_t map, int first, int count)
             char name[32];
             unsigned char key[LMDB_LIB_MAX_KEY];
             snprintf(name, sizeof(name), "other-%d", i);
-            fill(big, MIB, (unsigned)i);
-            MDB_val k = kvs__lmdb_key(key, kvs_slice_str(name)), v = {MIB, big};
+            big[0] = 0;
+            fill(big + 1, MIB, (unsigned)i);
+            MDB_val k = kvs__lmdb_key(key, kvs_slice_str(name)), v = {MIB + 1, big};
             rc = mdb_put(txn, dbi, &k, &v, 0);
         }
         if (rc == 0)
@@ -215,8 +219,9 @@ Test(lmdb, failed_background_sync_refuses_writes)
     cr_assert(value_is("k", "v", 1));
 }
 
-static int count_key(void *ctx, kvs_slice key, const kvs_slice *value)
+static int count_key(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
 {
+    (void)expire_at;
     (void)key;
     (void)value;
     (*(size_t *)ctx)++;
@@ -240,10 +245,11 @@ Test(lmdb, key_limit_matches_the_library)
                  kvs_engine_max_key(e), lib_max, LMDB_KEY_HEAD);
 }
 
-/* A store written before keys carried their hash (a tag byte, then the
-   key) is converted when opened, values and all, and scans in hash order
-   afterwards. */
-Test(lmdb, old_key_layout_is_converted_on_open)
+/* Stores of the earlier layouts, written by hand: layout 1 (a tag byte,
+   the key), layout 2 (a tag, the key's hash, the key), both with bare
+   values. Opening converts them, values and all, and they scan in hash
+   order afterwards. */
+Test(lmdb, earlier_layouts_are_converted_on_open)
 {
     open_lmdb(KVS_FSYNC_NO);
     cr_assert_eq(kvs_db_close(db), 0);
@@ -256,12 +262,26 @@ Test(lmdb, old_key_layout_is_converted_on_open)
     cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
-    /* More keys than one conversion batch, the empty key among them. */
+    /* More keys than one conversion batch, the empty key among them; half
+       of them in each layout. */
     for (int i = 0; i < 5000; i++) {
-        char key[32];
-        int len = i == 0 ? 1 : snprintf(key, sizeof(key), "%cold-%d", LMDB_OLD_KEY_TAG, i);
-        key[0] = LMDB_OLD_KEY_TAG;
-        MDB_val k = {(size_t)len, key}, v = {(size_t)len, key};
+        char name[32], key[64];
+        int nlen = i == 0 ? 0 : snprintf(name, sizeof(name), "old-%d", i);
+        size_t klen;
+        if (i % 2 == 0) {
+            key[0] = LMDB_V1_KEY_TAG;
+            memcpy(key + 1, name, (size_t)nlen);
+            klen = 1 + (size_t)nlen;
+        } else {
+            key[0] = LMDB_V2_KEY_TAG;
+            uint64_t h = XXH3_64bits(name, (size_t)nlen);
+            for (int b = 0; b < 8; b++)
+                key[1 + b] = (char)(h >> (56 - 8 * b));
+            memcpy(key + 9, name, (size_t)nlen);
+            klen = 9 + (size_t)nlen;
+        }
+        /* The value: the name, so that it starts with any byte. */
+        MDB_val k = {klen, key}, v = {(size_t)nlen, name};
         cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     }
     cr_assert_eq(mdb_txn_commit(txn), 0);
@@ -271,10 +291,10 @@ Test(lmdb, old_key_layout_is_converted_on_open)
     kvs_stats st;
     cr_assert_eq(kvs_db_stats(db, &st), 0);
     cr_assert_eq(st.keys, 5000, "%llu keys", (unsigned long long)st.keys);
-    char want[32];
-    want[0] = LMDB_OLD_KEY_TAG;
-    cr_assert(value_is("", want, 1));
-    cr_assert(value_is("old-4999", "kold-4999", 9));
+    cr_assert_eq(st.expires, 0);
+    cr_assert(value_is("", "", 0));
+    cr_assert(value_is("old-4999", "old-4999", 8));
+    cr_assert(value_is("old-4998", "old-4998", 8));
     size_t seen = 0;
     uint64_t cursor = 0;
     do

@@ -150,9 +150,9 @@ static int run_op(kvs_db *db, const struct op *o)
         key_of(k3, sizeof(k3), o->key3);
         size_t len3 = value_of(v3, sizeof(v3), o->key3, o->ver3);
         kvs_op ops[BATCH_OPS] = {
-            {KVS_OP_SET, kvs_slice_of(k, strlen(k)), kvs_slice_of(v, len), 0},
-            {KVS_OP_REMOVE, kvs_slice_of(k2, strlen(k2)), kvs_slice_of(NULL, 0), 0},
-            {KVS_OP_SET, kvs_slice_of(k3, strlen(k3)), kvs_slice_of(v3, len3), 0},
+            {KVS_OP_SET, kvs_slice_of(k, strlen(k)), kvs_slice_of(v, len), 0, 0},
+            {KVS_OP_REMOVE, kvs_slice_of(k2, strlen(k2)), kvs_slice_of(NULL, 0), 0, 0},
+            {KVS_OP_SET, kvs_slice_of(k3, strlen(k3)), kvs_slice_of(v3, len3), 0, 0},
         };
         return kvs_db_write(db, ops, BATCH_OPS);
     }
@@ -517,9 +517,9 @@ Test(faults, kvs_batch_write_fault_across_rotation)
     cr_assert_eq(kvs_db_set(db, kvs_slice_str("b"), kvs_slice_str("old")), 0);
     /* a and the remove of b fill the first segment; c goes to a new one. */
     kvs_op ops[3] = {
-        {KVS_OP_SET, kvs_slice_str("a"), kvs_slice_of(v, sizeof(v)), 0},
-        {KVS_OP_REMOVE, kvs_slice_str("b"), kvs_slice_of(NULL, 0), 0},
-        {KVS_OP_SET, kvs_slice_str("c"), kvs_slice_of(v, sizeof(v)), 0},
+        {KVS_OP_SET, kvs_slice_str("a"), kvs_slice_of(v, sizeof(v)), 0, 0},
+        {KVS_OP_REMOVE, kvs_slice_str("b"), kvs_slice_of(NULL, 0), 0, 0},
+        {KVS_OP_SET, kvs_slice_str("c"), kvs_slice_of(v, sizeof(v)), 0, 0},
     };
     /* Writes: a and b together, the new segment's header, then c. */
     kvs__fault_set(KVS__FAULT_WRITE, 3, KVS_EIO);

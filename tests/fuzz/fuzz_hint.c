@@ -69,22 +69,29 @@ static void check_names(const unsigned char *data, size_t len)
 static void check_valid(const unsigned char *b, size_t len, uint64_t id, unsigned sub,
                         uint64_t seg_size, const struct klog_hint_view *view)
 {
-    CHECK(len >= KLOG_HINT_HDR + 8 && (len - KLOG_HINT_HDR - 8) % KLOG_HINT_ENTRY == 0);
+    uint32_t version = klog_get_le32(b + 8);
+    CHECK(version == 1 || version == KLOG_HINT_VERSION);
+    size_t entry = version == 1 ? KLOG_HINT_ENTRY_V1 : KLOG_HINT_ENTRY;
+    CHECK(view->entry == entry);
+    CHECK(len >= KLOG_HINT_HDR + 8 && (len - KLOG_HINT_HDR - 8) % entry == 0);
     CHECK(view->entries == b + KLOG_HINT_HDR);
-    CHECK(view->n == (len - KLOG_HINT_HDR - 8) / KLOG_HINT_ENTRY);
+    CHECK(view->n == (len - KLOG_HINT_HDR - 8) / entry);
     struct klog_hint_buf h = {NULL, 0, 0};
     CHECK(klog_hint_begin(&h, id, sub) == 0);
     uint64_t end = KLOG_SEG_HDR;
     for (size_t i = 0; i < view->n; i++) {
         uint64_t hash;
         uint32_t off, rlen;
-        klog_hint_entry(view, i, &hash, &off, &rlen);
+        int64_t at;
+        klog_hint_entry(view, i, &hash, &off, &rlen, &at);
         CHECK(off >= end && rlen >= KLOG_REC_HDR && (uint64_t)off + rlen <= seg_size);
+        CHECK(at >= 0 && (version == KLOG_HINT_VERSION || at == 0));
         end = (uint64_t)off + rlen;
-        CHECK(klog_hint_add(&h, hash, off, rlen) == 0);
+        CHECK(klog_hint_add(&h, hash, off, rlen, at) == 0);
     }
     CHECK(klog_hint_finish(&h, seg_size) == 0);
-    CHECK(h.len == len && memcmp(h.data, b, len) == 0);
+    /* The current version re-encodes to the same bytes. */
+    CHECK(version == 1 || (h.len == len && memcmp(h.data, b, len) == 0));
     klog_hint_buf_free(&h);
 }
 

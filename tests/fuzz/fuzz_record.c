@@ -40,8 +40,9 @@ static void fixup(unsigned char *p, size_t avail, unsigned flags)
     if (flags & FIX_HEAD)
         klog_put_le32(p + 8, XXH32(p + 12, KLOG_REC_HDR - 12, 0));
     uint64_t klen = klog_get_le32(p + 16), vlen = klog_get_le32(p + 20);
-    if ((flags & FIX_SUM) && KLOG_REC_HDR + klen + vlen <= avail)
-        klog_put_le64(p, klog_rec_sum(p, p + KLOG_REC_HDR, klen, p + KLOG_REC_HDR + klen, vlen));
+    uint64_t hl = p[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
+    if ((flags & FIX_SUM) && hl + klen + vlen <= avail)
+        klog_put_le64(p, klog_rec_sum(p, p + hl, klen, p + hl + klen, vlen));
 }
 
 static enum klog_rec_status decode_copy(const unsigned char *p, size_t n, struct klog_rec *r)
@@ -70,11 +71,15 @@ static enum klog_rec_status check_record(const unsigned char *p, size_t avail, s
     /* The header's fields, as the format defines them. */
     CHECK(h.head == p && h.sum == klog_get_le64(p) && h.type == p[12]);
     CHECK(h.klen == klog_get_le32(p + 16) && h.vlen == klog_get_le32(p + 20));
-    CHECK(h.len == (uint64_t)KLOG_REC_HDR + h.klen + h.vlen);
+    CHECK(h.hlen == (p[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR));
+    CHECK(h.len == (uint64_t)h.hlen + h.klen + h.vlen);
 
     if (sh == KLOG_REC_BAD_HEAD) {
-        /* Decided by the header alone. */
-        CHECK(decode_copy(p, KLOG_REC_HDR, &c) == KLOG_REC_BAD_HEAD);
+        /* Decided by the header alone, or by an expiry time no writer
+           produces, once the whole record is there. */
+        CHECK(decode_copy(p, KLOG_REC_HDR, &c) == KLOG_REC_BAD_HEAD ||
+              (h.hlen == KLOG_REC_HDR_MAX && h.len <= avail &&
+               decode_copy(p, (size_t)h.len, &c) == KLOG_REC_BAD_HEAD));
         return st;
     }
     if (sh == KLOG_REC_SHORT) {
@@ -84,14 +89,19 @@ static enum klog_rec_status check_record(const unsigned char *p, size_t avail, s
     }
 
     /* A valid header: fields a writer could have produced. */
-    CHECK(h.len <= avail && h.key == p + KLOG_REC_HDR && h.val == h.key + h.klen);
+    CHECK(h.len <= avail && h.key == p + h.hlen && h.val == h.key + h.klen);
     CHECK(h.klen <= KLOG_MAX_KEY && h.vlen <= KLOG_MAX_VALUE);
-    CHECK(p[13] == 0 && p[14] == 0 && p[15] == 0);
+    CHECK((p[13] == 0 || (p[13] == KLOG_REC_EXPIRES && h.type == KLOG_REC_PUT)) && p[14] == 0 &&
+          p[15] == 0);
+    CHECK(h.hlen == KLOG_REC_HDR
+              ? h.expire_at == 0
+              : h.expire_at > 0 && (uint64_t)h.expire_at == klog_get_le64(p + KLOG_REC_HDR));
     CHECK(h.type == KLOG_REC_PUT || (h.type == KLOG_REC_DEL && h.vlen == 0) ||
           (h.type == KLOG_REC_CLEAR && h.klen == 0 && h.vlen == 0));
-    unsigned char enc[KLOG_REC_HDR];
-    klog_rec_encode(enc, h.type, kvs_slice_of(h.key, h.klen), kvs_slice_of(h.val, h.vlen));
-    CHECK(memcmp(enc + 8, p + 8, KLOG_REC_HDR - 8) == 0);
+    unsigned char enc[KLOG_REC_HDR_MAX];
+    CHECK(klog_rec_encode(enc, h.type, kvs_slice_of(h.key, h.klen), kvs_slice_of(h.val, h.vlen),
+                          h.expire_at) == h.hlen);
+    CHECK(memcmp(enc + 8, p + 8, h.hlen - 8) == 0);
     CHECK((memcmp(enc, p, 8) == 0) == (st == KLOG_REC_OK));
 
     /* Exactly its own bytes are needed, no more and no fewer. */
@@ -124,13 +134,14 @@ static size_t check_seg_head(unsigned char *p, size_t len, unsigned flags)
     int rc = klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub, &what);
     CHECK(rc == 0 || ((rc == KVS_ECORRUPT || rc == KVS_EVERSION) && what != NULL));
     if (rc == 0) {
-        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && klog_get_le32(p + 8) == KLOG_SEG_VERSION);
+        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && klog_get_le32(p + 8) >= KLOG_SEG_VERSION_MIN &&
+              klog_get_le32(p + 8) <= KLOG_SEG_VERSION);
         CHECK(klog_get_le32(p + 28) == XXH32(p, 28, 0));
         CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id ^ 1, sub, &what) == KVS_ECORRUPT);
         CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub ^ 1, &what) == KVS_ECORRUPT);
         /* Bytes 24..27 are documented as zero but only the checksum covers
            them; with them zero, the header is exactly what the writer makes. */
-        if (klog_get_le32(p + 24) == 0) {
+        if (klog_get_le32(p + 24) == 0 && klog_get_le32(p + 8) == KLOG_SEG_VERSION) {
             unsigned char enc[KLOG_SEG_HDR];
             klog_seg_head_encode(enc, id, sub);
             CHECK(memcmp(enc, p, KLOG_SEG_HDR) == 0);

@@ -242,23 +242,29 @@ static void gen_stores(const char *rec_dir, const char *hint_dir, const char *re
 /* Records and a hint made with the encoders alone. */
 static void gen_encoded(const char *rec_dir, const char *hint_dir)
 {
-    unsigned char rec[KLOG_REC_HDR + 8];
+    unsigned char rec[KLOG_REC_HDR_MAX + 8];
     unsigned char flags = 0;
-    klog_rec_encode(rec, KLOG_REC_PUT, kvs_slice_of("key", 3), kvs_slice_of("value", 5));
-    memcpy(rec + KLOG_REC_HDR, "keyvalue", 8);
-    emit(rec_dir, "put", &flags, 1, rec, sizeof(rec));
-    emit(rec_dir, "put-torn", &flags, 1, rec, sizeof(rec) - 3);
-    klog_rec_encode(rec, KLOG_REC_DEL, kvs_slice_of("key", 3), kvs_slice_of(NULL, 0));
-    memcpy(rec + KLOG_REC_HDR, "key", 3);
+    uint32_t hl =
+        klog_rec_encode(rec, KLOG_REC_PUT, kvs_slice_of("key", 3), kvs_slice_of("value", 5), 0);
+    memcpy(rec + hl, "keyvalue", 8);
+    emit(rec_dir, "put", &flags, 1, rec, hl + 8);
+    emit(rec_dir, "put-torn", &flags, 1, rec, hl + 8 - 3);
+    hl = klog_rec_encode(rec, KLOG_REC_PUT, kvs_slice_of("key", 3), kvs_slice_of("value", 5),
+                         INT64_C(1767225600000));
+    memcpy(rec + hl, "keyvalue", 8);
+    emit(rec_dir, "put-expiring", &flags, 1, rec, hl + 8);
+    hl = klog_rec_encode(rec, KLOG_REC_DEL, kvs_slice_of("key", 3), kvs_slice_of(NULL, 0), 0);
+    memcpy(rec + hl, "key", 3);
     flags = 3; /* FIX_HEAD | FIX_SUM */
-    emit(rec_dir, "del-fixed", &flags, 1, rec, KLOG_REC_HDR + 3);
-    klog_rec_encode(rec, KLOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0));
+    emit(rec_dir, "del-fixed", &flags, 1, rec, hl + 3);
+    hl = klog_rec_encode(rec, KLOG_REC_CLEAR, kvs_slice_of(NULL, 0), kvs_slice_of(NULL, 0), 0);
     flags = 0;
-    emit(rec_dir, "clear", &flags, 1, rec, KLOG_REC_HDR);
+    emit(rec_dir, "clear", &flags, 1, rec, hl);
 
     struct klog_hint_buf h = {NULL, 0, 0};
-    if (klog_hint_begin(&h, 7, 1) != 0 || klog_hint_add(&h, 0x1234, 32, 40) != 0 ||
-        klog_hint_add(&h, 0x5678, 72, 24) != 0 || klog_hint_finish(&h, 96) != 0)
+    if (klog_hint_begin(&h, 7, 1) != 0 || klog_hint_add(&h, 0x1234, 32, 40, 0) != 0 ||
+        klog_hint_add(&h, 0x5678, 72, 24, INT64_C(1767225600000)) != 0 ||
+        klog_hint_finish(&h, 96) != 0)
         die("hint");
     unsigned char hflags[2] = {0, 0};
     emit(hint_dir, "encoded", hflags, 2, h.data, h.len);

@@ -408,7 +408,8 @@ static void *gc_writer(void *arg)
             unsigned k = t * GC_OWN + j;
             snprintf(keys[j], sizeof(keys[j]), "key%u", k);
             size_t len = lt_value(vals[j], sizeof(vals[j]), k, i);
-            ops[j] = (kvs_op){KVS_OP_SET, kvs_slice_str(keys[j]), kvs_slice_of(vals[j], len), -1};
+            ops[j] =
+                (kvs_op){KVS_OP_SET, kvs_slice_str(keys[j]), kvs_slice_of(vals[j], len), -1, 0};
         }
         int rc = kvs_db_write(shared, ops, GC_OWN);
         if (rc != 0)
@@ -489,8 +490,8 @@ static void *gf_writer(void *arg)
             size_t l0 = lt_value(vals[0], sizeof(vals[0]), k, i);
             size_t l1 = lt_value(vals[1], sizeof(vals[1]), k2, i);
             kvs_op ops[2] = {
-                {KVS_OP_SET, kvs_slice_str(keys[0]), kvs_slice_of(vals[0], l0), -1},
-                {KVS_OP_SET, kvs_slice_str(keys[1]), kvs_slice_of(vals[1], l1), -1},
+                {KVS_OP_SET, kvs_slice_str(keys[0]), kvs_slice_of(vals[0], l0), -1, 0},
+                {KVS_OP_SET, kvs_slice_str(keys[1]), kvs_slice_of(vals[1], l1), -1, 0},
             };
             rc = kvs_db_write(shared, ops, 2);
         } else {

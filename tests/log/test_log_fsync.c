@@ -67,10 +67,10 @@ static void make_batch(void)
     for (int i = 0; i < 20; i++) {
         snprintf(batch_keys[i], sizeof(batch_keys[i]), "b%d", i);
         batch_ops[i] =
-            (kvs_op){KVS_OP_SET, kvs_slice_str(batch_keys[i]), kvs_slice_str("batch value"), -1};
+            (kvs_op){KVS_OP_SET, kvs_slice_str(batch_keys[i]), kvs_slice_str("batch value"), -1, 0};
     }
     for (int i = 0; i < 7; i++)
-        batch_ops[20 + i] = (kvs_op){KVS_OP_REMOVE, kvs_slice_str(batch_keys[i * 3]), {0}, -1};
+        batch_ops[20 + i] = (kvs_op){KVS_OP_REMOVE, kvs_slice_str(batch_keys[i * 3]), {0}, -1, 0};
 }
 
 static void check_batch(kvs_db *db)
@@ -237,7 +237,7 @@ static void big_batch(kvs_op *ops, char (*keys)[16], char *val, size_t n)
     memset(val, 'v', 300);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], sizeof(keys[i]), "bb%u", (unsigned)(i % 1000));
-        ops[i] = (kvs_op){KVS_OP_SET, kvs_slice_str(keys[i]), kvs_slice_of(val, 100 + i), -1};
+        ops[i] = (kvs_op){KVS_OP_SET, kvs_slice_str(keys[i]), kvs_slice_of(val, 100 + i), -1, 0};
     }
 }
 
@@ -313,7 +313,7 @@ Test(log_fsync, remove_of_missing_key_writes_nothing)
     kvs_stats before, after;
     kvs_db_stats(db, &before);
     cr_assert_eq(kvs_db_remove(db, kvs_slice_str("absent")), KVS_ENOTFOUND);
-    kvs_op op = {KVS_OP_REMOVE, kvs_slice_str("absent"), {0}, -1};
+    kvs_op op = {KVS_OP_REMOVE, kvs_slice_str("absent"), {0}, -1, 0};
     cr_assert_eq(kvs_db_write(db, &op, 1), 0);
     cr_assert_eq(op.result, KVS_ENOTFOUND);
     kvs_db_stats(db, &after);

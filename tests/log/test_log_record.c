@@ -5,19 +5,57 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "engines/log/hint.h"
 #include "engines/log/record.h"
 #include "engines/log/segment.h"
 #include "kvs/error.h"
 
+static size_t encode_ex(unsigned char *out, unsigned type, const char *key, size_t klen,
+                        const char *val, size_t vlen, int64_t expire_at)
+{
+    uint32_t hlen =
+        klog_rec_encode(out, type, kvs_slice_of(key, klen), kvs_slice_of(val, vlen), expire_at);
+    memcpy(out + hlen, key, klen);
+    memcpy(out + hlen + klen, val, vlen);
+    return hlen + klen + vlen;
+}
+
 static size_t encode(unsigned char *out, unsigned type, const char *key, size_t klen,
                      const char *val, size_t vlen)
 {
-    klog_rec_encode(out, type, kvs_slice_of(key, klen), kvs_slice_of(val, vlen));
-    memcpy(out + KLOG_REC_HDR, key, klen);
-    memcpy(out + KLOG_REC_HDR + klen, val, vlen);
-    return KLOG_REC_HDR + klen + vlen;
+    return encode_ex(out, type, key, klen, val, vlen, 0);
+}
+
+/* A put with an expiry time: 8 more bytes of header, carried through
+   decoding, covered by the checksum; only puts may have one. */
+Test(log_record, expiry_time)
+{
+    unsigned char buf[128];
+    int64_t at = INT64_C(1767225600123);
+    size_t len = encode_ex(buf, KLOG_REC_PUT, "key", 3, "value", 5, at);
+    cr_assert_eq(len, KLOG_REC_HDR_MAX + 8);
+    struct klog_rec r;
+    cr_assert_eq(klog_rec_decode(buf, len, &r), KLOG_REC_OK);
+    cr_assert_eq(r.expire_at, at);
+    cr_assert_eq(r.hlen, KLOG_REC_HDR_MAX);
+    cr_assert_eq(memcmp(r.key, "key", 3), 0);
+    cr_assert_eq(memcmp(r.val, "value", 5), 0);
+    cr_assert_eq(klog_rec_sum(r.head, r.key, r.klen, "value", 5), r.sum);
+    for (size_t n = 0; n < len; n++)
+        cr_assert_eq(klog_rec_decode(buf, n, &r), KLOG_REC_SHORT, "cut at %zu", n);
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x10;
+        cr_assert_neq(klog_rec_decode(buf, len, &r), KLOG_REC_OK, "byte %zu", i);
+        buf[i] ^= 0x10;
+    }
+    /* Without a time the record is the old one, byte for byte. */
+    unsigned char plain[64];
+    size_t plen = encode(plain, KLOG_REC_PUT, "key", 3, "value", 5);
+    cr_assert_eq(klog_rec_decode(plain, plen, &r), KLOG_REC_OK);
+    cr_assert_eq(r.expire_at, 0);
+    cr_assert_eq(plen, KLOG_REC_HDR + 8);
 }
 
 Test(log_record, round_trip)
@@ -150,18 +188,20 @@ Test(log_record, hint_round_trip_and_damage)
 {
     struct klog_hint_buf h = {0};
     cr_assert_eq(klog_hint_begin(&h, 5, 2), 0);
-    cr_assert_eq(klog_hint_add(&h, 0x1111, 32, 40), 0);
-    cr_assert_eq(klog_hint_add(&h, 0x2222, 72, 30), 0);
+    cr_assert_eq(klog_hint_add(&h, 0x1111, 32, 40, 0), 0);
+    cr_assert_eq(klog_hint_add(&h, 0x2222, 72, 30, 1767225600000), 0);
     cr_assert_eq(klog_hint_finish(&h, 102), 0);
     struct klog_hint_view v;
     cr_assert_null(klog_hint_parse(h.data, h.len, 5, 2, 102, &v));
     cr_assert_eq(v.n, 2);
     uint64_t hash;
     uint32_t off, len;
-    klog_hint_entry(&v, 1, &hash, &off, &len);
+    int64_t at;
+    klog_hint_entry(&v, 1, &hash, &off, &len, &at);
     cr_assert_eq(hash, 0x2222);
     cr_assert_eq(off, 72);
     cr_assert_eq(len, 30);
+    cr_assert_eq(at, 1767225600000);
     /* Another segment, another size, any cut, any flipped byte. */
     cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 3, 102, &v));
     cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 2, 103, &v));
@@ -177,9 +217,37 @@ Test(log_record, hint_round_trip_and_damage)
     /* Entries outside the segment or overlapping are refused even with a
        valid checksum. */
     cr_assert_eq(klog_hint_begin(&h, 5, 2), 0);
-    cr_assert_eq(klog_hint_add(&h, 1, 32, 40), 0);
-    cr_assert_eq(klog_hint_add(&h, 2, 60, 30), 0);
+    cr_assert_eq(klog_hint_add(&h, 1, 32, 40, 0), 0);
+    cr_assert_eq(klog_hint_add(&h, 2, 60, 30, 0), 0);
     cr_assert_eq(klog_hint_finish(&h, 102), 0);
     cr_assert_not_null(klog_hint_parse(h.data, h.len, 5, 2, 102, &v));
     klog_hint_buf_free(&h);
+}
+
+/* A hint of version 1 (16-byte entries, before expiry) is still read, its
+   entries without an expiry time. */
+Test(log_record, hint_version_1_read)
+{
+    unsigned char b[KLOG_HINT_HDR + KLOG_HINT_ENTRY_V1 + 8];
+    memset(b, 0, sizeof(b));
+    memcpy(b, "KVSHINT", 8);
+    klog_put_le32(b + 8, 1);
+    klog_put_le32(b + 12, 2);
+    klog_put_le64(b + 16, 5);
+    klog_put_le64(b + 24, 102);
+    klog_put_le64(b + KLOG_HINT_HDR, 0x3333);
+    klog_put_le32(b + KLOG_HINT_HDR + 8, 32);
+    klog_put_le32(b + KLOG_HINT_HDR + 12, 40);
+    klog_put_le64(b + sizeof(b) - 8, XXH3_64bits(b, sizeof(b) - 8));
+    struct klog_hint_view v;
+    cr_assert_null(klog_hint_parse(b, sizeof(b), 5, 2, 102, &v));
+    cr_assert_eq(v.n, 1);
+    uint64_t hash;
+    uint32_t off, len;
+    int64_t at = -1;
+    klog_hint_entry(&v, 0, &hash, &off, &len, &at);
+    cr_assert_eq(hash, 0x3333);
+    cr_assert_eq(off, 32);
+    cr_assert_eq(len, 40);
+    cr_assert_eq(at, 0);
 }
