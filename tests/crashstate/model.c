@@ -93,13 +93,22 @@ static uint64_t take_serial(struct model *m)
     return __atomic_fetch_add(&m->next_serial, 1, __ATOMIC_RELAXED);
 }
 
+/* Every other write carries an expiry time, far in the future and told by
+   its serial, so that a state shows whether a value came back with its
+   own time (record format, hints, compaction copies). */
+static int64_t expiry_of(uint64_t serial)
+{
+    return serial % 2 ? INT64_C(4000000000000) + (int64_t)serial : 0;
+}
+
 int m_set(struct model *m, kvs_db *db, int key)
 {
     char v[CX_VALUE_MAX];
     uint64_t serial = take_serial(m);
     size_t len = cx_value(v, m_key(key), 0, serial, M_SPREAD);
     long begin = tr_mark(M_MARK(M_OP_BEGIN, serial));
-    int rc = kvs_db_set(db, kvs_slice_of(m_key(key), strlen(m_key(key))), kvs_slice_of(v, len));
+    int rc = kvs_db_set_ex(db, kvs_slice_of(m_key(key), strlen(m_key(key))), kvs_slice_of(v, len),
+                           expiry_of(serial));
     long end = rc == 0 ? tr_mark(M_MARK(M_OP_END, serial)) : -1;
     add_op(m, (struct m_op){
                   .key = key, .serial = (int64_t)serial, .id = serial, .begin = begin, .end = end});
@@ -137,7 +146,8 @@ int m_batch(struct model *m, kvs_db *db, const int *keys, const bool *del, size_
             first = serial;
         const char *k = m_key(keys[i]);
         ops[i] = (kvs_op){.type = del[i] ? KVS_OP_REMOVE : KVS_OP_SET,
-                          .key = kvs_slice_of(k, strlen(k))};
+                          .key = kvs_slice_of(k, strlen(k)),
+                          .expire_at = del[i] ? 0 : expiry_of(serial)};
         serials[i] = del[i] ? -1 : (int64_t)serial;
         if (!del[i]) {
             size_t len = cx_value(vals[i], k, 0, serial, M_SPREAD);
@@ -343,7 +353,8 @@ unsigned m_check(const struct model *m, size_t cut, kvs_db *db, char *report, si
     uint64_t present = 0;
     for (int k = 0; k < M_NKEYS; k++) {
         const char *key = m_key(k);
-        int rc = kvs_db_get(db, kvs_slice_of(key, strlen(key)), &v);
+        int64_t at = -1;
+        int rc = kvs_db_get_ex(db, kvs_slice_of(key, strlen(key)), &v, &at);
         int64_t found = -1;
         if (rc == 0) {
             unsigned writer;
@@ -351,6 +362,14 @@ unsigned m_check(const struct model *m, size_t cut, kvs_db *db, char *report, si
             if (!cx_value_parse(v.data, v.len, key, &writer, &serial)) {
                 say(report, size, "  key %s: a value that is no write of it (%zu bytes)\n", key,
                     v.len);
+                problems++;
+                continue;
+            }
+            if (at != expiry_of(serial)) {
+                say(report, size,
+                    "  key %s: #%" PRIu64 " came back with expiry %" PRId64
+                    ", written with %" PRId64 "\n",
+                    key, serial, at, expiry_of(serial));
                 problems++;
                 continue;
             }

@@ -13,6 +13,8 @@
  * refill; under "everysec" and "no" a paced stretch of about 1.6 s with
  * more removes, in which the once-a-second sync runs and background
  * compactions finish between requests. The store is closed at the end.
+ * Every other write carries an expiry time (far in the future), which a
+ * state must show with its value (model.c).
  */
 #ifndef KVS_TESTS_CRASHSTATE_WORKLOAD_H
 #define KVS_TESTS_CRASHSTATE_WORKLOAD_H
