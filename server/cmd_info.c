@@ -105,6 +105,13 @@ static void info_stats(struct info *in, struct server *srv)
     add(in, "rejected_connections:%llu\r\n", (unsigned long long)st.rejected);
     add(in, "keyspace_hits:%llu\r\n", (unsigned long long)st.hits);
     add(in, "keyspace_misses:%llu\r\n", (unsigned long long)st.misses);
+    /* Keys removed because their time had passed: by the active expiry
+       (expiry.h), and by DEL; reads do not remove. */
+    add(in, "expired_keys:%llu\r\n", (unsigned long long)st.expired);
+    add(in, "expired_stale_perc:%.2f\r\n", expirer_stale_perc(&srv->expirer));
+    add(in, "expired_time_cap_reached_count:%llu\r\n", (unsigned long long)st.expire_time_capped);
+    add(in, "expire_cycle_cpu_milliseconds:%llu\r\n",
+        (unsigned long long)(st.expire_cycle_us / 1000));
 }
 
 static void info_persistence(struct info *in, struct server *srv)
@@ -157,12 +164,22 @@ static int info_engine(struct info *in, struct server *srv, const kvs_stats *st)
     return 0;
 }
 
+/* Keys and keys with times count those expired and not yet removed, as
+   Redis's do; avg_ttl is the mean time left (ms) of the keys with times,
+   0 when there are none or their mean has passed. */
 static void info_keyspace(struct info *in, const kvs_stats *st)
 {
     section(in, "Keyspace");
     /* Redis lists only databases that hold keys. */
-    if (st->keys)
-        add(in, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st->keys);
+    if (!st->keys)
+        return;
+    int64_t avg_ttl = 0;
+    if (st->expires) {
+        int64_t now = kvs_now_ms();
+        avg_ttl = st->expire_mean > now ? st->expire_mean - now : 0;
+    }
+    add(in, "db0:keys=%llu,expires=%llu,avg_ttl=%lld\r\n", (unsigned long long)st->keys,
+        (unsigned long long)st->expires, (long long)avg_ttl);
 }
 
 enum {

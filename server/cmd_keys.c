@@ -6,8 +6,10 @@
  * Reads go to the engine directly. Plain writes (the CMD_BATCHED forms of
  * the command table: SET k v, DEL, UNLINK, MSET) are queued in the
  * worker's batch of the turn (worker.h) and answered by their done() once
- * it is applied through store_write_batch(); writes that read first (SET
- * NX/XX/GET) and FLUSHDB go through store_write() at once.
+ * it is applied through store_write_batch(); SET with options is
+ * cmd_expire.c's, and FLUSHDB goes through store_write() at once. A write
+ * of a value (SET, MSET) gives the key no expiry time, clearing any it
+ * had, as in Redis.
  * Values read are copied into the worker's scratch buffer, then into the
  * reply: the engine never hands out pointers into itself.
  */
@@ -59,16 +61,20 @@ static void set_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
         reply_ok(c);
 }
 
-/* DEL: the number of keys that were there. */
+/* DEL: the number of keys that were there, alive: each key's second op
+   (see cmd_del). */
 static void del_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
 {
     if (rc != 0) {
         reply_kvs_error(c, rc);
         return;
     }
-    long long removed = 0;
-    for (size_t i = 0; i < nops; i++)
-        removed += ops[i].result == 0;
+    long long removed = 0, expired = 0;
+    for (size_t i = 0; i + 1 < nops; i += 2) {
+        expired += ops[i].result == 0;
+        removed += ops[i + 1].result == 0;
+    }
+    stat_add(&c->w->stats.expired, (uint64_t)expired);
     reply_int(c, removed);
 }
 
@@ -88,79 +94,40 @@ void cmd_get(struct conn *c, size_t argc, const kvs_slice *argv)
     }
 }
 
-/* The SET options kvs cannot honour yet: they all need key expiry. */
-static bool is_expiry_option(kvs_slice opt, bool *takes_value)
-{
-    *takes_value = slice_is(opt, "ex") || slice_is(opt, "px") || slice_is(opt, "exat") ||
-                   slice_is(opt, "pxat");
-    return *takes_value || slice_is(opt, "keepttl");
-}
-
-/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] */
+/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]: the plain
+   form is batched; the others are cmd_expire.c's. */
 void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    if (command_batched(c->cmd, argc)) { /* SET key value */
-        int err = check_sizes(c, argv[1], &argv[2]);
-        kvs_op *op = batch_add(c, set_done, err ? 0 : 1, err);
-        if (op && !err)
-            *op = (kvs_op){.type = KVS_OP_SET, .key = argv[1], .value = argv[2]};
+    if (!command_batched(c->cmd, argc)) {
+        set_with_options(c, argc, argv);
         return;
     }
-    enum store_cond cond = STORE_ALWAYS;
-    bool get = false;
-    kvs_slice expiry = {NULL, 0};
-    for (size_t i = 3; i < argc; i++) {
-        bool takes_value;
-        if (slice_is(argv[i], "nx") && cond != STORE_IF_PRESENT) {
-            cond = STORE_IF_ABSENT;
-        } else if (slice_is(argv[i], "xx") && cond != STORE_IF_ABSENT) {
-            cond = STORE_IF_PRESENT;
-        } else if (slice_is(argv[i], "get")) {
-            get = true;
-        } else if (is_expiry_option(argv[i], &takes_value) && !expiry.data) {
-            expiry = argv[i];
-            if (takes_value && ++i == argc) {
-                reply_error(c, "ERR syntax error");
-                return;
-            }
-        } else {
-            reply_error(c, "ERR syntax error");
-            return;
-        }
-    }
-    if (expiry.data) {
-        reply_errorf(c, "ERR SET option '%.*s' is not supported: kvs keys do not expire",
-                     (int)expiry.len, (const char *)expiry.data);
-        return;
-    }
-    struct worker *w = c->w;
-    bool want_old = get || cond != STORE_ALWAYS;
-    bool had_old = false;
-    int rc = store_write(store_of(c), STORE_SET, argv[1], argv[2], cond,
-                         want_old ? &w->scratch : NULL, &had_old);
-    if (rc < 0)
-        reply_kvs_error(c, rc);
-    else if (get && had_old)
-        reply_bulk(c, w->scratch.data, w->scratch.len);
-    else if (get || rc == STORE_SKIPPED)
-        reply_nil(c);
-    else
-        reply_ok(c);
+    int err = check_sizes(c, argv[1], &argv[2]);
+    kvs_op *op = batch_add(c, set_done, err ? 0 : 1, err);
+    if (op && !err)
+        *op = (kvs_op){.type = KVS_OP_SET, .key = argv[1], .value = argv[2]};
 }
 
 /* DEL and UNLINK (kvs frees nothing in the background, so they are one
    command): the keys are removed in one batch, with the writes around
-   them. */
+   them. A key whose time has passed is still stored until the active
+   expiry removes it, and an engine's remove counts it as found; Redis
+   counts it as missing. So each key gets two ops, applied in order under
+   the same locks: a KVS_OP_EXPIRE that removes it if its time has passed,
+   then the KVS_OP_REMOVE whose result DEL counts. */
 void cmd_del(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     int err = 0;
     for (size_t i = 1; i < argc && !err; i++)
         err = check_sizes(c, argv[i], NULL);
-    kvs_op *ops = batch_add(c, del_done, err ? 0 : argc - 1, err);
+    kvs_op *ops = batch_add(c, del_done, err ? 0 : 2 * (argc - 1), err);
     if (!ops || err)
         return;
-    for (size_t i = 1; i < argc; i++)
-        ops[i - 1] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i]};
+    int64_t now = kvs_now_ms();
+    for (size_t i = 1; i < argc; i++) {
+        ops[2 * i - 2] = (kvs_op){.type = KVS_OP_EXPIRE, .key = argv[i], .expire_at = now};
+        ops[2 * i - 1] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i]};
+    }
 }
 
 /* EXISTS and TOUCH (kvs keeps no access times): counts a key named twice
@@ -273,7 +240,7 @@ void cmd_flushdb(struct conn *c, size_t argc, const kvs_slice *argv)
         return;
     }
     kvs_slice none = {NULL, 0};
-    int rc = store_write(store_of(c), STORE_CLEAR, none, none, STORE_ALWAYS, NULL, NULL);
+    int rc = store_write(store_of(c), STORE_CLEAR, none, none, 0);
     if (rc != 0)
         reply_kvs_error(c, rc);
     else

@@ -33,6 +33,19 @@ static const struct command table[] = {
     {"strlen", cmd_strlen, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
     {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
     {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, -1, 2, -3},
+    /* expiry times: cmd_expire.c (SET's options too) */
+    {"setex", cmd_setex, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0},
+    {"psetex", cmd_psetex, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0},
+    {"getex", cmd_getex, -2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
+    {"expire", cmd_expire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
+    {"pexpire", cmd_pexpire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
+    {"expireat", cmd_expireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
+    {"pexpireat", cmd_pexpireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
+    {"ttl", cmd_ttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"pttl", cmd_pttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"expiretime", cmd_expiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"pexpiretime", cmd_pexpiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
+    {"persist", cmd_persist, 2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
     {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0, 0},
     {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
     {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
@@ -61,9 +74,11 @@ static const struct command table[] = {
 
 /* Open addressing over a power of two at least twice the table, so probes
    are short; a slot holds a table index + 1, 0 when empty. */
-#define INDEX_SIZE 64
+#define INDEX_SIZE 128
 #define NAME_MAX_LEN 16
 static uint8_t index_slots[INDEX_SIZE];
+
+_Static_assert(INDEX_SIZE <= 256, "a slot holds a table index + 1 in a byte");
 
 _Static_assert(TABLE_LEN * 2 <= INDEX_SIZE, "command index too small");
 

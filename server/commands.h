@@ -107,10 +107,17 @@ bool slice_is_cstr(kvs_slice s, const char *lit);
    spaces, no '+', no leading zeros, no "-0". Returns 0 or -1. */
 int slice_to_ll(kvs_slice s, long long *out);
 
-/* The handlers (cmd_keys.c, cmd_scan.c, cmd_server.c, cmd_info.c). */
+/* The handlers (cmd_keys.c, cmd_expire.c, cmd_scan.c, cmd_server.c,
+   cmd_info.c). */
 cmd_proc cmd_get, cmd_set, cmd_del, cmd_exists, cmd_mget, cmd_mset, cmd_dbsize, cmd_flushdb;
+cmd_proc cmd_setex, cmd_psetex, cmd_getex, cmd_expire, cmd_pexpire, cmd_expireat, cmd_pexpireat;
+cmd_proc cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist;
 cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
+
+/* SET in the forms that are not batched (options, or a wrong count of
+   them): cmd_expire.c. */
+cmd_proc set_with_options;
 
 #endif

@@ -48,6 +48,10 @@ static const char usage[] =
     "                        end in kb, mb or gb (default 1gb, at least 1mb)\n"
     "  --max-output-buffer N close a client owed more than N bytes of replies;\n"
     "                        0 for no limit (default 256mb, else at least 1mb)\n"
+    "  --hz N                active expiry cycles per second, 1 to 500, as Redis's\n"
+    "                        hz (default 10)\n"
+    "  --active-expire-effort N  1 to 10, as Redis's: more keys looked at per\n"
+    "                        cycle and more time allowed (default 1)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n";
@@ -121,7 +125,9 @@ enum {
     OPT_REQUIREPASS_FILE,
     OPT_PROTECTED_MODE,
     OPT_MAX_QUERY_BUFFER,
-    OPT_MAX_OUTPUT_BUFFER
+    OPT_MAX_OUTPUT_BUFFER,
+    OPT_HZ,
+    OPT_EXPIRE_EFFORT
 };
 
 static const struct option options[] = {
@@ -138,6 +144,8 @@ static const struct option options[] = {
     {"protected-mode", required_argument, NULL, OPT_PROTECTED_MODE},
     {"max-query-buffer", required_argument, NULL, OPT_MAX_QUERY_BUFFER},
     {"max-output-buffer", required_argument, NULL, OPT_MAX_OUTPUT_BUFFER},
+    {"hz", required_argument, NULL, OPT_HZ},
+    {"active-expire-effort", required_argument, NULL, OPT_EXPIRE_EFFORT},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -327,6 +335,18 @@ static int apply(struct server_config *cfg, int opt, const char *val)
         return set_buffer_limit("--max-query-buffer", val, false, &cfg->max_query_buffer);
     case OPT_MAX_OUTPUT_BUFFER:
         return set_buffer_limit("--max-output-buffer", val, true, &cfg->max_output_buffer);
+    case OPT_HZ:
+        if (parse_uint(val, 1, 500, &cfg->hz) != 0) {
+            bad("invalid --hz '%s': expected 1 to 500", val);
+            return -1;
+        }
+        return 0;
+    case OPT_EXPIRE_EFFORT:
+        if (parse_uint(val, 1, 10, &cfg->expire_effort) != 0) {
+            bad("invalid --active-expire-effort '%s': expected 1 to 10", val);
+            return -1;
+        }
+        return 0;
     }
     return -1;
 }
@@ -342,6 +362,8 @@ static enum config_result parse(struct server_config *cfg, int argc, char **argv
     cfg->protected_mode = true;
     cfg->max_query_buffer = DEFAULT_MAX_QUERY_BUFFER;
     cfg->max_output_buffer = DEFAULT_MAX_OUTPUT_BUFFER;
+    cfg->hz = 10;
+    cfg->expire_effort = 1;
     if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
         return CONFIG_BAD;
 

@@ -185,14 +185,19 @@ int main(int argc, char **argv)
     }
     if (start_workers() != 0)
         goto out_workers;
+    rc = expirer_start(&srv.expirer, &srv);
+    if (rc != 0) {
+        log_error("cannot start the active expiry thread: %s", strerror(rc));
+        goto out_workers;
+    }
     if (listener_start(&listener, base, why, sizeof(why)) != 0) {
         log_error("%s", why);
         goto out_workers;
     }
     log_info("kvs-server %s ready: engine %s, fsync %s, address %s, data directory %s, "
-             "%u threads, maxclients %u",
+             "%u threads, maxclients %u, hz %u",
              KVS_VERSION, srv.engine_name, kvs_fsync_name(cfg->fsync), cfg->addr_text,
-             cfg->data_dir, srv.nworkers, cfg->maxclients);
+             cfg->data_dir, srv.nworkers, cfg->maxclients, cfg->hz);
     if (auth_required(cfg))
         log_info("clients must authenticate (AUTH) before other commands");
     else if (cfg->protected_mode && !auth_peer_is_loopback((const struct sockaddr *)&cfg->addr))
@@ -204,6 +209,7 @@ int main(int argc, char **argv)
 out_workers:
     listener_close(&listener);
     stop_workers();
+    expirer_stop(&srv.expirer);
 out_events:
     if (sigterm)
         event_free(sigterm);

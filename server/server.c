@@ -22,8 +22,12 @@ static void stats_totals(struct server *srv, struct server_stats_base *t)
         t->net_out += atomic_load_explicit(&s->net_out, memory_order_relaxed);
         t->hits += atomic_load_explicit(&s->hits, memory_order_relaxed);
         t->misses += atomic_load_explicit(&s->misses, memory_order_relaxed);
+        t->expired += atomic_load_explicit(&s->expired, memory_order_relaxed);
     }
     t->rejected = atomic_load_explicit(&srv->listener_stats.rejected, memory_order_relaxed);
+    t->expired += atomic_load_explicit(&srv->expirer.expired, memory_order_relaxed);
+    t->expire_cycle_us = atomic_load_explicit(&srv->expirer.cycle_us, memory_order_relaxed);
+    t->expire_time_capped = atomic_load_explicit(&srv->expirer.time_capped, memory_order_relaxed);
 }
 
 void server_stats_read(struct server *srv, struct server_stats_base *out)
@@ -39,6 +43,9 @@ void server_stats_read(struct server *srv, struct server_stats_base *out)
     out->hits = t.hits - b->hits;
     out->misses = t.misses - b->misses;
     out->rejected = t.rejected - b->rejected;
+    out->expired = t.expired - b->expired;
+    out->expire_cycle_us = t.expire_cycle_us - b->expire_cycle_us;
+    out->expire_time_capped = t.expire_time_capped - b->expire_time_capped;
     pthread_mutex_unlock(&srv->stats_lock);
 }
 
@@ -49,6 +56,7 @@ void server_stats_reset(struct server *srv)
     pthread_mutex_lock(&srv->stats_lock);
     srv->stats_base = t;
     pthread_mutex_unlock(&srv->stats_lock);
+    expirer_reset_stale(&srv->expirer);
 }
 
 /* The same path as a SIGTERM from outside: the main thread's signal event

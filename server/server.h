@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "expiry.h"
 #include "kvs/addr.h"
 #include "kvs/kvs.h"
 #include "log.h"
@@ -41,6 +42,8 @@ struct server_config {
     bool protected_mode;      /* no password: serve loopback peers only */
     size_t max_query_buffer;  /* bytes a client's unexecuted input may reach */
     size_t max_output_buffer; /* bytes of replies a client may owe; 0 no limit */
+    unsigned hz;              /* active expiry cycles per second (expiry.h) */
+    unsigned expire_effort;   /* 1-10, Redis's active-expire-effort */
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its
@@ -54,6 +57,7 @@ struct server_stats {
     _Atomic uint64_t hits;        /* GET/MGET of a present key */
     _Atomic uint64_t misses;      /* GET/MGET of a missing key */
     _Atomic uint64_t rejected;    /* refused by maxclients (listener only) */
+    _Atomic uint64_t expired;     /* expired keys DEL removed (the expirer counts its own) */
 };
 
 struct server {
@@ -65,6 +69,7 @@ struct server {
     struct worker *workers;
     unsigned nworkers;
     struct server_stats listener_stats;
+    struct expirer expirer; /* active expiry, and its figures */
 
     /* CONFIG SET may change these while clients are served. */
     _Atomic unsigned maxclients;
@@ -79,6 +84,7 @@ struct server {
     pthread_mutex_t stats_lock;
     struct server_stats_base {
         uint64_t connections, commands, net_in, net_out, hits, misses, rejected;
+        uint64_t expired, expire_cycle_us, expire_time_capped; /* the expirer's */
     } stats_base;
 };
 

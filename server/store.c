@@ -1,6 +1,7 @@
 /*
  * The one place where client writes reach the engine; see store.h.
- * Runs on the worker threads (any of them, at once).
+ * Runs on the worker threads and the active expiry's thread (any of them,
+ * at once).
  */
 #include "store.h"
 
@@ -42,26 +43,8 @@ static size_t stripe_index(kvs_slice key)
     return XXH3_64bits(key.data, key.len) & (STORE_STRIPES - 1);
 }
 
-/* A SET with its optional check and read of the old value; the key's
-   stripe is held. */
-static int set_locked(struct store *st, kvs_slice key, kvs_slice value, enum store_cond cond,
-                      kvs_buf *old, bool *had_old)
-{
-    if (old) {
-        int rc = kvs_db_get(st->db, key, old);
-        if (rc != 0 && rc != KVS_ENOTFOUND)
-            return rc;
-        *had_old = rc == 0;
-        if (!*had_old)
-            old->len = 0;
-        if ((cond == STORE_IF_ABSENT && *had_old) || (cond == STORE_IF_PRESENT && !*had_old))
-            return STORE_SKIPPED;
-    }
-    return kvs_db_set(st->db, key, value);
-}
-
 int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice value,
-                enum store_cond cond, kvs_buf *old, bool *had_old)
+                int64_t expire_at)
 {
     int rc;
     if (op == STORE_CLEAR) {
@@ -70,21 +53,56 @@ int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice val
         pthread_rwlock_unlock(&st->clear_lock);
         return rc;
     }
-    if (cond != STORE_ALWAYS && (op != STORE_SET || !old))
-        return KVS_EINVAL;
     pthread_rwlock_t *stripe = &st->stripes[stripe_index(key)];
     pthread_rwlock_rdlock(&st->clear_lock);
-    if (old)
-        pthread_rwlock_wrlock(stripe);
-    else
-        pthread_rwlock_rdlock(stripe);
+    pthread_rwlock_rdlock(stripe);
     if (op == STORE_SET) {
-        rc = set_locked(st, key, value, cond, old, had_old);
+        rc = kvs_db_set_ex(st->db, key, value, expire_at);
     } else {
         rc = kvs_db_remove(st->db, key);
         if (rc == KVS_ENOTFOUND)
             rc = STORE_SKIPPED;
     }
+    pthread_rwlock_unlock(stripe);
+    pthread_rwlock_unlock(&st->clear_lock);
+    return rc;
+}
+
+/* Read the key, let decide() choose, apply the choice; the key's stripe is
+   held exclusive. */
+static int update_locked(struct store *st, kvs_slice key, kvs_buf *value, store_decide_fn *decide,
+                         void *ctx, struct store_rmw *u)
+{
+    int64_t expire_at = 0;
+    *u = (struct store_rmw){.value = value, .action = STORE_KEEP};
+    int rc = kvs_db_get_ex(st->db, key, value, &expire_at);
+    if (rc != 0 && rc != KVS_ENOTFOUND)
+        return rc;
+    u->found = rc == 0;
+    if (u->found)
+        u->expire_at = expire_at;
+    else
+        value->len = 0;
+    decide(ctx, u);
+    switch (u->action) {
+    case STORE_PUT:
+        return kvs_db_set_ex(st->db, key, u->put_value, u->put_expire_at);
+    case STORE_REMOVE:
+        rc = kvs_db_remove(st->db, key);
+        return rc == KVS_ENOTFOUND ? 0 : rc;
+    case STORE_KEEP:
+        break;
+    }
+    return 0;
+}
+
+int store_update(struct store *st, kvs_slice key, kvs_buf *value, store_decide_fn *decide,
+                 void *ctx, struct store_rmw *u)
+{
+    pthread_rwlock_t *stripe = &st->stripes[stripe_index(key)];
+    pthread_rwlock_rdlock(&st->clear_lock);
+    pthread_rwlock_wrlock(stripe);
+    int rc = update_locked(st, key, value, decide, ctx, u);
     pthread_rwlock_unlock(stripe);
     pthread_rwlock_unlock(&st->clear_lock);
     return rc;

@@ -1,15 +1,21 @@
 /*
- * The server's door to the store: every write a client asks for passes
- * through store_write(), and only there.
+ * The server's door to the store: every write a client asks for, and
+ * every removal of an expired key, passes through here, and only here.
  *
- * Why one place: a write is checked (NX/XX), applied and, later,
- * forwarded to replicas here, under per-key locks, so that SET NX/XX are
- * atomic against every other write. Reads go to kvs_db_get() directly:
- * they need no ordering and never wait for a writer.
+ * Why one place: a write is checked (NX/XX, an expiry time), applied and,
+ * later, forwarded to replicas here, under per-key locks, so that a
+ * read-modify-write (SET NX, EXPIRE, GETEX...) is atomic against every
+ * other write of its key. Expiry times arrive absolute (ms since the
+ * epoch), converted once by the command that took them. Reads go to
+ * kvs_db_get() directly: they need no ordering and never wait for a
+ * writer.
  *
- * Two doors: store_write() for one write that may need the current value
- * (SET NX/XX/GET, FLUSHDB), and store_write_batch() for the unconditional
- * sets and removes a worker gathered in one loop turn, applied with one
+ * Three doors: store_write() for one unconditional write (SET with an
+ * expiry time, SETEX, FLUSHDB), store_update() for one write that needs
+ * the key's current value or expiry time first (SET NX/XX/GET/KEEPTTL,
+ * GETEX, EXPIRE, PERSIST...), and store_write_batch() for the
+ * unconditional writes a worker gathered in one loop turn (SET, MSET,
+ * DEL) and the active expiry's removals (expiry.h), each applied with one
  * kvs_db_write() (one append, one fsync under --fsync always). Batches of
  * different workers may run at once; where they write the same key the
  * engine's order decides, and both were unacknowledged, so either order is
@@ -23,11 +29,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kvs/kvs.h"
 
 /* Power of two, at most 64. Stripes only make a write that reads first
-   (SET NX/XX/GET) wait for the other writes to keys of its stripe; batches
+   (store_update) wait for the other writes to keys of its stripe; batches
    hold every stripe they touch at once, so fewer stripes mean fewer lock
    operations per batch (and stay within ThreadSanitizer's 64 locks held
    per thread). */
@@ -41,7 +48,7 @@ struct store {
        Taken before a stripe. */
     pthread_rwlock_t clear_lock;
     /* stripes[i] orders the writes to the keys hashing to i: a write that
-       reads the key first (NX/XX/GET) holds it exclusive across read and
+       reads the key first (store_update) holds it exclusive across read and
        write; plain writes and batches hold it shared, so batches never wait
        for each other (nor for each other's fsync). A batch takes the
        stripes of its keys shared in ascending index order; an exclusive
@@ -51,19 +58,13 @@ struct store {
 };
 
 enum store_op {
-    STORE_SET,   /* key = value */
+    STORE_SET,   /* key = value, expiring at expire_at (0: never) */
     STORE_DEL,   /* remove key */
     STORE_CLEAR, /* remove every key (key and value unused) */
 };
 
-enum store_cond {
-    STORE_ALWAYS,
-    STORE_IF_ABSENT,  /* SET NX */
-    STORE_IF_PRESENT, /* SET XX */
-};
-
-/* store_write() returns this when it did nothing: the condition was not
-   met, or DEL found no key. Positive so it cannot be taken for a kvs_err. */
+/* store_write() returns this when it did nothing: DEL found no key.
+   Positive so it cannot be taken for a kvs_err. */
 #define STORE_SKIPPED 1
 
 /* Initialise st over an open db (borrowed; closed by the caller after
@@ -72,22 +73,63 @@ int store_init(struct store *st, kvs_db *db);
 void store_destroy(struct store *st);
 
 /*
- * store_write - apply one write.
+ * store_write - apply one unconditional write.
  * @op, @key, @value: what to write (value is used by STORE_SET only).
- * @cond: STORE_ALWAYS, or for STORE_SET only, NX/XX.
- * @old: for STORE_SET, NULL or a buffer that receives the previous value,
- *       read under the same lock as the write (SET ... GET); required with
- *       NX/XX, which need the read anyway. NULL for the other ops.
- * @had_old: with old, set to whether key had a value.
+ * @expire_at: STORE_SET only: the absolute expiry time in ms since the
+ *       epoch (kvs.h), 0 for none; a set without one clears the key's.
  * Returns 0 when applied, STORE_SKIPPED, or a kvs_err from the engine.
  */
 int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice value,
-                enum store_cond cond, kvs_buf *old, bool *had_old);
+                int64_t expire_at);
+
+/* What a read-modify-write does once it has seen the key. */
+enum store_action {
+    STORE_KEEP,   /* nothing */
+    STORE_PUT,    /* key = put_value, expiring at put_expire_at (0: never) */
+    STORE_REMOVE, /* remove key */
+};
+
+/* The key as a read-modify-write sees it, and what it decides. */
+struct store_rmw {
+    /* In: what the read found. value is the caller's buffer (see
+       store_update); with found false it is empty and expire_at 0. A key
+       whose expiry time has passed is not found. */
+    bool found;
+    const kvs_buf *value;
+    int64_t expire_at;
+    /* Out: the decision. put_value may point into value. */
+    enum store_action action;
+    kvs_slice put_value;
+    int64_t put_expire_at;
+};
+
+/* Decides what to do with the key: reads u's inputs and sets its outputs
+   (action is STORE_KEEP on entry). Runs under the key's lock: short, no
+   I/O, no call into the store. */
+typedef void store_decide_fn(void *ctx, struct store_rmw *u);
 
 /*
- * store_write_batch - apply n unconditional sets and removes, in order, as
- * one kvs_db_write() (see kvs.h for what an error leaves applied).
- * Ordered against store_write() on the same keys and against FLUSHDB.
+ * store_update - a read-modify-write of one key, atomic against every
+ * other write of it: the key is read (value and expiry time, into value),
+ * decide() chooses, and its choice is applied, all under the key's stripe
+ * held exclusive. SET NX/XX/GET/KEEPTTL, GETEX, the EXPIRE family and
+ * PERSIST go through here.
+ * @value: receives the key's value (the caller's buffer, e.g. the
+ *         worker's scratch), and keeps it after the call.
+ * @u:     receives the read and the decision, which the caller replies by.
+ * Returns 0 (the decision was applied; u->action says what it was), or a
+ * kvs_err from the engine (a failed read decides nothing: u->action is
+ * STORE_KEEP; a failed write may or may not have been applied).
+ */
+int store_update(struct store *st, kvs_slice key, kvs_buf *value, store_decide_fn *decide,
+                 void *ctx, struct store_rmw *u);
+
+/*
+ * store_write_batch - apply n unconditional sets and removes, and
+ * KVS_OP_EXPIRE removals (DEL's and the active expiry's: expiry.h), in
+ * order, as one kvs_db_write()
+ * (see kvs.h for what an error leaves applied). Ordered against
+ * store_write() and store_update() on the same keys and against FLUSHDB.
  * Keys and values must be within the engine's limits (checked by the
  * caller, since one bad op would fail the whole batch).
  * Returns 0 (each op's result says whether a remove found its key) or a

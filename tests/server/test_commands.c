@@ -56,16 +56,25 @@ ParameterizedTest(struct ts_engine_param *engine, commands, strings, .timeout = 
     CLI_IS(&h, "\n", "SET", "fresh", "v", "GET");
     CLI_IS(&h, "v3\n", "SET", "k", "v4", "NX", "GET");
     CLI_IS(&h, "v3\n", "GET", "k");
-    /* What kvs cannot do yet is refused clearly, and nothing is written. */
+    /* Bad options are refused, and nothing is written. */
     CLI_HAS(&h, "ERR syntax error", "SET", "k", "v", "NX", "XX");
     CLI_HAS(&h, "ERR syntax error", "SET", "k", "v", "BOGUS");
     CLI_HAS(&h, "ERR syntax error", "SET", "k", "v", "EX");
-    CLI_HAS(&h, "ERR SET option 'EX' is not supported", "SET", "k", "v", "EX", "10");
-    CLI_HAS(&h, "not supported", "SET", "k", "v", "px", "10");
-    CLI_HAS(&h, "not supported", "SET", "k", "v", "EXAT", "1999999999");
-    CLI_HAS(&h, "not supported", "SET", "k", "v", "PXAT", "1999999999000");
-    CLI_HAS(&h, "not supported", "SET", "k", "v", "KEEPTTL");
+    CLI_HAS(&h, "ERR invalid expire time in 'set' command", "SET", "k", "v", "EX", "0");
+    CLI_HAS(&h, "ERR value is not an integer", "SET", "k", "v", "PX", "x");
     CLI_IS(&h, "v3\n", "GET", "k");
+    /* Times: relative, absolute, kept, cleared (the differential test
+       holds the rest). */
+    CLI_IS(&h, "OK\n", "SET", "k", "v", "EX", "100");
+    CLI_IS(&h, "100\n", "TTL", "k");
+    CLI_IS(&h, "OK\n", "SET", "k", "v", "PXAT", "4102444800000");
+    CLI_IS(&h, "4102444800\n", "EXPIRETIME", "k");
+    CLI_IS(&h, "OK\n", "SET", "k", "v5", "KEEPTTL");
+    CLI_IS(&h, "4102444800000\n", "PEXPIRETIME", "k");
+    CLI_IS(&h, "OK\n", "SET", "k", "v6");
+    CLI_IS(&h, "-1\n", "TTL", "k");
+    CLI_IS(&h, "-2\n", "TTL", "missing");
+    CLI_IS(&h, "v6\n", "GET", "k");
     CLI_HAS(&h, "ERR wrong number of arguments for 'set' command", "SET", "k");
     h_stop(&h);
 }

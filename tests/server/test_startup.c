@@ -124,6 +124,11 @@ static const struct bad_args bad_args[] = {
     {{"--max-query-buffer", "+2mb"}, "--max-query-buffer '+2mb'"},
     {{"--max-query-buffer", "0x100000"}, "--max-query-buffer '0x100000'"},
     {{"--max-query-buffer", "2tb"}, "--max-query-buffer '2tb'"},
+    {{"--hz", "0"}, "--hz '0'"},
+    {{"--hz", "501"}, "--hz '501'"},
+    {{"--hz", "-1"}, "--hz '-1'"},
+    {{"--active-expire-effort", "0"}, "--active-expire-effort '0'"},
+    {{"--active-expire-effort", "11"}, "--active-expire-effort '11'"},
 };
 
 Test(startup, bad_arguments)
