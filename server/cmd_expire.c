@@ -10,6 +10,8 @@
  * against kvs_now_ms(); the store and the engines only ever see absolute
  * times. A time already past removes the key, as Redis does.
  *
+ * An unconditional write with a time (SET k v EX|PX|EXAT|PXAT t, SETEX,
+ * PSETEX) is queued in the worker's batch of the turn, as a plain SET is.
  * A write that needs the key's current state (NX, XX, GET, KEEPTTL, GETEX
  * with an option, the EXPIRE family, PERSIST) is a store_update(): read,
  * decide and write under the key's lock, so a concurrent SET of the key
@@ -166,6 +168,73 @@ static void decide_set(void *ctx, struct store_rmw *u)
     u->put_expire_at = (s->flags & OPT_KEEPTTL) ? u->expire_at : s->at;
 }
 
+/* The replies of refused batched SETs with a time (worker_batch_add's
+   err): positive, so that none can be taken for a kvs_err. */
+enum {
+    BATCH_NOT_INTEGER = 1,
+    BATCH_INVALID_TIME, /* + the index of the command's name below */
+};
+
+static const char *const timed_set_names[] = {"set", "setex", "psetex"};
+
+static void timed_set_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
+{
+    (void)ops;
+    (void)nops;
+    if (rc == BATCH_NOT_INTEGER)
+        reply_error(c, "ERR value is not an integer or out of range");
+    else if (rc >= BATCH_INVALID_TIME)
+        reply_errorf(c, "ERR invalid expire time in '%s' command",
+                     timed_set_names[rc - BATCH_INVALID_TIME]);
+    else if (rc != 0)
+        reply_kvs_error(c, rc);
+    else
+        reply_ok(c);
+}
+
+/* SET k v EX|PX|EXAT|PXAT t, SETEX, PSETEX: an unconditional write with
+   a time, queued in the worker's batch as plain SETs are (a time already
+   past queues a remove); its error, if any, is answered in its turn. */
+static void queue_timed_set(struct conn *c, kvs_slice key, kvs_slice value, unsigned flags,
+                            kvs_slice time)
+{
+    int64_t now = kvs_now_ms(), at = 0;
+    int err = 0;
+    enum time_result tr = string_option_time(flags, time, now, &at);
+    const kvs_engine *engine = kvs_db_engine(db_of(c));
+    if (tr == TIME_NOT_INTEGER) {
+        err = BATCH_NOT_INTEGER;
+    } else if (tr == TIME_INVALID) {
+        size_t i = 0;
+        while (i + 1 < sizeof(timed_set_names) / sizeof(timed_set_names[0]) &&
+               strcmp(c->cmd->name, timed_set_names[i]) != 0)
+            i++;
+        err = BATCH_INVALID_TIME + (int)i;
+    } else if (key.len > kvs_engine_max_key(engine)) {
+        err = KVS_EKEYSIZE;
+    } else if (value.len > kvs_engine_max_value(engine)) {
+        err = KVS_EVALSIZE;
+    }
+    kvs_op *op = worker_batch_add(c->w, c, timed_set_done, err ? 0 : 1, err);
+    if (!op) {
+        c->flags |= CONN_KILL; /* as a reply that cannot be built */
+        return;
+    }
+    if (err)
+        return;
+    if (at <= now) /* only EXAT and PXAT can be */
+        *op = (kvs_op){.type = KVS_OP_REMOVE, .key = key};
+    else
+        *op = (kvs_op){.type = KVS_OP_SET, .key = key, .value = value, .expire_at = at};
+}
+
+bool set_batchable(size_t argc, const kvs_slice *argv)
+{
+    return argc == 3 ||
+           (argc == 5 && (slice_is_cstr(argv[3], "ex") || slice_is_cstr(argv[3], "px") ||
+                          slice_is_cstr(argv[3], "exat") || slice_is_cstr(argv[3], "pxat")));
+}
+
 /* Redis's setGenericCommand: SET with options, SETEX, PSETEX. flags are
    parse_string_options()'s; time is the argument of its time option. */
 static void set_generic(struct conn *c, kvs_slice key, kvs_slice value, unsigned flags,
@@ -218,22 +287,29 @@ void set_with_options(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     unsigned flags;
     kvs_slice time = {NULL, 0};
-    if (parse_string_options(c, argc, argv, 3, true, &flags, &time) == 0)
+    bool batched = command_batched(c->cmd, argc, argv);
+    /* A batched form cannot be a syntax error: its reply may not overtake
+       those of the writes queued before it. */
+    if (parse_string_options(c, argc, argv, 3, true, &flags, &time) != 0)
+        return;
+    if (batched)
+        queue_timed_set(c, argv[1], argv[2], flags, time);
+    else
         set_generic(c, argv[1], argv[2], flags, time);
 }
 
-/* SETEX key seconds value */
+/* SETEX key seconds value: batched. */
 void cmd_setex(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    set_generic(c, argv[1], argv[3], OPT_EX, argv[2]);
+    queue_timed_set(c, argv[1], argv[3], OPT_EX, argv[2]);
 }
 
-/* PSETEX key milliseconds value */
+/* PSETEX key milliseconds value: batched. */
 void cmd_psetex(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    set_generic(c, argv[1], argv[3], OPT_PX, argv[2]);
+    queue_timed_set(c, argv[1], argv[3], OPT_PX, argv[2]);
 }
 
 struct getex_update {

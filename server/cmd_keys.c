@@ -95,10 +95,10 @@ void cmd_get(struct conn *c, size_t argc, const kvs_slice *argv)
 }
 
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]: the plain
-   form is batched; the others are cmd_expire.c's. */
+   form is batched here; the others are cmd_expire.c's. */
 void cmd_set(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    if (!command_batched(c->cmd, argc)) {
+    if (argc != 3) {
         set_with_options(c, argc, argv);
         return;
     }
@@ -204,7 +204,7 @@ void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
 void cmd_mset(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     /* The table's batch rule is MSET's own: whole key/value pairs. */
-    if (!command_batched(c->cmd, argc)) {
+    if (!command_batched(c->cmd, argc, argv)) {
         reply_arity_error(c, "mset");
         return;
     }

@@ -23,51 +23,51 @@
    reports them (tests/server/test_differential.c compares the two). */
 static const struct command table[] = {
     /* keys and values: cmd_keys.c */
-    {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, 3},
-    {"del", cmd_del, -2, CMD_WRITE | CMD_BATCHED, 1, -1, 1, -2},
-    {"unlink", cmd_del, -2, CMD_WRITE | CMD_FAST | CMD_BATCHED, 1, -1, 1, -2},
-    {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
-    {"touch", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
-    {"type", cmd_type, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"strlen", cmd_strlen, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0},
-    {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, -1, 2, -3},
+    {"get", cmd_get, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"set", cmd_set, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, -3, set_batchable},
+    {"del", cmd_del, -2, CMD_WRITE | CMD_BATCHED, 1, -1, 1, -2, NULL},
+    {"unlink", cmd_del, -2, CMD_WRITE | CMD_FAST | CMD_BATCHED, 1, -1, 1, -2, NULL},
+    {"exists", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0, NULL},
+    {"touch", cmd_exists, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0, NULL},
+    {"type", cmd_type, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"strlen", cmd_strlen, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"mget", cmd_mget, -2, CMD_READONLY | CMD_FAST, 1, -1, 1, 0, NULL},
+    {"mset", cmd_mset, -3, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, -1, 2, -3, NULL},
     /* expiry times: cmd_expire.c (SET's options too) */
-    {"setex", cmd_setex, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0},
-    {"psetex", cmd_psetex, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0},
-    {"getex", cmd_getex, -2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"expire", cmd_expire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"pexpire", cmd_pexpire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"expireat", cmd_expireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"pexpireat", cmd_pexpireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"ttl", cmd_ttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"pttl", cmd_pttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"expiretime", cmd_expiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"pexpiretime", cmd_pexpiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0},
-    {"persist", cmd_persist, 2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0},
-    {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0, 0},
-    {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
-    {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0},
+    {"setex", cmd_setex, 4, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, 4, NULL},
+    {"psetex", cmd_psetex, 4, CMD_WRITE | CMD_DENYOOM | CMD_BATCHED, 1, 1, 1, 4, NULL},
+    {"getex", cmd_getex, -2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"expire", cmd_expire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"pexpire", cmd_pexpire, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"expireat", cmd_expireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"pexpireat", cmd_pexpireat, -3, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"ttl", cmd_ttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"pttl", cmd_pttl, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"expiretime", cmd_expiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"pexpiretime", cmd_pexpiretime, 2, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"persist", cmd_persist, 2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"dbsize", cmd_dbsize, 1, CMD_READONLY | CMD_FAST, 0, 0, 0, 0, NULL},
+    {"flushdb", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0, NULL},
+    {"flushall", cmd_flushdb, -1, CMD_WRITE, 0, 0, 0, 0, NULL},
     /* the keyspace: cmd_scan.c */
-    {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, 0},
-    {"keys", cmd_keys, 2, CMD_READONLY, 0, 0, 0, 0},
-    {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, 0},
+    {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, 0, NULL},
+    {"keys", cmd_keys, 2, CMD_READONLY, 0, 0, 0, 0, NULL},
+    {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, 0, NULL},
     /* the connection: cmd_server.c */
-    {"ping", cmd_ping, -1, CMD_FAST, 0, 0, 0, 0},
-    {"echo", cmd_echo, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0},
-    {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0},
-    {"quit", cmd_quit, -1, CONN_CMD_FLAGS, 0, 0, 0, 0},
-    {"hello", cmd_hello, -1, CONN_CMD_FLAGS, 0, 0, 0, 0},
-    {"auth", cmd_auth, -2, CONN_CMD_FLAGS, 0, 0, 0, 0},
-    {"client", cmd_client, -2, 0, 0, 0, 0, 0}, /* flags are its subcommands' */
+    {"ping", cmd_ping, -1, CMD_FAST, 0, 0, 0, 0, NULL},
+    {"echo", cmd_echo, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0, NULL},
+    {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0, NULL},
+    {"quit", cmd_quit, -1, CONN_CMD_FLAGS, 0, 0, 0, 0, NULL},
+    {"hello", cmd_hello, -1, CONN_CMD_FLAGS, 0, 0, 0, 0, NULL},
+    {"auth", cmd_auth, -2, CONN_CMD_FLAGS, 0, 0, 0, 0, NULL},
+    {"client", cmd_client, -2, 0, 0, 0, 0, 0, NULL}, /* flags are its subcommands' */
     /* the server: cmd_server.c, cmd_info.c */
-    {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0},
-    {"config", cmd_config, -2, 0, 0, 0, 0, 0},
-    {"info", cmd_info, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0},
+    {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0, NULL},
+    {"config", cmd_config, -2, 0, 0, 0, 0, 0, NULL},
+    {"info", cmd_info, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, 0, NULL},
     {"shutdown", cmd_shutdown, -1,
-     CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0,
-     0},
+     CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0, 0,
+     NULL},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))
@@ -290,12 +290,14 @@ static bool looks_like_http(kvs_slice name)
     return slice_is(name, "post") || slice_is(name, "host:");
 }
 
-bool command_batched(const struct command *cmd, size_t argc)
+bool command_batched(const struct command *cmd, size_t argc, const kvs_slice *argv)
 {
     if (!(cmd->flags & CMD_BATCHED) || !arity_fits(cmd->batch_arity, argc))
         return false;
-    return argc >= (size_t)cmd->first_key &&
-           (argc - (size_t)cmd->first_key) % (size_t)cmd->key_step == 0;
+    if (argc < (size_t)cmd->first_key ||
+        (argc - (size_t)cmd->first_key) % (size_t)cmd->key_step != 0)
+        return false;
+    return !cmd->batch_if || cmd->batch_if(argc, argv);
 }
 
 void commands_execute(struct conn *c, const struct command *cmd, size_t argc, const kvs_slice *argv)

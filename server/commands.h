@@ -37,10 +37,10 @@ enum cmd_flag {
     CMD_NOAUTH = 1u << 8,      /* allowed before AUTH under --requirepass */
     CMD_NO_MULTI = 1u << 9,    /* not allowed inside MULTI */
     CMD_ALLOW_BUSY = 1u << 10, /* allowed while a script runs */
-    /* kvs's own, not reported: with argc fitting batch_arity the command
-       is an unconditional write queued in the worker's batch of the turn
-       (worker.h), answered once the batch is applied. See
-       command_batched(). */
+    /* kvs's own, not reported: with argc fitting batch_arity (and
+       batch_if, if any) the command is an unconditional write queued in
+       the worker's batch of the turn (worker.h), answered once the batch
+       is applied. See command_batched(). */
     CMD_BATCHED = 1u << 16,
 };
 
@@ -51,10 +51,12 @@ struct command {
     unsigned flags;                    /* enum cmd_flag */
     int first_key, last_key, key_step; /* as COMMAND reports them */
     /* CMD_BATCHED only: the argc, as an arity (3: exactly 3; -2: at least
-       2), for which the command is batched (SET k v, but not SET with
-       options). The arguments from first_key on must also come in whole
-       key_step groups (MSET's key/value pairs). */
+       2), for which the command is batched. The arguments from first_key
+       on must also come in whole key_step groups (MSET's key/value
+       pairs), and batch_if, when not NULL, must accept them (SET k v and
+       SET k v EX t are batched, SET with other options is not). */
     int batch_arity;
+    bool (*batch_if)(size_t argc, const kvs_slice *argv);
 };
 
 /* Build the lookup index. Main thread, before any worker starts. */
@@ -67,11 +69,11 @@ const struct command *command_lookup(kvs_slice name);
 size_t command_count(void);
 const struct command *command_at(size_t i);
 
-/* Whether cmd, with argc arguments, is a batched write (CMD_BATCHED): the
-   one rule that conn.c (which pauses a connection with queued writes for
-   anything else) and the handlers (which queue or run) both follow.
+/* Whether cmd, with these arguments, is a batched write (CMD_BATCHED):
+   the one rule that conn.c (which pauses a connection with queued writes
+   for anything else) and the handlers (which queue or run) both follow.
    Authentication is the caller's to check. */
-bool command_batched(const struct command *cmd, size_t argc);
+bool command_batched(const struct command *cmd, size_t argc, const kvs_slice *argv);
 
 /* Execute one parsed command; argc >= 1. cmd is command_lookup(argv[0]),
    looked up once by the caller (NULL: unknown). c->cmd is cmd while its
@@ -116,8 +118,11 @@ cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
 
-/* SET in the forms that are not batched (options, or a wrong count of
-   them): cmd_expire.c. */
+/* SET with options (all but SET k v): cmd_expire.c. */
 cmd_proc set_with_options;
+
+/* The SET options that the batch takes, SET k v EX|PX|EXAT|PXAT t: an
+   unconditional write with a time (the table's batch_if for SET). */
+bool set_batchable(size_t argc, const kvs_slice *argv);
 
 #endif

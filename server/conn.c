@@ -149,9 +149,10 @@ static enum read_result conn_read(struct conn *c)
 /* Whether a command, run now, would be queued in the worker's batch with
    no reply of its own: it must get past every check of commands_execute()
    (lookup, arity, authentication) and be a batched write. */
-static bool is_batched_write(struct conn *c, const struct command *cmd, size_t argc)
+static bool is_batched_write(struct conn *c, const struct command *cmd, size_t argc,
+                             const kvs_slice *argv)
 {
-    return cmd && command_batched(cmd, argc) && auth_conn_allowed(c);
+    return cmd && command_batched(cmd, argc, argv) && auth_conn_allowed(c);
 }
 
 /* Drop the executed bytes from `in`, once no queued write points there. */
@@ -216,7 +217,7 @@ static void conn_process(struct conn *c)
         }
         size_t argc = c->parser.argc;
         const struct command *cmd = argc > 0 ? command_lookup(c->parser.argv[0]) : NULL;
-        if (argc > 0 && c->npending && !is_batched_write(c, cmd, argc)) {
+        if (argc > 0 && c->npending && !is_batched_write(c, cmd, argc, c->parser.argv)) {
             /* Parsed again once the queued writes are answered (a parse
                that returned RESP_DONE leaves the parser at rest). */
             c->batch_wait = true;
