@@ -139,6 +139,18 @@ int kvs_db_close(kvs_db *db)
     return rc;
 }
 
+int kvs_db_close_nosave(kvs_db *db)
+{
+    if (!db)
+        return 0;
+    if (!db->engine->close_nosave)
+        return kvs_db_close(db);
+    int dir_fd = db->dir_fd;
+    int rc = db->engine->close_nosave(db);
+    close(dir_fd);
+    return rc;
+}
+
 const kvs_engine *kvs_db_engine(const kvs_db *db)
 {
     return db->engine;
@@ -255,6 +267,20 @@ int kvs_db_save(kvs_db *db)
     if (!db)
         return KVS_EINVAL;
     return db->engine->save ? db->engine->save(db) : KVS_ENOTSUP;
+}
+
+int kvs_db_bgsave(kvs_db *db)
+{
+    if (!db)
+        return KVS_EINVAL;
+    return db->engine->bgsave ? db->engine->bgsave(db) : KVS_ENOTSUP;
+}
+
+int kvs_db_save_status(kvs_db *db, kvs_save_status *st)
+{
+    if (!db || !st)
+        return KVS_EINVAL;
+    return db->engine->save_status ? db->engine->save_status(db, st) : KVS_ENOTSUP;
 }
 
 int kvs_db_info(kvs_db *db, kvs_info_fn fn, void *ctx)

@@ -14,6 +14,7 @@ void kvs_options_init(kvs_options *opts)
     opts->compact_min_stale_bytes = 1u << 20;
     opts->compact_min_stale_ratio = 0.5;
     opts->segment_max_bytes = 64u << 20;
+    opts->snapshot_interval = 5;
 }
 
 static const char *const fsync_names[] = {

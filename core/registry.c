@@ -8,10 +8,12 @@
 
 extern const struct kvs_engine kvs__log_engine;
 extern const struct kvs_engine kvs__lmdb_engine;
+extern const struct kvs_engine kvs__mem_engine;
 
 static const struct kvs_engine *const registry[] = {
     &kvs__log_engine,
     &kvs__lmdb_engine,
+    &kvs__mem_engine,
 };
 
 #define REGISTRY_LEN (sizeof(registry) / sizeof(registry[0]))

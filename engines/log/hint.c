@@ -40,9 +40,9 @@ int klog_hint_begin(struct klog_hint_buf *h, uint64_t id, unsigned sub)
     unsigned char *p = h->data;
     memset(p, 0, KLOG_HINT_HDR);
     memcpy(p, hint_magic, sizeof(hint_magic));
-    klog_put_le32(p + 8, KLOG_HINT_VERSION);
-    klog_put_le32(p + 12, sub);
-    klog_put_le64(p + 16, id);
+    kvs__put_le32(p + 8, KLOG_HINT_VERSION);
+    kvs__put_le32(p + 12, sub);
+    kvs__put_le64(p + 16, id);
     h->len = KLOG_HINT_HDR;
     return 0;
 }
@@ -54,10 +54,10 @@ int klog_hint_add(struct klog_hint_buf *h, uint64_t hash, uint32_t off, uint32_t
     if (rc != 0)
         return rc;
     unsigned char *p = h->data + h->len;
-    klog_put_le64(p, hash);
-    klog_put_le32(p + 8, off);
-    klog_put_le32(p + 12, len);
-    klog_put_le64(p + 16, (uint64_t)expire_at);
+    kvs__put_le64(p, hash);
+    kvs__put_le32(p + 8, off);
+    kvs__put_le32(p + 12, len);
+    kvs__put_le64(p + 16, (uint64_t)expire_at);
     h->len += KLOG_HINT_ENTRY;
     return 0;
 }
@@ -67,8 +67,8 @@ int klog_hint_finish(struct klog_hint_buf *h, uint64_t seg_size)
     int rc = reserve(h, 8);
     if (rc != 0)
         return rc;
-    klog_put_le64(h->data + 24, seg_size);
-    klog_put_le64(h->data + h->len, XXH3_64bits(h->data, h->len));
+    kvs__put_le64(h->data + 24, seg_size);
+    kvs__put_le64(h->data + h->len, XXH3_64bits(h->data, h->len));
     h->len += 8;
     return 0;
 }
@@ -86,19 +86,19 @@ const char *klog_hint_parse(const void *p, size_t len, uint64_t id, unsigned sub
     const unsigned char *b = p;
     if (len < KLOG_HINT_HDR + 8)
         return "truncated";
-    if (klog_get_le64(b + len - 8) != XXH3_64bits(b, len - 8))
+    if (kvs__get_le64(b + len - 8) != XXH3_64bits(b, len - 8))
         return "checksum mismatch";
     if (memcmp(b, hint_magic, sizeof(hint_magic)) != 0)
         return "bad magic";
-    uint32_t version = klog_get_le32(b + 8);
+    uint32_t version = kvs__get_le32(b + 8);
     if (version != 1 && version != KLOG_HINT_VERSION)
         return "unsupported version";
     view->entry = version == 1 ? KLOG_HINT_ENTRY_V1 : KLOG_HINT_ENTRY;
     if ((len - KLOG_HINT_HDR - 8) % view->entry != 0)
         return "truncated";
-    if (klog_get_le64(b + 16) != id || klog_get_le32(b + 12) != sub)
+    if (kvs__get_le64(b + 16) != id || kvs__get_le32(b + 12) != sub)
         return "describes another segment";
-    if (klog_get_le64(b + 24) != seg_size)
+    if (kvs__get_le64(b + 24) != seg_size)
         return "segment size differs";
     view->entries = b + KLOG_HINT_HDR;
     view->n = (len - KLOG_HINT_HDR - 8) / view->entry;
@@ -123,10 +123,10 @@ void klog_hint_entry(const struct klog_hint_view *view, size_t i, uint64_t *hash
                      uint32_t *len, int64_t *expire_at)
 {
     const unsigned char *e = view->entries + i * view->entry;
-    *hash = klog_get_le64(e);
-    *off = klog_get_le32(e + 8);
-    *len = klog_get_le32(e + 12);
-    *expire_at = view->entry == KLOG_HINT_ENTRY ? (int64_t)klog_get_le64(e + 16) : 0;
+    *hash = kvs__get_le64(e);
+    *off = kvs__get_le32(e + 8);
+    *len = kvs__get_le32(e + 12);
+    *expire_at = view->entry == KLOG_HINT_ENTRY ? (int64_t)kvs__get_le64(e + 16) : 0;
 }
 
 int klog_hint_write(int dir_fd, const char *name, const struct klog_hint_buf *h, bool *fsync_failed)

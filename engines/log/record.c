@@ -33,12 +33,12 @@ uint32_t klog_rec_encode(unsigned char head[KLOG_REC_HDR_MAX], unsigned type, kv
     head[12] = (unsigned char)type;
     if (expire_at) {
         head[13] = KLOG_REC_EXPIRES;
-        klog_put_le64(head + KLOG_REC_HDR, (uint64_t)expire_at);
+        kvs__put_le64(head + KLOG_REC_HDR, (uint64_t)expire_at);
     }
-    klog_put_le32(head + 16, (uint32_t)key.len);
-    klog_put_le32(head + 20, (uint32_t)val.len);
-    klog_put_le32(head + 8, head_check(head));
-    klog_put_le64(head, klog_rec_sum(head, key.data, key.len, val.data, val.len));
+    kvs__put_le32(head + 16, (uint32_t)key.len);
+    kvs__put_le32(head + 20, (uint32_t)val.len);
+    kvs__put_le32(head + 8, head_check(head));
+    kvs__put_le64(head, klog_rec_sum(head, key.data, key.len, val.data, val.len));
     return klog_rec_hlen(expire_at);
 }
 
@@ -69,22 +69,22 @@ enum klog_rec_status klog_rec_head(const void *p, size_t avail, struct klog_rec 
     if (avail < KLOG_REC_HDR)
         return KLOG_REC_SHORT;
     r->head = h;
-    r->sum = klog_get_le64(h);
+    r->sum = kvs__get_le64(h);
     r->type = h[12];
-    r->klen = klog_get_le32(h + 16);
-    r->vlen = klog_get_le32(h + 20);
+    r->klen = kvs__get_le32(h + 16);
+    r->vlen = kvs__get_le32(h + 20);
     r->hlen = h[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
     r->len = (uint64_t)r->hlen + r->klen + r->vlen;
     r->expire_at = 0;
     r->key = r->val = NULL;
-    if (klog_get_le32(h + 8) != head_check(h) || impossible(r, h))
+    if (kvs__get_le32(h + 8) != head_check(h) || impossible(r, h))
         return KLOG_REC_BAD_HEAD;
     if (r->len > avail)
         return KLOG_REC_SHORT;
     if (r->hlen > KLOG_REC_HDR) {
         /* Not covered by the head check: the checksum covers it. A time
            that is not positive no writer produces. */
-        uint64_t at = klog_get_le64(h + KLOG_REC_HDR);
+        uint64_t at = kvs__get_le64(h + KLOG_REC_HDR);
         if (at == 0 || at > INT64_MAX)
             return KLOG_REC_BAD_HEAD;
         r->expire_at = (int64_t)at;

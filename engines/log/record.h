@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/endian.h"
 #include "kvs/slice.h"
 
 #define KLOG_REC_HDR 24     /* the header without an expiry time */
@@ -69,34 +70,6 @@ struct klog_rec {
     const unsigned char *key;
     const unsigned char *val;
 };
-
-static inline void klog_put_le32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static inline void klog_put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static inline uint32_t klog_get_le32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static inline uint64_t klog_get_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* The hash of a key that the index and hint files use. Stable across runs:
    hint files store it. */

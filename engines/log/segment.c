@@ -61,10 +61,10 @@ void klog_seg_head_encode(unsigned char out[KLOG_SEG_HDR], uint64_t id, unsigned
 {
     memset(out, 0, KLOG_SEG_HDR);
     memcpy(out, seg_magic, sizeof(seg_magic));
-    klog_put_le32(out + 8, KLOG_SEG_VERSION);
-    klog_put_le32(out + 12, sub);
-    klog_put_le64(out + 16, id);
-    klog_put_le32(out + 28, XXH32(out, 28, 0));
+    kvs__put_le32(out + 8, KLOG_SEG_VERSION);
+    kvs__put_le32(out + 12, sub);
+    kvs__put_le64(out + 16, id);
+    kvs__put_le32(out + 28, XXH32(out, 28, 0));
 }
 
 int klog_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsigned sub,
@@ -80,16 +80,16 @@ int klog_seg_head_check(const unsigned char *p, uint64_t len, uint64_t id, unsig
     }
     /* The checksum first: a damaged header is corruption, not a version
        from the future. */
-    if (klog_get_le32(p + 28) != XXH32(p, 28, 0)) {
+    if (kvs__get_le32(p + 28) != XXH32(p, 28, 0)) {
         *what = "header checksum mismatch";
         return KVS_ECORRUPT;
     }
-    uint32_t version = klog_get_le32(p + 8);
+    uint32_t version = kvs__get_le32(p + 8);
     if (version < KLOG_SEG_VERSION_MIN || version > KLOG_SEG_VERSION) {
         *what = "unsupported segment format version";
         return KVS_EVERSION;
     }
-    if (klog_get_le64(p + 16) != id || klog_get_le32(p + 12) != sub) {
+    if (kvs__get_le64(p + 16) != id || kvs__get_le32(p + 12) != sub) {
         *what = "header names another segment";
         return KVS_ECORRUPT;
     }

@@ -64,6 +64,10 @@ struct stripe {
        never held while waiting for readers to leave. */
     _Alignas(64) pthread_mutex_t lock;
     struct bag bag[3]; /* bag[e % 3] holds what was retired during epoch e */
+    /* While a snapshot runs: true until its walk has passed the stripe;
+       kept holds the items of the cut that writes unlinked meanwhile. */
+    bool snap_pending;
+    struct kmem_item *kept;
 };
 
 struct kmem_table {
@@ -73,8 +77,13 @@ struct kmem_table {
     struct stripe_rd rd[KMEM_TABLE_STRIPES];
     struct stripe st[KMEM_TABLE_STRIPES];
     _Alignas(64) atomic_size_t count;
-    atomic_uint gen;      /* the snapshot generation (table.h) */
-    atomic_uint cur_bits; /* of cur, read without the resize lock */
+    atomic_size_t bytes;        /* of live keys and values */
+    atomic_size_t expires;      /* live keys with an expiry time */
+    _Atomic int64_t expire_sum; /* of their times */
+    atomic_uint gen;            /* the snapshot generation (table.h) */
+    atomic_uint cur_bits;       /* of cur, read without the resize lock */
+    uint32_t snap_gen;          /* the last generation of the running snapshot's cut */
+    pthread_mutex_t snap_lock;  /* one snapshot at a time; taken before stripe locks */
 
     /* Protects cur, starting and finishing a growth, grow_retry and
        retired. Taken with no stripe lock held. */
@@ -137,7 +146,7 @@ static size_t item_size(size_t klen, size_t vlen)
 
 static bool matches(const struct kmem_item *it, uint32_t h, const void *key, size_t klen)
 {
-    return it->hash == h && it->klen == klen && memcmp(it->data, key, klen) == 0;
+    return it->hash == h && it->klen == klen && (klen == 0 || memcmp(it->data, key, klen) == 0);
 }
 
 static int call(kmem_entry_fn fn, void *ctx, const struct kmem_item *it)
@@ -211,6 +220,50 @@ static void retire_locked(struct kmem_table *t, struct stripe *st, struct kmem_i
     b->head = it;
 }
 
+/* Whether generation a is at or before b (generations wrap). */
+static bool gen_le(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) <= 0;
+}
+
+/* Dispose of the unlinked item it, unlinked by a write of generation now:
+   keep it for the running snapshot if it belongs to the cut and the write
+   does not (and the walk has not passed its stripe), else retire it. */
+static void drop_locked(struct kmem_table *t, struct stripe *st, struct kmem_item *it, uint32_t now,
+                        struct doomed *d)
+{
+    if (st->snap_pending && gen_le(it->gen, t->snap_gen) && !gen_le(now, t->snap_gen)) {
+        it->retired_next = st->kept;
+        st->kept = it;
+        return;
+    }
+    retire_locked(t, st, it, d);
+}
+
+/* Count added in the figures and gone out of them (either may be NULL). */
+static void account(struct kmem_table *t, const struct kmem_item *added,
+                    const struct kmem_item *gone)
+{
+    size_t bytes = 0, expires = 0;
+    int64_t sum = 0;
+    if (added) {
+        bytes += (size_t)added->klen + added->vlen;
+        expires += added->expire_at != 0;
+        sum += added->expire_at;
+    }
+    if (gone) {
+        bytes -= (size_t)gone->klen + gone->vlen;
+        expires -= gone->expire_at != 0;
+        sum -= gone->expire_at;
+    }
+    if (bytes)
+        atomic_fetch_add_explicit(&t->bytes, bytes, memory_order_relaxed);
+    if (expires)
+        atomic_fetch_add_explicit(&t->expires, expires, memory_order_relaxed);
+    if (sum)
+        atomic_fetch_add_explicit(&t->expire_sum, sum, memory_order_relaxed);
+}
+
 static uint64_t random_seed(void)
 {
     uint64_t seed;
@@ -245,15 +298,19 @@ int kmem_table_create(struct kmem_slab *slab, size_t buckets, uint64_t seed,
     }
     if (pthread_mutex_init(&t->resize_lock, NULL) != 0)
         goto out_locks;
+    if (pthread_mutex_init(&t->snap_lock, NULL) != 0)
+        goto out_resize;
     t->cur = buckets_new(slab, bits);
     if (!t->cur)
-        goto out_resize;
+        goto out_snap;
     atomic_init(&t->cur_bits, bits);
     for (unsigned k = 0; k < KMEM_TABLE_STRIPES; k++)
         atomic_init(&t->rd[k].tab, t->cur);
     *out = t;
     return 0;
 
+out_snap:
+    pthread_mutex_destroy(&t->snap_lock);
 out_resize:
     pthread_mutex_destroy(&t->resize_lock);
 out_locks:
@@ -295,6 +352,7 @@ void kmem_table_destroy(struct kmem_table *t)
         t->retired = b->retired_next;
         kmem_slab_free(t->slab, b, b->alloc);
     }
+    pthread_mutex_destroy(&t->snap_lock);
     pthread_mutex_destroy(&t->resize_lock);
     kmem_epoch_destroy(&t->epoch);
     free(t);
@@ -499,8 +557,9 @@ int kmem_table_put(struct kmem_table *t, const void *key, size_t klen, const voi
        the next epoch, which the grace period does not wait for, could
        still load the old item). */
     atomic_store_explicit(pp, it, old ? memory_order_seq_cst : memory_order_release);
+    account(t, it, old);
     if (old)
-        retire_locked(t, st, old, &d);
+        drop_locked(t, st, old, it->gen, &d);
     else
         atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
     pthread_mutex_unlock(&st->lock);
@@ -510,7 +569,22 @@ int kmem_table_put(struct kmem_table *t, const void *key, size_t klen, const voi
     return 0;
 }
 
-int kmem_table_remove(struct kmem_table *t, const void *key, size_t klen)
+/* Unlink the item *pp points to. Under its stripe's lock. */
+static void unlink_locked(struct kmem_table *t, struct stripe *st, _Atomic(struct kmem_item *) *pp,
+                          struct doomed *d)
+{
+    struct kmem_item *old = atomic_load_explicit(pp, memory_order_relaxed);
+    /* seq_cst: visible before the epoch is read (kmem_table_put() says why). */
+    atomic_store_explicit(pp, atomic_load_explicit(&old->next, memory_order_relaxed),
+                          memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    account(t, NULL, old);
+    drop_locked(t, st, old, atomic_load_explicit(&t->gen, memory_order_relaxed), d);
+}
+
+/* Remove the key if it is there and, with expired_by >= 0, has an expiry
+   time at or before expired_by. */
+static int remove_if(struct kmem_table *t, const void *key, size_t klen, int64_t expired_by)
 {
     uint32_t h = hash_of(t, key, klen);
     unsigned k = stripe_of(h);
@@ -520,18 +594,127 @@ int kmem_table_remove(struct kmem_table *t, const void *key, size_t klen)
     struct buckets *b = atomic_load_explicit(&t->rd[k].tab, memory_order_relaxed);
     _Atomic(struct kmem_item *) *pp = link_locked(b, h, key, klen);
     struct kmem_item *old = atomic_load_explicit(pp, memory_order_relaxed);
-    if (!old) {
+    if (!old || (expired_by >= 0 && (old->expire_at == 0 || old->expire_at > expired_by))) {
         pthread_mutex_unlock(&st->lock);
         return KVS_ENOTFOUND;
     }
-    /* seq_cst: visible before the epoch is read (kmem_table_put() says why). */
-    atomic_store_explicit(pp, atomic_load_explicit(&old->next, memory_order_relaxed),
-                          memory_order_seq_cst);
-    atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
-    retire_locked(t, st, old, &d);
+    unlink_locked(t, st, pp, &d);
     pthread_mutex_unlock(&st->lock);
     after_write(t, true, &d);
     return 0;
+}
+
+int kmem_table_remove(struct kmem_table *t, const void *key, size_t klen)
+{
+    return remove_if(t, key, klen, -1);
+}
+
+int kmem_table_remove_expired(struct kmem_table *t, const void *key, size_t klen, int64_t at)
+{
+    return remove_if(t, key, klen, at < 0 ? 0 : at);
+}
+
+/* The buckets of stripe k in the array that holds it: [*first, *end). */
+static struct buckets *stripe_range_locked(struct kmem_table *t, unsigned k, size_t *first,
+                                           size_t *end)
+{
+    struct buckets *b = atomic_load_explicit(&t->rd[k].tab, memory_order_relaxed);
+    size_t per = (size_t)1 << (b->bits - SB);
+    *first = (size_t)k * per;
+    *end = *first + per;
+    return b;
+}
+
+void kmem_table_clear(struct kmem_table *t)
+{
+    for (unsigned k = 0; k < KMEM_TABLE_STRIPES; k++) {
+        struct stripe *st = &t->st[k];
+        struct doomed d = {{NULL}};
+        bool any = false;
+        pthread_mutex_lock(&st->lock);
+        size_t i, end;
+        struct buckets *b = stripe_range_locked(t, k, &i, &end);
+        for (; i < end; i++) {
+            while (atomic_load_explicit(&b->head[i], memory_order_relaxed)) {
+                unlink_locked(t, st, &b->head[i], &d);
+                any = true;
+            }
+        }
+        pthread_mutex_unlock(&st->lock);
+        free_doomed(t, &d);
+        if (any)
+            kmem_epoch_try_advance(&t->epoch);
+    }
+}
+
+void kmem_table_figures(struct kmem_table *t, struct kmem_table_figures *f)
+{
+    f->keys = atomic_load_explicit(&t->count, memory_order_relaxed);
+    f->bytes = atomic_load_explicit(&t->bytes, memory_order_relaxed);
+    f->expires = atomic_load_explicit(&t->expires, memory_order_relaxed);
+    f->expire_sum = atomic_load_explicit(&t->expire_sum, memory_order_relaxed);
+}
+
+/* Walk stripe k for the snapshot whose cut is t->snap_gen: its items of
+   the cut, then the kept ones (retired once written). Returns item's first
+   error, or rc if it is one (then only passes the stripe). */
+static int snapshot_stripe(struct kmem_table *t, unsigned k, const struct kmem_snapshot_calls *c,
+                           int rc)
+{
+    struct stripe *st = &t->st[k];
+    struct doomed d = {{NULL}};
+    pthread_mutex_lock(&st->lock);
+    size_t i, end;
+    struct buckets *b = stripe_range_locked(t, k, &i, &end);
+    for (; i < end && rc == 0; i++) {
+        struct kmem_item *it = atomic_load_explicit(&b->head[i], memory_order_relaxed);
+        for (; it && rc == 0; it = atomic_load_explicit(&it->next, memory_order_relaxed)) {
+            if (gen_le(it->gen, t->snap_gen))
+                rc = call(c->item, c->ctx, it);
+        }
+    }
+    struct kmem_item *kept = st->kept;
+    for (struct kmem_item *it = kept; it && rc == 0; it = it->retired_next)
+        rc = call(c->item, c->ctx, it);
+    st->kept = NULL;
+    st->snap_pending = false;
+    while (kept) {
+        struct kmem_item *next = kept->retired_next;
+        retire_locked(t, st, kept, &d);
+        kept = next;
+    }
+    pthread_mutex_unlock(&st->lock);
+    free_doomed(t, &d);
+    return rc;
+}
+
+int kmem_table_snapshot(struct kmem_table *t, const struct kmem_snapshot_calls *c)
+{
+    pthread_mutex_lock(&t->snap_lock);
+    /* The cut is generation G and before: first every stripe learns that
+       items of G that writes of a later generation unlink are to be kept
+       (writes meanwhile are of G and in the cut), then the generation
+       moves on. */
+    uint32_t g = atomic_load_explicit(&t->gen, memory_order_relaxed);
+    t->snap_gen = g;
+    for (unsigned k = 0; k < KMEM_TABLE_STRIPES; k++) {
+        pthread_mutex_lock(&t->st[k].lock);
+        t->st[k].snap_pending = true;
+        pthread_mutex_unlock(&t->st[k].lock);
+    }
+    if (c->cut)
+        c->cut(c->ctx);
+    atomic_store_explicit(&t->gen, g + 1, memory_order_release);
+
+    int rc = 0;
+    for (unsigned k = 0; k < KMEM_TABLE_STRIPES; k++) {
+        rc = snapshot_stripe(t, k, c, rc);
+        if (rc == 0 && c->stripe_done)
+            rc = c->stripe_done(c->ctx);
+    }
+    kmem_epoch_try_advance(&t->epoch);
+    pthread_mutex_unlock(&t->snap_lock);
+    return rc;
 }
 
 /* A get under the stripe lock, when the stripe moves beside the reader. */
@@ -608,6 +791,11 @@ int kmem_table_scan(struct kmem_table *t, uint64_t cursor, size_t want, kmem_ent
         return KVS_EINVAL;
     if (want == 0)
         want = 1;
+    if (atomic_load_explicit(&t->count, memory_order_relaxed) == 0) {
+        /* Nothing present now was present at the pass's first step. */
+        *next = 0;
+        return 0;
+    }
     size_t max_buckets = want < SIZE_MAX / 32 ? 64 + 16 * want : SIZE_MAX;
     uint64_t pos = cursor;
     size_t seen = 0, walked = 0;

@@ -49,21 +49,25 @@
  * reader (no lock); a bucket walked while its stripe moved is walked again,
  * so a key may be visited twice.
  *
- * Snapshots (to be built with the mem engine): one point in the order of
- * acknowledged writes, without stopping writers for more than a moment.
- * - Every item records the table's generation when it was linked (gen).
- * - A snapshot starts by taking every stripe lock in order, incrementing
- *   the generation to G+1 and releasing them: a write that was
- *   acknowledged before is in an item of generation <= G, one that starts
- *   after is in G+1 (a write holds its stripe lock from reading gen to
- *   linking). That pause is the whole stop.
- * - A writer that replaces or removes an item of generation <= G while the
- *   snapshot runs, and whose bucket the snapshot walk has not passed yet,
- *   hands the old item to the snapshot's kept list instead of retiring it.
+ * Snapshots (kmem_table_snapshot): one point in the order of acknowledged
+ * writes, without stopping writers.
+ * - Every item records the table's generation when it was linked (gen),
+ *   read under its stripe lock; a remove reads it too. A write that
+ *   returned before another began has a generation no later than it.
+ * - A snapshot's cut is the generation G current when it starts: the
+ *   writes of G and before are in it, later ones are not, so it never
+ *   holds a write without one that returned before that write began.
+ * - It first marks every stripe "pending", one stripe lock at a time; then
+ *   moves the generation to G+1. From then on a write of G+1 that replaces
+ *   or removes an item of G or before, in a stripe still pending, hands the
+ *   old item to the stripe's kept list instead of retiring it.
  * - The walk goes stripe by stripe in hash order, each under its lock
  *   (exact: no key twice), writing items of generation <= G and skipping
- *   newer ones; then it writes the kept items and frees them. Every key of
- *   the cut appears exactly once, with its value at the cut.
+ *   newer ones; then it writes the stripe's kept items, retires them and
+ *   clears "pending". Every key of the cut appears exactly once, with its
+ *   value at the cut. A stripe is locked for as long as its items take to
+ *   copy out (about a thousandth of the table); no thread ever holds two
+ *   stripe locks.
  *
  * Thread rules: any function, from any thread, except create and destroy.
  * The callbacks of kmem_table_get() and kmem_table_scan() run inside a read
@@ -143,6 +147,50 @@ int kmem_table_put(struct kmem_table *t, const void *key, size_t klen, const voi
 /* kmem_table_remove - returns 0, or KVS_ENOTFOUND. */
 int kmem_table_remove(struct kmem_table *t, const void *key, size_t klen);
 
+/* kmem_table_remove_expired - remove the key if it has an expiry time at
+   or before at, deciding under the key's lock (so a write that renews the
+   key is never undone). Returns 0, or KVS_ENOTFOUND (missing, or not
+   expired by at). */
+int kmem_table_remove_expired(struct kmem_table *t, const void *key, size_t klen, int64_t at);
+
+/* kmem_table_clear - remove every key, stripe by stripe (a concurrent
+   write may survive it, as if it came after). */
+void kmem_table_clear(struct kmem_table *t);
+
+/* What the table holds (each figure exact when no write runs). */
+struct kmem_table_figures {
+    size_t keys;
+    size_t bytes;       /* of keys and values */
+    size_t expires;     /* keys with an expiry time */
+    int64_t expire_sum; /* the sum of those times, ms since the epoch */
+};
+void kmem_table_figures(struct kmem_table *t, struct kmem_table_figures *f);
+
+/* What kmem_table_snapshot() calls. */
+struct kmem_snapshot_calls {
+    /* Just before the generation moves on: a write that returned before
+       it (and is known to have, through an acquire load of something the
+       writer stored with release after its write) is in the snapshot. May
+       be NULL. */
+    void (*cut)(void *ctx);
+    /* For each item of the cut, with its stripe locked: copy it out and
+       return 0, or an error that ends the walk. */
+    kmem_entry_fn item;
+    /* After each stripe, with no lock held (write out what item copied).
+       0, or an error that ends the walk. May be NULL. */
+    int (*stripe_done)(void *ctx);
+    void *ctx;
+};
+
+/*
+ * kmem_table_snapshot - call c->item once for every key the table held at
+ * one moment (the cut), with the value it had then, while other threads go
+ * on reading and writing (see the top of this file). Snapshots of a table
+ * run one at a time (a second call waits). Returns 0, or the first error
+ * of item or stripe_done (the walk then ends early; the table is intact).
+ */
+int kmem_table_snapshot(struct kmem_table *t, const struct kmem_snapshot_calls *c);
+
 /* Keys in the table (exact when no write runs). */
 size_t kmem_table_count(struct kmem_table *t);
 
@@ -157,7 +205,7 @@ size_t kmem_table_buckets(struct kmem_table *t);
  * Calls fn for each key from the cursor to the end of the step; *next
  * gets the cursor of the next step, 0 when the pass is over. Returns 0,
  * KVS_EINVAL (a cursor no step returns), or fn's error (*next untouched:
- * the step can be repeated).
+ * the step can be repeated). A step on an empty table ends the pass.
  */
 int kmem_table_scan(struct kmem_table *t, uint64_t cursor, size_t want, kmem_entry_fn fn, void *ctx,
                     uint64_t *next);

@@ -38,7 +38,7 @@ struct kvs_salvage;
 extern "C" {
 #endif
 
-#define KVS_ENGINE_ABI 3
+#define KVS_ENGINE_ABI 4
 
 struct kvs_db {
     const struct kvs_engine *engine;
@@ -117,6 +117,13 @@ struct kvs_engine {
        in KVS_OP_SET ops and KVS_OP_EXPIRE removes, and scan reports
        them. */
     int (*get_ex)(struct kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at);
+    /* ABI 4, engines with snapshots (KVS_ENGINE_VOLATILE). Start a save in
+       the background: KVS_EBUSY. */
+    int (*bgsave)(struct kvs_db *db);
+    /* ABI 4. Fill the status (never fails but with KVS_ENOMEM). */
+    int (*save_status)(struct kvs_db *db, kvs_save_status *st);
+    /* ABI 4. close() without the final snapshot; NULL: close() is used. */
+    int (*close_nosave)(struct kvs_db *db);
 };
 
 /* Test hook: when set, kvs_now_ms() returns what it returns, so that a test

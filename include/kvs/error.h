@@ -35,7 +35,9 @@ extern "C" {
     X(EPROTO, -17, "protocol error")                                                               \
     X(ESERVER, -18, "server replied with an error")                                                \
     X(ECONNECT, -19, "cannot connect to server")                                                   \
-    X(ENOTEMPTY, -20, "directory is not empty")
+    X(ENOTEMPTY, -20, "directory is not empty")                                                    \
+    X(EFULL, -21, "the store's memory limit is reached; the write was refused")                    \
+    X(EBUSY, -22, "a save is already in progress")
 
 typedef enum kvs_err {
 #define KVS__ERR_ENUM(name, value, msg) KVS_##name = (value),

@@ -76,6 +76,13 @@ typedef struct kvs_options {
        NULL logs nothing. Called from any thread. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    /* Volatile engines (mem) only. The most memory the data may take, in
+       bytes; a write past it fails with KVS_EFULL (0: no limit). */
+    uint64_t max_memory;
+    /* Seconds between snapshots while the store is written to (a snapshot
+       is written only if something changed since the last one); 0: none,
+       and none when the store is closed either. Default 5. */
+    unsigned snapshot_interval;
 } kvs_options;
 
 typedef struct kvs_stats {
@@ -148,8 +155,15 @@ int kvs_db_open_new(const char *dir, const char *other, const kvs_options *opts,
                     char *why);
 
 /* kvs_db_close - flush and close; accepts NULL. Returns 0 or an I/O error
-   from the final sync (the handle is released either way). */
+   from the final sync (the handle is released either way). A volatile
+   engine writes a snapshot first if anything changed since the last one
+   and its snapshot_interval is not 0. */
 int kvs_db_close(kvs_db *db);
+
+/* kvs_db_close_nosave - kvs_db_close() without a volatile engine's final
+   snapshot (Redis's SHUTDOWN NOSAVE): what changed since the last snapshot
+   is lost. For other engines the same as kvs_db_close(). */
+int kvs_db_close_nosave(kvs_db *db);
 
 /* The engine a handle was opened with. */
 const kvs_engine *kvs_db_engine(const kvs_db *db);
@@ -263,6 +277,30 @@ int kvs_db_compact(kvs_db *db);
  * Returns 0, KVS_ENOTSUP, or an I/O error (KVS_EIO, KVS_ENOSPC).
  */
 int kvs_db_save(kvs_db *db);
+
+/*
+ * kvs_db_bgsave - start kvs_db_save() in the engine's background thread
+ * and return (Redis's BGSAVE); kvs_db_save_status() tells how it went.
+ * Returns 0, KVS_EBUSY when a save is already running, or KVS_ENOTSUP for
+ * an engine without snapshots.
+ */
+int kvs_db_bgsave(kvs_db *db);
+
+/* The state of a volatile engine's snapshots (Redis's INFO persistence). */
+typedef struct kvs_save_status {
+    uint64_t changes;    /* writes since the moment the last good snapshot holds */
+    int64_t last_save;   /* ms since the epoch when the last good snapshot was
+                            written, or when the store was opened */
+    bool in_progress;    /* a snapshot is being written */
+    int last_status;     /* 0, or the error of the last attempt */
+    uint64_t saves;      /* good snapshots since open */
+    int64_t last_ms;     /* how long the last good one took */
+    uint64_t last_bytes; /* its size */
+} kvs_save_status;
+
+/* kvs_db_save_status - fill *st. Returns 0, or KVS_ENOTSUP for an engine
+   without snapshots. */
+int kvs_db_save_status(kvs_db *db, kvs_save_status *st);
 
 /*
  * What kvs_db_info() calls for each figure of the engine: a name in

@@ -447,7 +447,9 @@ ParameterizedTest(struct ts_engine_param *p, contract, stats_count_keys)
     kvs_stats st;
     OK(kvs_db_stats(db, &st));
     cr_assert_gt(st.live_bytes, 0, "[%s] live_bytes 0 with 8 keys", engine);
-    cr_assert_gt(st.disk_bytes, 0, "[%s] disk_bytes 0 with 8 keys", engine);
+    /* A volatile engine has nothing on disk before its first snapshot. */
+    if (!(kvs_engine_traits(kvs_db_engine(db)) & KVS_ENGINE_VOLATILE))
+        cr_assert_gt(st.disk_bytes, 0, "[%s] disk_bytes 0 with 8 keys", engine);
     reopen();
     cr_assert_eq(key_count(), 8);
 }

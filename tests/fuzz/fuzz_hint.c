@@ -55,8 +55,8 @@ static void check_names(const unsigned char *data, size_t len)
     free(name);
 
     if (len >= 13) {
-        uint64_t want_id = klog_get_le64(data) % (KLOG_SEG_MAX_ID + 1);
-        unsigned want_sub = klog_get_le32(data + 8) % (KLOG_SEG_MAX_SUB + 1);
+        uint64_t want_id = kvs__get_le64(data) % (KLOG_SEG_MAX_ID + 1);
+        unsigned want_sub = kvs__get_le32(data + 8) % (KLOG_SEG_MAX_SUB + 1);
         enum klog_file_kind want_kind = (enum klog_file_kind)(data[12] % 4);
         char built[KLOG_SEG_NAME_LEN];
         klog_file_name(built, want_id, want_sub, want_kind);
@@ -69,7 +69,7 @@ static void check_names(const unsigned char *data, size_t len)
 static void check_valid(const unsigned char *b, size_t len, uint64_t id, unsigned sub,
                         uint64_t seg_size, const struct klog_hint_view *view)
 {
-    uint32_t version = klog_get_le32(b + 8);
+    uint32_t version = kvs__get_le32(b + 8);
     CHECK(version == 1 || version == KLOG_HINT_VERSION);
     size_t entry = version == 1 ? KLOG_HINT_ENTRY_V1 : KLOG_HINT_ENTRY;
     CHECK(view->entry == entry);
@@ -110,20 +110,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     unsigned char *b = fuzz_dup(in + 2, len);
     if ((flags & FIX_MAGIC) && len >= 12) {
         memcpy(b, "KVSHINT", 8);
-        klog_put_le32(b + 8, KLOG_HINT_VERSION);
+        kvs__put_le32(b + 8, KLOG_HINT_VERSION);
     }
     uint64_t id = 0, seg_size = 0;
     unsigned sub = 0;
     if (len >= KLOG_HINT_HDR) {
-        sub = klog_get_le32(b + 12);
-        id = klog_get_le64(b + 16);
-        seg_size = klog_get_le64(b + 24);
+        sub = kvs__get_le32(b + 12);
+        id = kvs__get_le64(b + 16);
+        seg_size = kvs__get_le64(b + 24);
     }
     id ^= wrong & 1;
     sub ^= (wrong >> 1) & 1;
     seg_size ^= (wrong >> 2) & 1;
     if ((flags & FIX_SUM) && len >= 8)
-        klog_put_le64(b + len - 8, XXH3_64bits(b, len - 8));
+        kvs__put_le64(b + len - 8, XXH3_64bits(b, len - 8));
 
     struct klog_hint_view view;
     const char *bad = klog_hint_parse(b, len, id, sub, seg_size, &view);

@@ -38,11 +38,11 @@ static void fixup(unsigned char *p, size_t avail, unsigned flags)
     if (avail < KLOG_REC_HDR)
         return;
     if (flags & FIX_HEAD)
-        klog_put_le32(p + 8, XXH32(p + 12, KLOG_REC_HDR - 12, 0));
-    uint64_t klen = klog_get_le32(p + 16), vlen = klog_get_le32(p + 20);
+        kvs__put_le32(p + 8, XXH32(p + 12, KLOG_REC_HDR - 12, 0));
+    uint64_t klen = kvs__get_le32(p + 16), vlen = kvs__get_le32(p + 20);
     uint64_t hl = p[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
     if ((flags & FIX_SUM) && hl + klen + vlen <= avail)
-        klog_put_le64(p, klog_rec_sum(p, p + hl, klen, p + hl + klen, vlen));
+        kvs__put_le64(p, klog_rec_sum(p, p + hl, klen, p + hl + klen, vlen));
 }
 
 static enum klog_rec_status decode_copy(const unsigned char *p, size_t n, struct klog_rec *r)
@@ -69,8 +69,8 @@ static enum klog_rec_status check_record(const unsigned char *p, size_t avail, s
     }
 
     /* The header's fields, as the format defines them. */
-    CHECK(h.head == p && h.sum == klog_get_le64(p) && h.type == p[12]);
-    CHECK(h.klen == klog_get_le32(p + 16) && h.vlen == klog_get_le32(p + 20));
+    CHECK(h.head == p && h.sum == kvs__get_le64(p) && h.type == p[12]);
+    CHECK(h.klen == kvs__get_le32(p + 16) && h.vlen == kvs__get_le32(p + 20));
     CHECK(h.hlen == (p[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR));
     CHECK(h.len == (uint64_t)h.hlen + h.klen + h.vlen);
 
@@ -95,7 +95,7 @@ static enum klog_rec_status check_record(const unsigned char *p, size_t avail, s
           p[15] == 0);
     CHECK(h.hlen == KLOG_REC_HDR
               ? h.expire_at == 0
-              : h.expire_at > 0 && (uint64_t)h.expire_at == klog_get_le64(p + KLOG_REC_HDR));
+              : h.expire_at > 0 && (uint64_t)h.expire_at == kvs__get_le64(p + KLOG_REC_HDR));
     CHECK(h.type == KLOG_REC_PUT || (h.type == KLOG_REC_DEL && h.vlen == 0) ||
           (h.type == KLOG_REC_CLEAR && h.klen == 0 && h.vlen == 0));
     unsigned char enc[KLOG_REC_HDR_MAX];
@@ -127,21 +127,21 @@ static size_t check_seg_head(unsigned char *p, size_t len, unsigned flags)
         return len;
     }
     if (flags & FIX_SEG)
-        klog_put_le32(p + 28, XXH32(p, 28, 0));
-    uint64_t id = klog_get_le64(p + 16);
-    unsigned sub = klog_get_le32(p + 12);
+        kvs__put_le32(p + 28, XXH32(p, 28, 0));
+    uint64_t id = kvs__get_le64(p + 16);
+    unsigned sub = kvs__get_le32(p + 12);
     unsigned char *copy = fuzz_dup(p, KLOG_SEG_HDR);
     int rc = klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub, &what);
     CHECK(rc == 0 || ((rc == KVS_ECORRUPT || rc == KVS_EVERSION) && what != NULL));
     if (rc == 0) {
-        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && klog_get_le32(p + 8) >= KLOG_SEG_VERSION_MIN &&
-              klog_get_le32(p + 8) <= KLOG_SEG_VERSION);
-        CHECK(klog_get_le32(p + 28) == XXH32(p, 28, 0));
+        CHECK(memcmp(p, "KVSSEG\0\0", 8) == 0 && kvs__get_le32(p + 8) >= KLOG_SEG_VERSION_MIN &&
+              kvs__get_le32(p + 8) <= KLOG_SEG_VERSION);
+        CHECK(kvs__get_le32(p + 28) == XXH32(p, 28, 0));
         CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id ^ 1, sub, &what) == KVS_ECORRUPT);
         CHECK(klog_seg_head_check(copy, KLOG_SEG_HDR, id, sub ^ 1, &what) == KVS_ECORRUPT);
         /* Bytes 24..27 are documented as zero but only the checksum covers
            them; with them zero, the header is exactly what the writer makes. */
-        if (klog_get_le32(p + 24) == 0 && klog_get_le32(p + 8) == KLOG_SEG_VERSION) {
+        if (kvs__get_le32(p + 24) == 0 && kvs__get_le32(p + 8) == KLOG_SEG_VERSION) {
             unsigned char enc[KLOG_SEG_HDR];
             klog_seg_head_encode(enc, id, sub);
             CHECK(memcmp(enc, p, KLOG_SEG_HDR) == 0);

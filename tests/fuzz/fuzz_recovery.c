@@ -120,13 +120,13 @@ static void fix_records(struct seg *s)
 {
     for (size_t off = KLOG_SEG_HDR; off + KLOG_REC_HDR <= s->len;) {
         unsigned char *h = s->p + off;
-        klog_put_le32(h + 8, XXH32(h + 12, KLOG_REC_HDR - 12, 0));
+        kvs__put_le32(h + 8, XXH32(h + 12, KLOG_REC_HDR - 12, 0));
         uint64_t hl = h[13] & KLOG_REC_EXPIRES ? KLOG_REC_HDR_MAX : KLOG_REC_HDR;
-        uint64_t len = hl + (uint64_t)klog_get_le32(h + 16) + klog_get_le32(h + 20);
+        uint64_t len = hl + (uint64_t)kvs__get_le32(h + 16) + kvs__get_le32(h + 20);
         if (len > s->len - off)
             return;
-        klog_put_le64(h, klog_rec_sum(h, h + hl, klog_get_le32(h + 16),
-                                      h + hl + klog_get_le32(h + 16), klog_get_le32(h + 20)));
+        kvs__put_le64(h, klog_rec_sum(h, h + hl, kvs__get_le32(h + 16),
+                                      h + hl + kvs__get_le32(h + 16), kvs__get_le32(h + 20)));
         off += (size_t)len;
     }
 }
@@ -313,11 +313,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
             hlen = gen.len;
         } else if ((flags & HAS_H) && (flags & FIX_HINT) && hlen >= KLOG_HINT_HDR + 8) {
             memcpy(h, "KVSHINT", 8);
-            klog_put_le32(h + 8, KLOG_HINT_VERSION);
-            klog_put_le32(h + 12, a.sub);
-            klog_put_le64(h + 16, a.id);
-            klog_put_le64(h + 24, a.len);
-            klog_put_le64(h + hlen - 8, XXH3_64bits(h, hlen - 8));
+            kvs__put_le32(h + 8, KLOG_HINT_VERSION);
+            kvs__put_le32(h + 12, a.sub);
+            kvs__put_le64(h + 16, a.id);
+            kvs__put_le64(h + 24, a.len);
+            kvs__put_le64(h + hlen - 8, XXH3_64bits(h, hlen - 8));
         }
         struct klog_hint_view view;
         if ((flags & HAS_H) && klog_hint_parse(h, hlen, a.id, a.sub, a.len, &view) == NULL &&

@@ -209,7 +209,7 @@ Test(log_recovery, damaged_segment_headers)
     unsigned char saved[KLOG_SEG_HDR];
     memcpy(saved, head, sizeof(head));
     head[8] = KLOG_SEG_VERSION + 1;
-    klog_put_le32(head + 28, XXH32(head, 28, 0));
+    kvs__put_le32(head + 28, XXH32(head, 28, 0));
     rewind(f);
     cr_assert_eq(fwrite(head, 1, sizeof(head), f), sizeof(head));
     fflush(f);

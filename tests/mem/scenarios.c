@@ -645,3 +645,136 @@ bool kmem_scn_churn_small_arena(double scale, char *msg, size_t size)
     kmem_slab_destroy(s);
     return verdict_get(msg, size);
 }
+
+/* ---- snapshots beside writers ---- */
+
+enum { SN_WRITERS = 2, SN_KEYS = 2000, SN_SNAPSHOTS = 12 };
+
+struct sn_writer {
+    struct kmem_table *t;
+    int id;
+    atomic_ulong done; /* ops applied, stored with release after each */
+    atomic_bool *stop;
+};
+
+/* Op j of writer w: every 7th removes key j % SN_KEYS, the others set it
+   to j. The state after a prefix of m ops is known from m alone. */
+static void *sn_write(void *p)
+{
+    struct sn_writer *w = p;
+    char key[32], val[32];
+    for (unsigned long j = 0; !atomic_load(w->stop) && !failed(); j++) {
+        snprintf(key, sizeof(key), "w%d-%lu", w->id, j % SN_KEYS);
+        if (j % 7 == 6) {
+            kmem_table_remove(w->t, key, strlen(key));
+        } else {
+            snprintf(val, sizeof(val), "%lu", j);
+            if (kmem_table_put(w->t, key, strlen(key), val, strlen(val), 0, NULL) != 0)
+                fail("put %s failed", key);
+        }
+        atomic_store_explicit(&w->done, j + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+struct sn_image {
+    struct sn_writer *w;
+    unsigned long lo[SN_WRITERS];    /* ops done at the cut, at least */
+    long value[SN_WRITERS][SN_KEYS]; /* -1: absent */
+    size_t items;
+};
+
+static void sn_cut(void *ctx)
+{
+    struct sn_image *im = ctx;
+    for (int i = 0; i < SN_WRITERS; i++)
+        im->lo[i] = atomic_load_explicit(&im->w[i].done, memory_order_acquire);
+}
+
+static int sn_item(void *ctx, const struct kmem_entry *e)
+{
+    struct sn_image *im = ctx;
+    char key[32] = "", val[32] = "";
+    memcpy(key, e->key, e->klen < 31 ? e->klen : 31);
+    memcpy(val, e->value, e->vlen < 31 ? e->vlen : 31);
+    int w = -1;
+    unsigned long k = 0;
+    if (sscanf(key, "w%d-%lu", &w, &k) != 2 || w < 0 || w >= SN_WRITERS || k >= SN_KEYS) {
+        fail("snapshot: an unknown key %s", key);
+        return 0;
+    }
+    if (im->value[w][k] != -1)
+        fail("snapshot: %s twice", key);
+    im->value[w][k] = atol(val);
+    im->items++;
+    return 0;
+}
+
+/* Whether the image holds exactly the state after m ops of writer w. */
+static bool sn_matches(const struct sn_image *im, int w, unsigned long m)
+{
+    for (unsigned long k = 0; k < SN_KEYS; k++) {
+        long want = -1;
+        if (m > k) {
+            unsigned long last = k + (m - 1 - k) / SN_KEYS * SN_KEYS;
+            want = last % 7 == 6 ? -1 : (long)last;
+        }
+        if (im->value[w][k] != want)
+            return false;
+    }
+    return true;
+}
+
+bool kmem_scn_snapshot_beside_writers(double scale, char *msg, size_t size)
+{
+    verdict_reset();
+    struct kmem_slab *s = growable_slab((size_t)1 << 30);
+    struct kmem_table *t = new_table(s, 0);
+    if (!t) {
+        kmem_slab_destroy(s);
+        return verdict_get(msg, size);
+    }
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    struct sn_writer w[SN_WRITERS];
+    for (int i = 0; i < SN_WRITERS; i++) {
+        w[i] = (struct sn_writer){.t = t, .id = i, .stop = &stop};
+        atomic_init(&w[i].done, 0);
+    }
+    pthread_t th[SN_WRITERS];
+    int started = start_threads(th, SN_WRITERS, sn_write, w, sizeof(w[0]));
+    struct sn_image *im = malloc(sizeof(*im));
+    size_t rounds = scaled(scale, SN_SNAPSHOTS);
+    for (size_t r = 0; r < rounds && im && !failed(); r++) {
+        memset(im, 0, sizeof(*im));
+        memset(im->value, 0xff, sizeof(im->value)); /* -1 */
+        im->w = w;
+        struct kmem_snapshot_calls calls = {.cut = sn_cut, .item = sn_item, .ctx = im};
+        if (kmem_table_snapshot(t, &calls) != 0)
+            fail("snapshot %zu failed", r);
+        for (int i = 0; i < SN_WRITERS && !failed(); i++) {
+            unsigned long hi = atomic_load(&w[i].done);
+            /* The image's newest value bounds m: the ops after it until m
+               can only be one remove. */
+            long newest = -1;
+            for (unsigned long k = 0; k < SN_KEYS; k++)
+                if (im->value[i][k] > newest)
+                    newest = im->value[i][k];
+            unsigned long m = (unsigned long)(newest + 1);
+            if (!sn_matches(im, i, m) && !sn_matches(im, i, m + 1))
+                fail("snapshot %zu: writer %d's keys are no prefix of its ops (newest %ld)", r, i,
+                     newest);
+            else if (m + 1 < im->lo[i] || m > hi + 1)
+                fail("snapshot %zu: writer %d: %lu ops, not between %lu done at the cut and %lu "
+                     "after",
+                     r, i, m, im->lo[i], hi);
+        }
+        sched_yield();
+    }
+    atomic_store(&stop, true);
+    join_threads(th, started);
+    free(im);
+    kmem_table_destroy(t);
+    kmem_slab_destroy(s);
+    return verdict_get(msg, size);
+}

@@ -36,4 +36,10 @@ bool kmem_scn_scan_beside_writers(double scale, char *msg, size_t size);
    to about a third: no put fails, because retired values are reclaimed. */
 bool kmem_scn_churn_small_arena(double scale, char *msg, size_t size);
 
+/* Writers set and remove their keys in a known order while the table takes
+   snapshots (kmem_table_snapshot): each snapshot holds every key once, in
+   the state after a prefix of each writer's ops that includes every op
+   done before the snapshot began. */
+bool kmem_scn_snapshot_beside_writers(double scale, char *msg, size_t size);
+
 #endif

@@ -483,3 +483,9 @@ Test(mem_table, threads_churn_small_arena)
     char msg[256] = "";
     cr_assert(kmem_scn_churn_small_arena(1, msg, sizeof(msg)), "%s", msg);
 }
+
+Test(mem_table, threads_snapshot_beside_writers)
+{
+    char msg[256] = "";
+    cr_assert(kmem_scn_snapshot_beside_writers(1, msg, sizeof(msg)), "%s", msg);
+}

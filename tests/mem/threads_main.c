@@ -24,6 +24,7 @@ int main(void)
         {"growth_under_readers", kmem_scn_growth_under_readers},
         {"scan_beside_writers", kmem_scn_scan_beside_writers},
         {"churn_small_arena", kmem_scn_churn_small_arena},
+        {"snapshot_beside_writers", kmem_scn_snapshot_beside_writers},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
