@@ -24,9 +24,11 @@ struct check {
     uint64_t bytes, expires, expired;
 };
 
-static int check_record(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at)
+static int check_record(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at,
+                        uint64_t offset)
 {
     struct check *c = ctx;
+    (void)offset;
     c->r->records++;
     c->r->live_keys++;
     c->bytes += key.len + value.len;

@@ -131,9 +131,10 @@ int kmem_save(struct mem_db *db)
 int kmem_save_status(struct kvs_db *base, kvs_save_status *st)
 {
     struct mem_db *db = mem_db_of(base);
-    uint64_t writes = atomic_load_explicit(&db->writes, memory_order_relaxed);
     pthread_mutex_lock(&db->state_lock);
-    st->changes = writes - db->saved_writes;
+    /* Read under the lock: saved_writes never passes what is read after
+       it was set. */
+    st->changes = atomic_load_explicit(&db->writes, memory_order_acquire) - db->saved_writes;
     st->last_save = db->last_save;
     st->in_progress = db->in_progress || db->bg_requested;
     st->last_status = db->last_status;
@@ -241,15 +242,24 @@ static int size_table(void *ctx, const struct kmem_snap_summary *sum)
     return 0;
 }
 
-static int load_record(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at)
+static int load_record(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at,
+                       uint64_t offset)
 {
     struct load *l = ctx;
     if (expire_at && expire_at <= l->now) {
         l->expired++;
         return 0;
     }
+    bool again = false;
     int rc =
-        kmem_table_put(l->db->table, key.data, key.len, value.data, value.len, expire_at, NULL);
+        kmem_table_put(l->db->table, key.data, key.len, value.data, value.len, expire_at, &again);
+    if (rc == 0 && again) {
+        /* A snapshot holds each key once: a second one means the file is
+           not one moment's state, whichever copy is right. */
+        kvs__why(l->why, "snapshot %s is corrupt at offset %" PRIu64 ": a key that came before",
+                 l->path, offset);
+        return KVS_ECORRUPT;
+    }
     if (rc == KVS_ENOMEM && l->db->opts.max_memory) {
         kvs__why(l->why, "snapshot %s does not fit in max_memory (%" PRIu64 " bytes)", l->path,
                  l->db->opts.max_memory);

@@ -238,8 +238,8 @@ static int parse_records(struct reader *r, uint64_t off, const unsigned char *p,
             len - at - KMEM_SNAP_REC_HDR < (uint64_t)klen + vlen)
             return damage(r, off, len, "a record's lengths are impossible");
         const unsigned char *k = p + at + KMEM_SNAP_REC_HDR;
-        int rc =
-            r->c->record(r->c->ctx, kvs_slice_of(k, klen), kvs_slice_of(k + klen, vlen), expire_at);
+        int rc = r->c->record(r->c->ctx, kvs_slice_of(k, klen), kvs_slice_of(k + klen, vlen),
+                              expire_at, off + KMEM_SNAP_BLOCK_HDR + at);
         if (rc != 0)
             return rc;
         r->records++;

@@ -89,9 +89,10 @@ struct kmem_snap_summary {
 
 /* What kmem_snap_read() calls. */
 struct kmem_snap_calls {
-    /* Each record, in file order; key and value are borrowed for the
-       call. Returns 0 or an error that ends the read. */
-    int (*record)(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at);
+    /* Each record, in file order, with its offset in the file; key and
+       value are borrowed for the call. Returns 0 or an error that ends
+       the read. */
+    int (*record)(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at, uint64_t offset);
     /* NULL: the first damage ends the read with KVS_ECORRUPT. Else called
        for each damaged block (what names the file and offset); the read
        goes on after it when it can (the checker's way). */

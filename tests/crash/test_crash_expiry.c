@@ -508,7 +508,7 @@ int main(void)
         const char *engine = kvs_engine_name(kvs_engine_at(i));
         if (kvs_engine_traits(kvs_engine_at(i)) & KVS_ENGINE_VOLATILE) {
             /* kill -9 loses what came after its last snapshot, which
-               this test does not model: tests/mem/test_mem_kill.c does. */
+               this test does not model: test_crash_mem does. */
             printf("== engine %s: volatile, skipped\n", engine);
             continue;
         }

@@ -458,10 +458,10 @@ struct seen {
     unsigned long n;
 };
 
-static int note(void *ctx, kvs_slice key, kvs_slice value, int64_t at)
+static int note(void *ctx, kvs_slice key, kvs_slice value, int64_t at, uint64_t offset)
 {
     struct seen *s = ctx;
-    (void)at;
+    (void)at, (void)offset;
     char k[16] = "", v[32] = "";
     memcpy(k, key.data, key.len < 15 ? key.len : 15);
     memcpy(v, value.data, value.len < 31 ? value.len : 31);
@@ -519,4 +519,25 @@ Test(mem_engine, a_snapshot_is_a_prefix_of_the_writes)
     }
     stop_writer();
     cr_assert_eq(checked, 30);
+}
+
+Test(mem_engine, a_key_twice_in_a_snapshot_is_refused)
+{
+    make_snapshot(1); /* the ENGINE record */
+    char p[PATH_MAX + 32];
+    path_of(p, KMEM_SNAP_NAME);
+    int fd = open(p, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    struct kmem_snap_writer w;
+    kmem_snap_writer_init(&w, fd);
+    OK(kmem_snap_add(&w, sl("a"), sl("1"), 0));
+    OK(kmem_snap_add(&w, sl("b"), sl("2"), 0));
+    OK(kmem_snap_add(&w, sl("a"), sl("3"), 0));
+    OK(kmem_snap_finish(&w, kvs_now_ms()));
+    kmem_snap_writer_free(&w);
+    close(fd);
+    /* The third record: header, block header, two records of 18 bytes. */
+    char off[32];
+    snprintf(off, sizeof(off), "offset %d:", KMEM_SNAP_HDR + KMEM_SNAP_BLOCK_HDR + 2 * 18);
+    expect_refused("a key twice", off);
 }
