@@ -23,10 +23,29 @@
 #define MEM_CHUNK ((size_t)64 << 20)
 /* The slab's limit when max_memory is 0: more than any machine has. */
 #define MEM_NO_LIMIT ((size_t)1 << 46)
-/* The smallest max_memory: a few pages for the classes and the buckets. */
-#define MEM_MIN_MEMORY ((size_t)4 << 20)
+/* The smallest max_memory. */
+#define MEM_MIN_MEMORY ((size_t)1 << 20)
 
-/* The table's KVS_ENOMEM is the limit when there is one. */
+/*
+ * max_memory is Redis's maxmemory with the noeviction policy: a write that
+ * starts while the memory in use (the slab's pages handed out) is at the
+ * limit is refused, one that starts below it is done whole, even if it
+ * takes the memory past the limit. A batch is judged once, at its start,
+ * so a batch (an MSET among others) is refused or done as a whole. Behind
+ * that the slab has a hard limit an eighth higher: a batch bigger than
+ * that headroom fails at it, set by set.
+ */
+static bool over_limit(struct mem_db *db)
+{
+    if (!db->opts.max_memory || kmem_slab_held(db->slab) < db->opts.max_memory)
+        return false;
+    /* Removed items hold their pages until their readers have left: free
+       what can be freed before refusing. */
+    kmem_table_reclaim(db->table, true);
+    return kmem_slab_held(db->slab) >= db->opts.max_memory;
+}
+
+/* The table's KVS_ENOMEM is the hard limit when there is one. */
 static int full(const struct mem_db *db, int rc)
 {
     return rc == KVS_ENOMEM && db->opts.max_memory ? KVS_EFULL : rc;
@@ -103,7 +122,7 @@ static int mem_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned
 
 /* ---- the write path ---- */
 
-static int mem_set_at(struct mem_db *db, kvs_slice key, kvs_slice value, int64_t expire_at)
+static int put(struct mem_db *db, kvs_slice key, kvs_slice value, int64_t expire_at)
 {
     int rc = kmem_table_put(db->table, key.data, key.len, value.data, value.len, expire_at, NULL);
     if (rc != 0)
@@ -114,7 +133,8 @@ static int mem_set_at(struct mem_db *db, kvs_slice key, kvs_slice value, int64_t
 
 static int mem_set(struct kvs_db *base, kvs_slice key, kvs_slice value)
 {
-    return mem_set_at(mem_db_of(base), key, value, 0);
+    struct mem_db *db = mem_db_of(base);
+    return over_limit(db) ? KVS_EFULL : put(db, key, value, 0);
 }
 
 static int mem_remove(struct kvs_db *base, kvs_slice key)
@@ -128,19 +148,21 @@ static int mem_remove(struct kvs_db *base, kvs_slice key)
 
 /* A batch is applied op by op: each is visible once applied, and a
    snapshot taken meanwhile holds a prefix of the batch (its cut falls
-   between two ops), as kvs_db_write() allows. */
+   between two ops), as kvs_db_write() allows. Sets refused for memory
+   (over_limit) have the result KVS_EFULL; the other ops go on. */
 static int mem_write(struct kvs_db *base, kvs_op *ops, size_t n)
 {
     struct mem_db *db = mem_db_of(base);
+    bool over = over_limit(db);
     for (size_t i = 0; i < n; i++) {
         kvs_op *op = &ops[i];
         int rc;
         switch (op->type) {
         case KVS_OP_SET:
-            rc = mem_set_at(db, op->key, op->value, op->expire_at);
-            if (rc != 0)
+            rc = over ? KVS_EFULL : put(db, op->key, op->value, op->expire_at);
+            if (rc != 0 && rc != KVS_EFULL)
                 return rc;
-            op->result = 0;
+            op->result = rc;
             break;
         case KVS_OP_REMOVE:
             op->result = mem_remove(base, op->key);
@@ -284,15 +306,23 @@ static struct mem_db *db_alloc(const char *dir, const kvs_options *opts)
     return db;
 }
 
+/* The slab for max_memory: pages of a 64th of it (64 KiB to 1 MiB), so
+   that a small limit still holds pages of many classes, and the hard
+   limit an eighth above it (over_limit says why). */
 static int make_table(struct mem_db *db, char *why)
 {
-    size_t limit = db->opts.max_memory ? (size_t)db->opts.max_memory : MEM_NO_LIMIT;
-    if (limit < MEM_MIN_MEMORY) {
-        kvs__why(why, "max_memory of %zu bytes is too small: the mem engine needs at least %zu",
-                 limit, MEM_MIN_MEMORY);
-        return KVS_EINVAL;
+    size_t max = (size_t)db->opts.max_memory, limit = MEM_NO_LIMIT, page = KMEM_SLAB_PAGE_SIZE;
+    if (max) {
+        if (max < MEM_MIN_MEMORY || max > MEM_NO_LIMIT) {
+            kvs__why(why, "max_memory of %zu bytes is out of range: from %zu to %zu", max,
+                     MEM_MIN_MEMORY, MEM_NO_LIMIT);
+            return KVS_EINVAL;
+        }
+        while (page > KMEM_SLAB_MIN_PAGE && page > max / 64)
+            page /= 2;
+        limit = max + (max / 8 > 16 * page ? max / 8 : 16 * page);
     }
-    struct kmem_slab_config cfg = {.limit = limit, .chunk_size = MEM_CHUNK};
+    struct kmem_slab_config cfg = {.limit = limit, .page_size = page, .chunk_size = MEM_CHUNK};
     int rc = kmem_slab_create(&cfg, &db->slab);
     if (rc == 0)
         rc = kmem_table_create(db->slab, 0, 0, &db->table);

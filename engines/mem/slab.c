@@ -2,6 +2,7 @@
 #include "slab.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,9 @@ struct kmem_slab {
     size_t mapped;
     size_t pages, free_pages;
     size_t large_items, large_pages, large_requested;
+    /* (pages - free_pages) * page_size, for kmem_slab_held() without the
+       lock; written under it. */
+    atomic_size_t held;
 };
 
 static size_t round_up(size_t n, size_t to)
@@ -315,6 +319,8 @@ static void take_run_locked(struct kmem_slab *s, struct chunk *c, size_t first, 
     c->page[first].run = (uint32_t)n;
     c->nfree -= (uint32_t)n;
     s->free_pages -= n;
+    atomic_store_explicit(&s->held, (s->pages - s->free_pages) * s->page_size,
+                          memory_order_relaxed);
 }
 
 /*
@@ -377,6 +383,8 @@ static void pool_give(struct kmem_slab *s, struct page *pg, size_t n)
         s->free_pages -= c->npages;
         unmap = c;
     }
+    atomic_store_explicit(&s->held, (s->pages - s->free_pages) * s->page_size,
+                          memory_order_relaxed);
     pthread_mutex_unlock(&s->pool_lock);
     if (unmap)
         munmap(unmap, unmap->map_len);
@@ -490,6 +498,11 @@ void kmem_slab_free(struct kmem_slab *s, void *p, size_t size)
         partial_push(k, pg);
     }
     pthread_mutex_unlock(&k->lock);
+}
+
+size_t kmem_slab_held(struct kmem_slab *s)
+{
+    return atomic_load_explicit(&s->held, memory_order_relaxed);
 }
 
 size_t kmem_slab_room(struct kmem_slab *s)

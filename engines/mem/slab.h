@@ -116,6 +116,11 @@ size_t kmem_slab_footprint(const struct kmem_slab *s, size_t size);
    those the limit still allows mapping. */
 size_t kmem_slab_room(struct kmem_slab *s);
 
+/* Bytes of the pages handed out (to classes and large runs): the memory
+   in use, slots free in class pages included. One load, no lock: for a
+   check on every write. */
+size_t kmem_slab_held(struct kmem_slab *s);
+
 /* The largest size served by a class; larger ones take runs of pages. */
 size_t kmem_slab_max_class(const struct kmem_slab *s);
 

@@ -76,8 +76,10 @@ typedef struct kvs_options {
        NULL logs nothing. Called from any thread. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
-    /* Volatile engines (mem) only. The most memory the data may take, in
-       bytes; a write past it fails with KVS_EFULL (0: no limit). */
+    /* Volatile engines (mem) only. The memory the data may take, in bytes,
+       as Redis's maxmemory with noeviction: a set that starts while the
+       store uses this much or more fails with KVS_EFULL (removes go on);
+       0: no limit. */
     uint64_t max_memory;
     /* Seconds between snapshots while the store is written to (a snapshot
        is written only if something changed since the last one); 0: none,
@@ -194,11 +196,10 @@ int kvs_db_get_ex(kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at)
 
 /*
  * kvs_db_set - store value under key, replacing any previous value.
- * Returns 0, KVS_EKEYSIZE, KVS_EVALSIZE, KVS_ENOSPC, KVS_EIO, KVS_EREADONLY
- * or KVS_ENOMEM. An error means the write was not acknowledged; after a
- * failed fsync its record may still have reached the kernel and be there
- * after a reopen (as with Redis, an unacknowledged write may or may not
- * survive).
+ * Returns 0, KVS_EKEYSIZE, KVS_EVALSIZE, KVS_ENOSPC, KVS_EIO, KVS_EREADONLY,
+ * KVS_ENOMEM, or KVS_EFULL (max_memory refused it). An error means the write was not acknowledged;
+ * after a failed fsync its record may still have reached the kernel and be there after a reopen (as
+ * with Redis, an unacknowledged write may or may not survive).
  */
 int kvs_db_set(kvs_db *db, kvs_slice key, kvs_slice value);
 
@@ -242,7 +243,8 @@ typedef struct kvs_op {
     kvs_slice key;
     kvs_slice value;   /* KVS_OP_SET only */
     int result;        /* out: 0, or KVS_ENOTFOUND for a remove of a missing key, or an
-                          expire of a key that is missing or not expired */
+                          expire of a key that is missing or not expired, or
+                          KVS_EFULL for a set refused by max_memory */
     int64_t expire_at; /* KVS_OP_SET and KVS_OP_EXPIRE: see above; >= 0 */
 } kvs_op;
 
@@ -254,7 +256,8 @@ typedef struct kvs_op {
  * Arguments are checked first (KVS_EKEYSIZE, KVS_EVALSIZE, KVS_EINVAL) and
  * nothing is applied if one is bad.
  * Returns 0 when every op was applied (each op's result says whether a
- * remove found its key), or an I/O error (KVS_ENOSPC, KVS_EIO,
+ * remove found its key, or that max_memory refused a set: KVS_EFULL, the
+ * other ops applied), or an I/O error (KVS_ENOSPC, KVS_EIO,
  * KVS_EREADONLY) after which a prefix of the ops may have been applied,
  * never an op after a failed one. The same holds after a crash.
  */

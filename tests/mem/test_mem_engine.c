@@ -402,6 +402,23 @@ Test(mem_engine, max_memory_refuses_writes_and_goes_on_with_reads_and_deletes)
     int large = fill("large", 100000);
     cr_assert_gt(large, (16 << 20) / 100000 * 7 / 10,
                  "after freeing small items, large ones fit: %d", large);
+    kvs_stats st;
+    OK(kvs_db_stats(db, &st));
+    cr_assert_lt(st.live_bytes, (16u << 20) * 9 / 8, "the headroom holds: %llu bytes",
+                 (unsigned long long)st.live_bytes);
+
+    /* A batch when full: its sets are refused, its removes done. */
+    kvs_op ops[3] = {
+        {.type = KVS_OP_SET, .key = sl("new-1"), .value = sl("v")},
+        {.type = KVS_OP_REMOVE, .key = sl("large-0")},
+        {.type = KVS_OP_SET, .key = sl("new-2"), .value = sl("v")},
+    };
+    OK(kvs_db_write(db, ops, 3));
+    cr_assert_eq(ops[0].result, KVS_EFULL);
+    cr_assert_eq(ops[1].result, 0);
+    cr_assert_eq(ops[2].result, KVS_EFULL);
+    expect("large-0", NULL);
+    expect("new-1", NULL);
 }
 
 Test(mem_engine, a_snapshot_past_max_memory_is_refused)
