@@ -269,11 +269,11 @@ int kvs_db_save(kvs_db *db)
     return db->engine->save ? db->engine->save(db) : KVS_ENOTSUP;
 }
 
-int kvs_db_bgsave(kvs_db *db)
+int kvs_db_bgsave(kvs_db *db, bool schedule)
 {
     if (!db)
         return KVS_EINVAL;
-    return db->engine->bgsave ? db->engine->bgsave(db) : KVS_ENOTSUP;
+    return db->engine->bgsave ? db->engine->bgsave(db, schedule) : KVS_ENOTSUP;
 }
 
 int kvs_db_save_status(kvs_db *db, kvs_save_status *st)

@@ -1,7 +1,7 @@
 /*
  * INFO [section ...]: the server's state as Redis formats it, "# Section"
- * headers and "name:value" lines, sections server, clients, stats,
- * persistence, engine and keyspace. Field names follow Redis where Redis
+ * headers and "name:value" lines, sections server, clients, memory,
+ * persistence, stats, engine and keyspace. Field names follow Redis where Redis
  * has the field, so that tools reading them (redis-cli --stat, monitoring
  * agents) work; kvs's own section, engine, names the engine and gives its
  * figures (kvs_db_info) as the engine names them. Runs on the
@@ -114,11 +114,70 @@ static void info_stats(struct info *in, struct server *srv)
         (unsigned long long)(st.expire_cycle_us / 1000));
 }
 
+/* The process's resident set, from /proc; 0 if it cannot be read. */
+static unsigned long long rss_bytes(void)
+{
+    unsigned long long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+/* Bytes as Redis's *_human fields write them: 1.50M. */
+static void human(char *out, size_t size, unsigned long long n)
+{
+    static const char units[] = "BKMGTP";
+    double v = (double)n;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, size, "%lluB", n);
+    else
+        snprintf(out, size, "%.2f%c", v, units[u]);
+}
+
+/* used_memory is what the mem engine holds for the data (its slab's
+   pages, what --maxmemory is measured against); for the engines whose
+   data lives in files, the process's resident set. */
+static void info_memory(struct info *in, struct server *srv, const kvs_stats *st)
+{
+    unsigned long long rss = rss_bytes();
+    bool in_memory = kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE;
+    unsigned long long used = in_memory ? st->memory_bytes : rss;
+    char h[32];
+    section(in, "Memory");
+    human(h, sizeof(h), used);
+    add(in, "used_memory:%llu\r\nused_memory_human:%s\r\n", used, h);
+    human(h, sizeof(h), rss);
+    add(in, "used_memory_rss:%llu\r\nused_memory_rss_human:%s\r\n", rss, h);
+    add(in, "used_memory_dataset:%llu\r\n", (unsigned long long)st->live_bytes);
+    human(h, sizeof(h), srv->cfg.maxmemory);
+    add(in, "maxmemory:%llu\r\nmaxmemory_human:%s\r\n", srv->cfg.maxmemory, h);
+    add(in, "maxmemory_policy:noeviction\r\n");
+}
+
 static void info_persistence(struct info *in, struct server *srv)
 {
+    struct persist_status ps;
+    persist_status(srv, &ps);
     section(in, "Persistence");
     add(in, "loading:0\r\n");
-    add(in, "aof_enabled:%d\r\n", srv->cfg.fsync != KVS_FSYNC_NO);
+    add(in, "rdb_changes_since_last_save:%llu\r\n", (unsigned long long)ps.changes);
+    add(in, "rdb_bgsave_in_progress:%d\r\n", ps.in_progress);
+    add(in, "rdb_last_save_time:%lld\r\n", (long long)(ps.last_save_ms / 1000));
+    add(in, "rdb_last_bgsave_status:%s\r\n", ps.last_ok ? "ok" : "err");
+    add(in, "rdb_last_bgsave_time_sec:%lld\r\n",
+        ps.saves ? (long long)((ps.last_ms + 999) / 1000) : -1LL);
+    add(in, "rdb_saves:%llu\r\n", (unsigned long long)ps.saves);
+    bool in_memory = kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE;
+    add(in, "aof_enabled:%d\r\n", !in_memory && srv->cfg.fsync != KVS_FSYNC_NO);
     add(in, "appendfsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
 }
 
@@ -189,7 +248,8 @@ enum {
     S_PERSISTENCE = 8,
     S_ENGINE = 16,
     S_KEYSPACE = 32,
-    S_ALL = 63
+    S_MEMORY = 64,
+    S_ALL = 127
 };
 
 /* INFO, INFO default|all|everything, or INFO section [section ...];
@@ -209,6 +269,8 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
             want |= S_STATS;
         else if (slice_is(argv[i], "persistence"))
             want |= S_PERSISTENCE;
+        else if (slice_is(argv[i], "memory"))
+            want |= S_MEMORY;
         else if (slice_is(argv[i], "engine"))
             want |= S_ENGINE;
         else if (slice_is(argv[i], "keyspace"))
@@ -219,26 +281,33 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
     w->scratch.len = 0;
     if (kvs_buf_reserve(&w->scratch, 2048) != 0)
         in.oom = true;
-    if (want & S_SERVER)
-        info_server(&in, w);
-    if (want & S_CLIENTS)
-        info_clients(&in, w->srv);
-    if (want & S_STATS)
-        info_stats(&in, w->srv);
-    if (want & S_PERSISTENCE)
-        info_persistence(&in, w->srv);
-    if (want & (S_ENGINE | S_KEYSPACE)) {
-        kvs_stats st;
+    kvs_stats st;
+    if (want & (S_MEMORY | S_ENGINE | S_KEYSPACE)) {
         int rc = kvs_db_stats(w->srv->store.db, &st);
-        if (rc == 0 && (want & S_ENGINE))
-            rc = info_engine(&in, w->srv, &st);
         if (rc != 0) {
             reply_kvs_error(c, rc);
             return;
         }
-        if (want & S_KEYSPACE)
-            info_keyspace(&in, &st);
     }
+    if (want & S_SERVER)
+        info_server(&in, w);
+    if (want & S_CLIENTS)
+        info_clients(&in, w->srv);
+    if (want & S_MEMORY)
+        info_memory(&in, w->srv, &st);
+    if (want & S_PERSISTENCE)
+        info_persistence(&in, w->srv);
+    if (want & S_STATS)
+        info_stats(&in, w->srv);
+    if (want & S_ENGINE) {
+        int rc = info_engine(&in, w->srv, &st);
+        if (rc != 0) {
+            reply_kvs_error(c, rc);
+            return;
+        }
+    }
+    if (want & S_KEYSPACE)
+        info_keyspace(&in, &st);
     if (in.oom)
         c->flags |= CONN_KILL;
     else

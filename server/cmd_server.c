@@ -53,18 +53,40 @@ void cmd_quit(struct conn *c, size_t argc, const kvs_slice *argv)
 }
 
 /* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the same graceful stop as SIGTERM.
-   Like Redis, no reply: the client sees the connection close. There is
-   nothing to save; every write is already in the store. */
+   Like Redis, no reply: the client sees the connection close. The stop
+   writes a volatile engine's snapshot when its interval is not 0 (as
+   Redis saves when save points are set); SAVE writes one first (and a
+   failed one refuses the stop, unless FORCE), NOSAVE writes none. */
 void cmd_shutdown(struct conn *c, size_t argc, const kvs_slice *argv)
 {
+    bool save = false, nosave = false, force = false;
     for (size_t i = 1; i < argc; i++) {
-        if (!slice_is(argv[i], "nosave") && !slice_is(argv[i], "save") &&
-            !slice_is(argv[i], "now") && !slice_is(argv[i], "force")) {
+        if (slice_is(argv[i], "nosave"))
+            nosave = true;
+        else if (slice_is(argv[i], "save"))
+            save = true;
+        else if (slice_is(argv[i], "force"))
+            force = true;
+        else if (!slice_is(argv[i], "now")) {
             reply_error(c, "ERR syntax error");
             return;
         }
     }
-    log_info("SHUTDOWN by client id=%llu", (unsigned long long)c->id);
+    if (save && nosave) {
+        reply_error(c, "ERR syntax error");
+        return;
+    }
+    if (save && persist_save(c->w->srv) != 0 && !force) {
+        reply_error(c, "ERR Errors trying to SHUTDOWN. Check logs.");
+        return;
+    }
+    if (nosave)
+        atomic_store(&c->w->srv->shutdown_nosave, true);
+    log_info("SHUTDOWN%s by client id=%llu",
+             save     ? " SAVE"
+             : nosave ? " NOSAVE"
+                      : "",
+             (unsigned long long)c->id);
     server_request_stop(c->w->srv);
     c->flags |= CONN_QUIT;
 }
@@ -249,12 +271,12 @@ static void reply_command_info(struct conn *c, const struct command *cmd)
         unsigned flag;
         const char *name;
     } flag_names[] = {
-        {CMD_WRITE, "write"},           {CMD_READONLY, "readonly"},
-        {CMD_DENYOOM, "denyoom"},       {CMD_ADMIN, "admin"},
-        {CMD_NOSCRIPT, "noscript"},     {CMD_LOADING, "loading"},
-        {CMD_STALE, "stale"},           {CMD_FAST, "fast"},
-        {CMD_NOAUTH, "no_auth"},        {CMD_NO_MULTI, "no_multi"},
-        {CMD_ALLOW_BUSY, "allow_busy"},
+        {CMD_WRITE, "write"},       {CMD_READONLY, "readonly"},
+        {CMD_DENYOOM, "denyoom"},   {CMD_ADMIN, "admin"},
+        {CMD_NOSCRIPT, "noscript"}, {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},       {CMD_FAST, "fast"},
+        {CMD_NOAUTH, "no_auth"},    {CMD_NO_ASYNC_LOADING, "no_async_loading"},
+        {CMD_NO_MULTI, "no_multi"}, {CMD_ALLOW_BUSY, "allow_busy"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
@@ -337,7 +359,16 @@ void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
 
 /* The parameters CONFIG GET reports: what redis-benchmark and client
    libraries ask for. Only maxclients and timeout can be changed. */
-enum config_param { P_SAVE, P_APPENDONLY, P_APPENDFSYNC, P_MAXCLIENTS, P_TIMEOUT, P_DATABASES };
+enum config_param {
+    P_SAVE,
+    P_APPENDONLY,
+    P_APPENDFSYNC,
+    P_MAXCLIENTS,
+    P_TIMEOUT,
+    P_DATABASES,
+    P_MAXMEMORY,
+    P_MAXMEMORY_POLICY
+};
 
 static const char *const config_names[] = {
     [P_SAVE] = "save",
@@ -346,6 +377,8 @@ static const char *const config_names[] = {
     [P_MAXCLIENTS] = "maxclients",
     [P_TIMEOUT] = "timeout",
     [P_DATABASES] = "databases",
+    [P_MAXMEMORY] = "maxmemory",
+    [P_MAXMEMORY_POLICY] = "maxmemory-policy",
 };
 
 #define CONFIG_COUNT (sizeof(config_names) / sizeof(config_names[0]))
@@ -353,11 +386,26 @@ static const char *const config_names[] = {
 static void config_value(struct server *srv, enum config_param p, char *out, size_t size)
 {
     switch (p) {
-    case P_SAVE: /* no snapshots: every write is in the store already */
-        snprintf(out, size, "%s", "");
+    case P_SAVE: /* a snapshot every interval after one change, in Redis's words; none
+                    for an engine that keeps every write in its files */
+        if ((kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE) &&
+            srv->cfg.snapshot_interval)
+            snprintf(out, size, "%u 1", srv->cfg.snapshot_interval);
+        else
+            snprintf(out, size, "%s", "");
+        break;
+    case P_MAXMEMORY:
+        snprintf(out, size, "%llu", srv->cfg.maxmemory);
+        break;
+    case P_MAXMEMORY_POLICY:
+        snprintf(out, size, "%s", "noeviction");
         break;
     case P_APPENDONLY: /* the store is a log on disk unless nothing is synced */
-        snprintf(out, size, "%s", srv->cfg.fsync == KVS_FSYNC_NO ? "no" : "yes");
+        snprintf(out, size, "%s",
+                 srv->cfg.fsync == KVS_FSYNC_NO ||
+                         (kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE)
+                     ? "no"
+                     : "yes");
         break;
     case P_APPENDFSYNC:
         snprintf(out, size, "%s", kvs_fsync_name(srv->cfg.fsync));

@@ -68,6 +68,11 @@ static const struct command table[] = {
     {"shutdown", cmd_shutdown, -1,
      CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0, 0,
      NULL},
+    /* persistence: cmd_persist.c */
+    {"save", cmd_save, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING | CMD_NO_MULTI, 0, 0, 0,
+     0, NULL},
+    {"bgsave", cmd_bgsave, -1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING, 0, 0, 0, 0, NULL},
+    {"lastsave", cmd_lastsave, 1, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0, NULL},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))
@@ -265,6 +270,10 @@ void reply_kvs_error(struct conn *c, int err)
     else if (err == KVS_EVALSIZE)
         reply_errorf(c, "ERR value too long: engine %s accepts values up to %zu bytes",
                      kvs_engine_name(engine), kvs_engine_max_value(engine));
+    else if (err == KVS_EFULL)
+        reply_error(c, "OOM command not allowed when used memory > 'maxmemory'.");
+    else if (err == KVS_EBUSY)
+        reply_error(c, "ERR Background save already in progress");
     else
         reply_errorf(c, "ERR %s", kvs_strerror(err));
 }

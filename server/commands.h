@@ -26,17 +26,18 @@ typedef void cmd_proc(struct conn *c, size_t argc, const kvs_slice *argv);
 /* Flags as Redis 7 reports them in COMMAND (their names, in Redis's
    order, are in cmd_server.c), and kvs's own CMD_BATCHED. */
 enum cmd_flag {
-    CMD_WRITE = 1u << 0,       /* may change the store */
-    CMD_READONLY = 1u << 1,    /* reads the store */
-    CMD_DENYOOM = 1u << 2,     /* may grow the store */
-    CMD_ADMIN = 1u << 3,       /* server administration */
-    CMD_NOSCRIPT = 1u << 4,    /* not allowed in scripts */
-    CMD_LOADING = 1u << 5,     /* allowed while the data set loads */
-    CMD_STALE = 1u << 6,       /* allowed on a replica with stale data */
-    CMD_FAST = 1u << 7,        /* O(1) or O(argc) */
-    CMD_NOAUTH = 1u << 8,      /* allowed before AUTH under --requirepass */
-    CMD_NO_MULTI = 1u << 9,    /* not allowed inside MULTI */
-    CMD_ALLOW_BUSY = 1u << 10, /* allowed while a script runs */
+    CMD_WRITE = 1u << 0,             /* may change the store */
+    CMD_READONLY = 1u << 1,          /* reads the store */
+    CMD_DENYOOM = 1u << 2,           /* may grow the store */
+    CMD_ADMIN = 1u << 3,             /* server administration */
+    CMD_NOSCRIPT = 1u << 4,          /* not allowed in scripts */
+    CMD_LOADING = 1u << 5,           /* allowed while the data set loads */
+    CMD_STALE = 1u << 6,             /* allowed on a replica with stale data */
+    CMD_FAST = 1u << 7,              /* O(1) or O(argc) */
+    CMD_NOAUTH = 1u << 8,            /* allowed before AUTH under --requirepass */
+    CMD_NO_MULTI = 1u << 9,          /* not allowed inside MULTI */
+    CMD_ALLOW_BUSY = 1u << 10,       /* allowed while a script runs */
+    CMD_NO_ASYNC_LOADING = 1u << 11, /* refused while a replica loads in the background */
     /* kvs's own, not reported: with argc fitting batch_arity (and
        batch_if, if any) the command is an unconditional write queued in
        the worker's batch of the turn (worker.h), answered once the batch
@@ -117,6 +118,8 @@ cmd_proc cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist;
 cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
+/* cmd_persist.c */
+cmd_proc cmd_save, cmd_bgsave, cmd_lastsave;
 
 /* SET with options (all but SET k v): cmd_expire.c. */
 cmd_proc set_with_options;

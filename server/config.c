@@ -26,6 +26,10 @@
 /* The most either limit may be: sums such as "limit + one reply" cannot wrap. */
 #define MAX_BUFFER_LIMIT ((unsigned long long)(SIZE_MAX / 4))
 #define MAX_PASSWORD_FILE (64u << 10)
+/* The mem engine's range (engines/mem/mem_engine.c). */
+#define MIN_MAXMEMORY (1ull << 20)
+#define MAX_MAXMEMORY (1ull << 46)
+#define DEFAULT_SNAPSHOT_INTERVAL 5
 
 static const char usage[] =
     "Usage: kvs-server [OPTIONS]\n"
@@ -52,6 +56,12 @@ static const char usage[] =
     "                        hz (default 10)\n"
     "  --active-expire-effort N  1 to 10, as Redis's: more keys looked at per\n"
     "                        cycle and more time allowed (default 1)\n"
+    "  --maxmemory N         mem engine: refuse writes (OOM) while the data uses N\n"
+    "                        bytes or more; N may end in kb, mb or gb; 0 for no\n"
+    "                        limit (default 0)\n"
+    "  --snapshot-interval SECONDS  mem engine: write a snapshot this often while\n"
+    "                        keys change, and one at a clean stop; 0 for neither\n"
+    "                        (default 5)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n";
@@ -127,7 +137,9 @@ enum {
     OPT_MAX_QUERY_BUFFER,
     OPT_MAX_OUTPUT_BUFFER,
     OPT_HZ,
-    OPT_EXPIRE_EFFORT
+    OPT_EXPIRE_EFFORT,
+    OPT_MAXMEMORY,
+    OPT_SNAPSHOT_INTERVAL
 };
 
 static const struct option options[] = {
@@ -146,6 +158,8 @@ static const struct option options[] = {
     {"max-output-buffer", required_argument, NULL, OPT_MAX_OUTPUT_BUFFER},
     {"hz", required_argument, NULL, OPT_HZ},
     {"active-expire-effort", required_argument, NULL, OPT_EXPIRE_EFFORT},
+    {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
+    {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -347,6 +361,22 @@ static int apply(struct server_config *cfg, int opt, const char *val)
             return -1;
         }
         return 0;
+    case OPT_MAXMEMORY: {
+        unsigned long long bytes = 0;
+        int rc = parse_bytes(val, MAX_MAXMEMORY, &bytes);
+        if (rc != BYTES_OK || (bytes != 0 && bytes < MIN_MAXMEMORY)) {
+            bad("invalid --maxmemory '%s': expected 0 or a size from 1mb to 64tb", val);
+            return -1;
+        }
+        cfg->maxmemory = bytes;
+        return 0;
+    }
+    case OPT_SNAPSHOT_INTERVAL:
+        if (parse_uint(val, 0, 100u * 365 * 86400, &cfg->snapshot_interval) != 0) {
+            bad("invalid --snapshot-interval '%s': expected seconds, 0 for none", val);
+            return -1;
+        }
+        return 0;
     }
     return -1;
 }
@@ -364,6 +394,7 @@ static enum config_result parse(struct server_config *cfg, int argc, char **argv
     cfg->max_output_buffer = DEFAULT_MAX_OUTPUT_BUFFER;
     cfg->hz = 10;
     cfg->expire_effort = 1;
+    cfg->snapshot_interval = DEFAULT_SNAPSHOT_INTERVAL;
     if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
         return CONFIG_BAD;
 

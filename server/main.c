@@ -142,6 +142,9 @@ int main(int argc, char **argv)
     atomic_init(&srv.maxclients, cfg->maxclients);
     atomic_init(&srv.timeout, cfg->timeout);
     atomic_init(&srv.next_id, 1);
+    atomic_init(&srv.last_save_ms, kvs_now_ms());
+    atomic_init(&srv.last_save_ok, true);
+    atomic_init(&srv.shutdown_nosave, false);
     pthread_mutex_init(&srv.stats_lock, NULL);
     clock_gettime(CLOCK_MONOTONIC, &srv.started);
     commands_init();
@@ -161,6 +164,8 @@ int main(int argc, char **argv)
     kvs_options_init(&opts);
     opts.engine = cfg->engine;
     opts.fsync = cfg->fsync;
+    opts.max_memory = cfg->maxmemory;
+    opts.snapshot_interval = cfg->snapshot_interval;
     opts.log = engine_log;
     kvs_db *db = NULL;
     why[0] = '\0';
@@ -175,6 +180,11 @@ int main(int argc, char **argv)
         goto out_db;
     }
     srv.engine_name = kvs_engine_name(kvs_db_engine(db));
+    bool in_memory = kvs_engine_traits(kvs_db_engine(db)) & KVS_ENGINE_VOLATILE;
+    if (!in_memory && (cfg->maxmemory || cfg->snapshot_interval != 5))
+        log_warn("--maxmemory and --snapshot-interval apply to the mem engine only; engine %s "
+                 "keeps every write in its files",
+                 srv.engine_name);
 
     base = event_base_new();
     sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
@@ -194,10 +204,16 @@ int main(int argc, char **argv)
         log_error("%s", why);
         goto out_workers;
     }
-    log_info("kvs-server %s ready: engine %s, fsync %s, address %s, data directory %s, "
+    char persistence[96];
+    if (in_memory)
+        snprintf(persistence, sizeof(persistence), "snapshots every %us, maxmemory %llu",
+                 cfg->snapshot_interval, cfg->maxmemory);
+    else
+        snprintf(persistence, sizeof(persistence), "fsync %s", kvs_fsync_name(cfg->fsync));
+    log_info("kvs-server %s ready: engine %s, %s, address %s, data directory %s, "
              "%u threads, maxclients %u, hz %u",
-             KVS_VERSION, srv.engine_name, kvs_fsync_name(cfg->fsync), cfg->addr_text,
-             cfg->data_dir, srv.nworkers, cfg->maxclients, cfg->hz);
+             KVS_VERSION, srv.engine_name, persistence, cfg->addr_text, cfg->data_dir, srv.nworkers,
+             cfg->maxclients, cfg->hz);
     if (auth_required(cfg))
         log_info("clients must authenticate (AUTH) before other commands");
     else if (cfg->protected_mode && !auth_peer_is_loopback((const struct sockaddr *)&cfg->addr))
@@ -219,7 +235,8 @@ out_events:
         event_base_free(base);
     store_destroy(&srv.store);
 out_db:
-    rc = kvs_db_close(db);
+    /* A volatile engine writes its snapshot here, unless SHUTDOWN NOSAVE. */
+    rc = atomic_load(&srv.shutdown_nosave) ? kvs_db_close_nosave(db) : kvs_db_close(db);
     if (rc != 0) {
         log_error("closing the store: %s", kvs_strerror(rc));
         status = 1;

@@ -44,6 +44,9 @@ struct server_config {
     size_t max_output_buffer; /* bytes of replies a client may owe; 0 no limit */
     unsigned hz;              /* active expiry cycles per second (expiry.h) */
     unsigned expire_effort;   /* 1-10, Redis's active-expire-effort */
+    /* The mem engine's (kvs_options): bytes, 0 no limit; seconds, 0 none. */
+    unsigned long long maxmemory;
+    unsigned snapshot_interval;
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its
@@ -76,6 +79,12 @@ struct server {
     _Atomic unsigned timeout;
 
     _Atomic unsigned clients; /* connections open now, counted by the listener */
+    /* Saves of an engine without snapshots (cmd_persist.c): the last good
+       one (ms since the epoch; startup until one ran), and whether the
+       last one succeeded. SHUTDOWN NOSAVE sets shutdown_nosave. */
+    _Atomic int64_t last_save_ms;
+    atomic_bool last_save_ok;
+    atomic_bool shutdown_nosave;
     _Atomic uint64_t next_id; /* CLIENT ID of the next connection */
 
     /* CONFIG RESETSTAT records the totals at that moment here; INFO reports
@@ -103,5 +112,20 @@ void server_stats_reset(struct server *srv);
 
 /* Begin a graceful stop, as SIGTERM does. Any thread. */
 void server_request_stop(struct server *srv);
+
+/* The state of saves, for INFO persistence and LASTSAVE (cmd_persist.c). */
+struct persist_status {
+    uint64_t changes;     /* writes not in a snapshot yet */
+    int64_t last_save_ms; /* the last good save, ms since the epoch */
+    bool in_progress;
+    bool last_ok;    /* the last save succeeded (or none ran) */
+    int64_t last_ms; /* how long the last good one took */
+    uint64_t saves;  /* good snapshots since startup */
+};
+void persist_status(struct server *srv, struct persist_status *ps);
+
+/* SAVE: a snapshot, or an fsync for an engine that has none. Returns 0 or
+   the error (logged). Any worker. */
+int persist_save(struct server *srv);
 
 #endif

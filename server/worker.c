@@ -167,6 +167,18 @@ kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, 
     return first;
 }
 
+/* KVS_EFULL if --maxmemory refused one of a command's sets (kvs.h:
+   a batch that starts at the limit has all its sets refused, so a
+   command's are refused together), else 0. */
+static int refused_for_memory(const kvs_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].type == KVS_OP_SET && ops[i].result == KVS_EFULL)
+            return KVS_EFULL;
+    }
+    return 0;
+}
+
 /* Apply one batch and answer its commands, in the order they came. A
    connection whose last queued command is answered goes on at once
    (conn_batch_done), queueing into the other batch. */
@@ -176,7 +188,10 @@ static void batch_apply(struct worker *w, struct batch *b)
     for (size_t i = 0; i < b->ncmds; i++) {
         const struct batch_cmd *bc = &b->cmds[i];
         struct conn *c = bc->c;
-        bc->done(c, b->ops + bc->first, bc->nops, bc->err ? bc->err : rc);
+        int err = bc->err ? bc->err : rc;
+        if (err == 0)
+            err = refused_for_memory(b->ops + bc->first, bc->nops);
+        bc->done(c, b->ops + bc->first, bc->nops, err);
         if (--c->npending == 0)
             conn_batch_done(c);
     }

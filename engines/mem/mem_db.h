@@ -72,7 +72,7 @@ int kmem_load(struct mem_db *db, char *why);
 int kmem_bg_start(struct mem_db *db);
 void kmem_bg_stop(struct mem_db *db);
 /* The vtable's bgsave and save_status. */
-int kmem_bgsave(struct kvs_db *base);
+int kmem_bgsave(struct kvs_db *base, bool schedule);
 int kmem_save_status(struct kvs_db *base, kvs_save_status *st);
 
 /* mem_check.c */

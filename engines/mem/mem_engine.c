@@ -204,6 +204,7 @@ static int mem_stats(struct kvs_db *base, kvs_stats *st)
     st->expires = f.expires;
     st->expire_mean = f.expires ? f.expire_sum / (int64_t)f.expires : 0;
     st->live_bytes = f.bytes;
+    st->memory_bytes = kmem_slab_held(db->slab);
     pthread_mutex_lock(&db->state_lock);
     st->disk_bytes = db->last_bytes;
     pthread_mutex_unlock(&db->state_lock);

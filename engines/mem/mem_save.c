@@ -147,12 +147,12 @@ int kmem_save_status(struct kvs_db *base, kvs_save_status *st)
 
 /* ---- the background thread ---- */
 
-int kmem_bgsave(struct kvs_db *base)
+int kmem_bgsave(struct kvs_db *base, bool schedule)
 {
     struct mem_db *db = mem_db_of(base);
     int rc = 0;
     pthread_mutex_lock(&db->state_lock);
-    if (db->in_progress || db->bg_requested) {
+    if (db->bg_requested || (db->in_progress && !schedule)) {
         rc = KVS_EBUSY;
     } else {
         db->bg_requested = true;
@@ -179,7 +179,12 @@ static void *bg_main(void *arg)
             pthread_cond_timedwait(&db->bg_cond, &db->state_lock, &until);
         if (db->bg_stop)
             break;
+        /* A request is taken now; one made while this save runs waits for
+           the next turn (BGSAVE SCHEDULE). */
         bool asked = db->bg_requested;
+        db->bg_requested = false;
+        if (asked)
+            db->in_progress = true; /* from the request on, as INFO shows it */
         uint64_t changes = atomic_load(&db->writes) - db->saved_writes;
         pthread_mutex_unlock(&db->state_lock);
 
@@ -189,8 +194,6 @@ static void *bg_main(void *arg)
             last_attempt = mono_ms();
         }
         pthread_mutex_lock(&db->state_lock);
-        if (asked)
-            db->bg_requested = false;
     }
     pthread_mutex_unlock(&db->state_lock);
     return NULL;

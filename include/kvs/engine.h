@@ -119,7 +119,7 @@ struct kvs_engine {
     int (*get_ex)(struct kvs_db *db, kvs_slice key, kvs_buf *value, int64_t *expire_at);
     /* ABI 4, engines with snapshots (KVS_ENGINE_VOLATILE). Start a save in
        the background: KVS_EBUSY. */
-    int (*bgsave)(struct kvs_db *db);
+    int (*bgsave)(struct kvs_db *db, bool schedule);
     /* ABI 4. Fill the status (never fails but with KVS_ENOMEM). */
     int (*save_status)(struct kvs_db *db, kvs_save_status *st);
     /* ABI 4. close() without the final snapshot; NULL: close() is used. */

@@ -88,13 +88,14 @@ typedef struct kvs_options {
 } kvs_options;
 
 typedef struct kvs_stats {
-    uint64_t keys;        /* live keys (those expired but not yet removed included) */
-    uint64_t expires;     /* of them, keys with an expiry time */
-    int64_t expire_mean;  /* the mean of those expiry times (ms since the epoch), 0: none */
-    uint64_t live_bytes;  /* bytes of live keys and values */
-    uint64_t disk_bytes;  /* bytes the store occupies in its directory */
-    uint64_t stale_bytes; /* bytes on disk no longer reachable (overwritten, removed) */
-    uint64_t compactions; /* compactions completed since open */
+    uint64_t keys;         /* live keys (those expired but not yet removed included) */
+    uint64_t expires;      /* of them, keys with an expiry time */
+    int64_t expire_mean;   /* the mean of those expiry times (ms since the epoch), 0: none */
+    uint64_t live_bytes;   /* bytes of live keys and values */
+    uint64_t disk_bytes;   /* bytes the store occupies in its directory */
+    uint64_t stale_bytes;  /* bytes on disk no longer reachable (overwritten, removed) */
+    uint64_t compactions;  /* compactions completed since open */
+    uint64_t memory_bytes; /* memory a volatile engine holds for the data; 0 for others */
 } kvs_stats;
 
 /* Fill *opts with the defaults above (fsync everysec). */
@@ -284,10 +285,13 @@ int kvs_db_save(kvs_db *db);
 /*
  * kvs_db_bgsave - start kvs_db_save() in the engine's background thread
  * and return (Redis's BGSAVE); kvs_db_save_status() tells how it went.
- * Returns 0, KVS_EBUSY when a save is already running, or KVS_ENOTSUP for
- * an engine without snapshots.
+ * With schedule, a save already running does not refuse it: it starts
+ * when that one ends (BGSAVE SCHEDULE).
+ * Returns 0, KVS_EBUSY when a save is already running (or, with schedule,
+ * one is already waiting), or KVS_ENOTSUP for an engine without
+ * snapshots.
  */
-int kvs_db_bgsave(kvs_db *db);
+int kvs_db_bgsave(kvs_db *db, bool schedule);
 
 /* The state of a volatile engine's snapshots (Redis's INFO persistence). */
 typedef struct kvs_save_status {

@@ -203,7 +203,7 @@ static void child_main(const struct run *r, uint64_t start, uint64_t bgsave_ns, 
             continue;
         poll_status(db, sh, j + 1);
         if (bgsave_ns && sh->bgsave_at == NONE && cx_now_ns() >= sh->open_ns + bgsave_ns &&
-            kvs_db_bgsave(db) == 0) {
+            kvs_db_bgsave(db, false) == 0) {
             /* No snapshot was running: the next one to start is ours. */
             sh->bgsave_at = j + 1;
             sh->bgsave_saves = sh->saves;

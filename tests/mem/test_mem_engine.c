@@ -198,7 +198,7 @@ Test(mem_engine, save_status_and_bgsave)
     OK(kvs_db_save_status(db, &st));
     cr_assert_eq(st.changes, 3, "a remove that found nothing is no change");
 
-    OK(kvs_db_bgsave(db));
+    OK(kvs_db_bgsave(db, false));
     for (int i = 0; i < 1000; i++) {
         OK(kvs_db_save_status(db, &st));
         if (st.saves == 1 && !st.in_progress)

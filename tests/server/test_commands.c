@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "kvs/engine.h"
 #include "kvs/kvs.h"
 
 /* Run redis-cli and compare its whole output. */
@@ -199,6 +200,8 @@ ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 6
     static const char *const args[] = {"--fsync", "always", "--timeout", "300", NULL};
     h_start(&h, engine->name, args);
     CLI_IS(&h, "OK\n", "SET", "k", "v");
+    /* An in-memory engine persists by snapshots, as Redis's RDB: no AOF. */
+    bool in_memory = kvs_engine_traits(kvs_engine_find(engine->name)) & KVS_ENGINE_VOLATILE;
 
     char *info = h_cli(&h, "INFO", NULL);
     static const char *const wanted[] = {"# Server\r\n",
@@ -214,8 +217,12 @@ ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 6
                                          "keyspace_hits:",
                                          "keyspace_misses:",
                                          "# Persistence\r\n",
-                                         "aof_enabled:1\r\n",
+                                         "rdb_changes_since_last_save:",
+                                         "rdb_last_bgsave_status:ok\r\n",
                                          "appendfsync:always\r\n",
+                                         "# Memory\r\n",
+                                         "used_memory:",
+                                         "maxmemory_policy:noeviction\r\n",
                                          "# Engine\r\n",
                                          "live_bytes:",
                                          "disk_bytes:",
@@ -228,6 +235,7 @@ ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 6
     char engine_line[64];
     snprintf(engine_line, sizeof(engine_line), "engine:%s\r\n", engine->name);
     cr_expect(strstr(info, engine_line) != NULL, "%s", info);
+    cr_expect(strstr(info, in_memory ? "aof_enabled:0\r\n" : "aof_enabled:1\r\n"), "%s", info);
     free(info);
 
     info = h_cli(&h, "INFO", "keyspace", NULL);
@@ -251,14 +259,20 @@ ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 6
     CLI_HAS(&h, "ERR unknown subcommand 'NOPE'. Try COMMAND HELP.", "COMMAND", "NOPE");
 
     /* CONFIG GET: what redis-benchmark and clients ask for. */
-    CLI_IS(&h, "save\n\n", "CONFIG", "GET", "save");
-    CLI_IS(&h, "appendonly\nyes\n", "CONFIG", "GET", "appendonly");
+    CLI_IS(&h, in_memory ? "save\n5 1\n" : "save\n\n", "CONFIG", "GET", "save");
+    CLI_IS(&h, in_memory ? "appendonly\nno\n" : "appendonly\nyes\n", "CONFIG", "GET", "appendonly");
     CLI_IS(&h, "appendfsync\nalways\n", "CONFIG", "GET", "appendfsync");
     CLI_IS(&h, "maxclients\n10000\n", "CONFIG", "GET", "maxclients");
     CLI_IS(&h, "timeout\n300\n", "CONFIG", "GET", "timeout");
     CLI_IS(&h, "databases\n1\n", "CONFIG", "GET", "DATABASES");
     CLI_IS(&h, "\n", "CONFIG", "GET", "nosuchparam");
-    CLI_IS(&h, "maxclients\n10000\ntimeout\n300\n", "CONFIG", "GET", "timeout", "max*");
+    CLI_IS(&h, "maxmemory\n0\n", "CONFIG", "GET", "maxmemory");
+    CLI_IS(&h, "maxmemory-policy\nnoeviction\n", "CONFIG", "GET", "maxmemory-policy");
+    char *some = h_cli(&h, "CONFIG", "GET", "timeout", "max*", NULL);
+    cr_expect(strstr(some, "maxclients\n10000\n") && strstr(some, "timeout\n300\n") &&
+                  strstr(some, "maxmemory\n0\n") && !strstr(some, "appendonly"),
+              "%s", some);
+    free(some);
     char *all = h_cli(&h, "CONFIG", "GET", "*", NULL);
     cr_expect(strstr(all, "save\n") && strstr(all, "databases\n1\n"), "%s", all);
     free(all);
