@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvs/engine.h"
 #include "kvs/kvs.h"
 #include "support/server.h"
 
@@ -431,4 +432,34 @@ Test(check, damaged_hint_is_reported)
     snprintf(want, sizeof(want), "bad hint: %s/%s (checksum mismatch", dir, hint);
     expect_in(&r, want);
     ts_result_free(&r);
+}
+
+/* Every engine's checker counts the keys with a time and those past it. */
+Test(check, expiry_times_counted_on_every_engine)
+{
+    for (size_t e = 0; e < kvs_engine_count(); e++) {
+        const char *engine = kvs_engine_name(kvs_engine_at(e));
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        cr_assert_eq(system(cmd), 0);
+        kvs_db *db = open_store(dir, engine);
+        int64_t soon = kvs_now_ms() + 300;
+        for (unsigned i = 0; i < 100; i++) {
+            char k[32];
+            key_of(k, sizeof(k), i);
+            /* 30 keys expire in 2100, 10 in 300 ms, 60 never. */
+            int64_t at = i < 30 ? INT64_C(4102444800000) : i < 40 ? soon : 0;
+            cr_assert_eq(kvs_db_set_ex(db, kvs_slice_of(k, strlen(k)), kvs_slice_of("v", 1), at),
+                         0);
+        }
+        cr_assert_eq(kvs_db_close(db), 0);
+        while (kvs_now_ms() <= soon)
+            usleep(20000);
+        ts_result r;
+        run_check(&r, NULL, NULL);
+        cr_expect_eq(r.status, 0, "[%s] %s%s", engine, r.out, r.err);
+        cr_expect(strstr(r.out, "expiry: 40 ") && strstr(r.out, ", 10 of them past it"), "[%s] %s",
+                  engine, r.out);
+        ts_result_free(&r);
+    }
 }

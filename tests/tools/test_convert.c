@@ -1,10 +1,10 @@
 /*
  * kvs-convert end to end, run as a program on real stores: a store of each
  * registered engine converted into every engine and back, with binary and
- * empty keys, empty and large values, compared pair by pair with what was
- * written; and the refusals: a destination that is not empty, a source a
- * process has open, a key the destination engine cannot hold (the source
- * stays untouched and the message says what to delete), bad usage.
+ * empty keys, empty and large values, a third of the keys with an expiry
+ * time, compared pair by pair (value and time) with what was written; and the refusals: a
+ * destination that is not empty, a source a process has open, a key the destination engine cannot
+ * hold (the source stays untouched and the message says what to delete), bad usage.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -78,6 +78,13 @@ static size_t value_of(char *out, unsigned i)
     return (size_t)sprintf(out, "value %u of the store", i);
 }
 
+/* Key i's expiry time: a third of the keys expire, in 2100 (ms since the
+   epoch), each at its own millisecond; the rest never. */
+static int64_t expire_of(unsigned i)
+{
+    return i % 3 == 1 ? INT64_C(4102444800000) + i : 0;
+}
+
 static char *valbuf(void)
 {
     char *v = malloc(65536);
@@ -91,7 +98,8 @@ static void fill(const char *dir, const char *engine)
     char key[32], *val = valbuf();
     for (unsigned i = 0; i < NKEYS; i++) {
         size_t kl = key_of(key, i), vl = value_of(val, i);
-        cr_assert_eq(kvs_db_set(db, kvs_slice_of(key, kl), kvs_slice_of(val, vl)), 0);
+        cr_assert_eq(kvs_db_set_ex(db, kvs_slice_of(key, kl), kvs_slice_of(val, vl), expire_of(i)),
+                     0);
     }
     /* Removed keys are not copied. */
     for (unsigned i = 2; i < NKEYS; i += 97)
@@ -111,7 +119,8 @@ static void expect_same(const char *dir, const char *engine)
     unsigned live = 0;
     for (unsigned i = 0; i < NKEYS; i++) {
         size_t kl = key_of(key, i), vl = value_of(val, i);
-        int rc = kvs_db_get(db, kvs_slice_of(key, kl), &got);
+        int64_t at = -1;
+        int rc = kvs_db_get_ex(db, kvs_slice_of(key, kl), &got, &at);
         bool removed = i >= 2 && (i - 2) % 97 == 0;
         if (removed) {
             cr_assert_eq(rc, KVS_ENOTFOUND, "[%s] removed key %u is back", engine, i);
@@ -121,11 +130,18 @@ static void expect_same(const char *dir, const char *engine)
         cr_assert_eq(rc, 0, "[%s] key %u: %s", engine, i, kvs_strerror(rc));
         cr_assert(got.len == vl && memcmp(got.data, val, vl) == 0, "[%s] key %u: wrong value",
                   engine, i);
+        cr_assert_eq(at, expire_of(i), "[%s] key %u expires at %lld, not %lld", engine, i,
+                     (long long)at, (long long)expire_of(i));
     }
     kvs_stats st;
     cr_assert_eq(kvs_db_stats(db, &st), 0);
     cr_assert_eq(st.keys, live, "[%s] %llu keys, %u expected", engine, (unsigned long long)st.keys,
                  live);
+    unsigned timed = 0;
+    for (unsigned i = 0; i < NKEYS; i++)
+        timed += expire_of(i) != 0 && !(i >= 2 && (i - 2) % 97 == 0);
+    cr_assert_eq(st.expires, timed, "[%s] %llu keys with a time, %u expected", engine,
+                 (unsigned long long)st.expires, timed);
     kvs_buf_free(&got);
     free(val);
     kvs_db_close(db);
