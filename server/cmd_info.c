@@ -79,6 +79,8 @@ static void info_server(struct info *in, struct worker *w)
     add(in, "process_id:%d\r\n", (int)getpid());
     add(in, "tcp_port:%u\r\n", port);
     add(in, "listen_address:%s\r\n", srv->cfg.addr_text);
+    if (srv->cfg.http_addr_len)
+        add(in, "http_address:%s\r\n", srv->cfg.http_addr_text);
     add(in, "worker_threads:%u\r\n", srv->nworkers);
     add(in, "uptime_in_seconds:%lld\r\n", uptime);
     add(in, "uptime_in_days:%lld\r\n", uptime / 86400);
@@ -252,6 +254,40 @@ enum {
     S_ALL = 127
 };
 
+/* The sections in want, into text (emptied first). Returns 0, KVS_ENOMEM,
+   or the engine's error. */
+static int build(struct worker *w, unsigned want, kvs_buf *text)
+{
+    struct info in = {text, false, true};
+    text->len = 0;
+    if (kvs_buf_reserve(text, 2048) != 0)
+        in.oom = true;
+    kvs_stats st;
+    if (want & (S_MEMORY | S_ENGINE | S_KEYSPACE)) {
+        int rc = kvs_db_stats(w->srv->store.db, &st);
+        if (rc != 0)
+            return rc;
+    }
+    if (want & S_SERVER)
+        info_server(&in, w);
+    if (want & S_CLIENTS)
+        info_clients(&in, w->srv);
+    if (want & S_MEMORY)
+        info_memory(&in, w->srv, &st);
+    if (want & S_PERSISTENCE)
+        info_persistence(&in, w->srv);
+    if (want & S_STATS)
+        info_stats(&in, w->srv);
+    if (want & S_ENGINE) {
+        int rc = info_engine(&in, w->srv, &st);
+        if (rc != 0)
+            return rc;
+    }
+    if (want & S_KEYSPACE)
+        info_keyspace(&in, &st);
+    return in.oom ? KVS_ENOMEM : 0;
+}
+
 /* INFO, INFO default|all|everything, or INFO section [section ...];
    an unknown section adds nothing, as in Redis. */
 void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
@@ -277,39 +313,16 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
             want |= S_KEYSPACE;
     }
     struct worker *w = c->w;
-    struct info in = {&w->scratch, false, true};
-    w->scratch.len = 0;
-    if (kvs_buf_reserve(&w->scratch, 2048) != 0)
-        in.oom = true;
-    kvs_stats st;
-    if (want & (S_MEMORY | S_ENGINE | S_KEYSPACE)) {
-        int rc = kvs_db_stats(w->srv->store.db, &st);
-        if (rc != 0) {
-            reply_kvs_error(c, rc);
-            return;
-        }
-    }
-    if (want & S_SERVER)
-        info_server(&in, w);
-    if (want & S_CLIENTS)
-        info_clients(&in, w->srv);
-    if (want & S_MEMORY)
-        info_memory(&in, w->srv, &st);
-    if (want & S_PERSISTENCE)
-        info_persistence(&in, w->srv);
-    if (want & S_STATS)
-        info_stats(&in, w->srv);
-    if (want & S_ENGINE) {
-        int rc = info_engine(&in, w->srv, &st);
-        if (rc != 0) {
-            reply_kvs_error(c, rc);
-            return;
-        }
-    }
-    if (want & S_KEYSPACE)
-        info_keyspace(&in, &st);
-    if (in.oom)
+    int rc = build(w, want, &w->scratch);
+    if (rc == KVS_ENOMEM)
         c->flags |= CONN_KILL;
+    else if (rc != 0)
+        reply_kvs_error(c, rc);
     else
         reply_bulk(c, w->scratch.data, w->scratch.len);
+}
+
+int info_text_all(struct worker *w, kvs_buf *text)
+{
+    return build(w, S_ALL, text);
 }

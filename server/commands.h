@@ -20,6 +20,7 @@
 #include "kvs/slice.h"
 
 struct conn;
+struct worker;
 
 typedef void cmd_proc(struct conn *c, size_t argc, const kvs_slice *argv);
 
@@ -118,6 +119,11 @@ cmd_proc cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist;
 cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
+
+/* Every INFO section, as INFO writes them, into text (emptied first): for
+   the HTTP /_info route. Worker thread. Returns 0, KVS_ENOMEM, or the
+   engine's error. */
+int info_text_all(struct worker *w, kvs_buf *text);
 /* cmd_persist.c */
 cmd_proc cmd_save, cmd_bgsave, cmd_lastsave;
 

@@ -30,6 +30,15 @@
 #define MIN_MAXMEMORY (1ull << 20)
 #define MAX_MAXMEMORY (1ull << 46)
 #define DEFAULT_SNAPSHOT_INTERVAL 5
+/* HTTP (docs/http.md): an 8 KiB URL and 8 KiB of header fields, as
+   nginx allows by default; bodies up to 64 MiB. */
+#define DEFAULT_HTTP_MAX_URL (8u << 10)
+#define DEFAULT_HTTP_MAX_HEADERS (8u << 10)
+#define DEFAULT_HTTP_MAX_BODY (64ull << 20)
+#define MAX_HTTP_HEAD (1u << 20)
+#define DEFAULT_HTTP_REQUEST_TIMEOUT 10
+#define DEFAULT_HTTP_KEEPALIVE_TIMEOUT 60
+#define DEFAULT_HTTP_KEEPALIVE_REQUESTS 1000
 
 static const char usage[] =
     "Usage: kvs-server [OPTIONS]\n"
@@ -62,6 +71,21 @@ static const char usage[] =
     "  --snapshot-interval SECONDS  mem engine: write a snapshot this often while\n"
     "                        keys change, and one at a clean stop; 0 for neither\n"
     "                        (default 5)\n"
+    "  --http-addr IP:PORT   also serve HTTP/JSON on IP:PORT (default: no HTTP;\n"
+    "                        see docs/http.md)\n"
+    "  --http-max-body N     HTTP: largest request body (PUT's value, POST's\n"
+    "                        JSON); N may end in kb, mb or gb (default 64mb)\n"
+    "  --http-max-url N      HTTP: longest URL (path and query), else 414\n"
+    "                        (default 8kb)\n"
+    "  --http-max-headers N  HTTP: most bytes of header fields, else 431\n"
+    "                        (default 8kb)\n"
+    "  --http-request-timeout SECONDS  HTTP: close a connection whose request\n"
+    "                        is not whole this long after its request line\n"
+    "                        (default 10)\n"
+    "  --http-keepalive-timeout SECONDS  HTTP: close a connection that sends no\n"
+    "                        request line for this long (default 60)\n"
+    "  --http-keepalive-requests N  HTTP: requests per connection before it\n"
+    "                        is closed (default 1000)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n";
@@ -139,7 +163,14 @@ enum {
     OPT_HZ,
     OPT_EXPIRE_EFFORT,
     OPT_MAXMEMORY,
-    OPT_SNAPSHOT_INTERVAL
+    OPT_SNAPSHOT_INTERVAL,
+    OPT_HTTP_ADDR,
+    OPT_HTTP_MAX_BODY,
+    OPT_HTTP_MAX_URL,
+    OPT_HTTP_MAX_HEADERS,
+    OPT_HTTP_REQUEST_TIMEOUT,
+    OPT_HTTP_KEEPALIVE_TIMEOUT,
+    OPT_HTTP_KEEPALIVE_REQUESTS
 };
 
 static const struct option options[] = {
@@ -160,6 +191,13 @@ static const struct option options[] = {
     {"active-expire-effort", required_argument, NULL, OPT_EXPIRE_EFFORT},
     {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
     {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
+    {"http-addr", required_argument, NULL, OPT_HTTP_ADDR},
+    {"http-max-body", required_argument, NULL, OPT_HTTP_MAX_BODY},
+    {"http-max-url", required_argument, NULL, OPT_HTTP_MAX_URL},
+    {"http-max-headers", required_argument, NULL, OPT_HTTP_MAX_HEADERS},
+    {"http-request-timeout", required_argument, NULL, OPT_HTTP_REQUEST_TIMEOUT},
+    {"http-keepalive-timeout", required_argument, NULL, OPT_HTTP_KEEPALIVE_TIMEOUT},
+    {"http-keepalive-requests", required_argument, NULL, OPT_HTTP_KEEPALIVE_REQUESTS},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -277,6 +315,74 @@ static int read_password_file(struct server_config *cfg, const char *path)
     return rc;
 }
 
+static int set_http_addr(struct server_config *cfg, const char *text)
+{
+    if (kvs_addr_parse(text, &cfg->http_addr, &cfg->http_addr_len) != 0 ||
+        kvs_addr_format((const struct sockaddr *)&cfg->http_addr, cfg->http_addr_len,
+                        cfg->http_addr_text, sizeof(cfg->http_addr_text)) != 0) {
+        bad("invalid --http-addr '%s': expected IP:PORT or [IPv6]:PORT", text);
+        cfg->http_addr_len = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* An HTTP size option: a size as parse_bytes() takes it, from 1kb to max. */
+static int set_http_size(const char *opt, const char *val, unsigned long long max,
+                         unsigned long long *out)
+{
+    unsigned long long bytes = 0;
+    if (parse_bytes(val, max, &bytes) != BYTES_OK || bytes < 1024) {
+        bad("invalid %s '%s': expected a size from 1kb to %llu bytes", opt, val, max);
+        return -1;
+    }
+    *out = bytes;
+    return 0;
+}
+
+/* The HTTP options; returns 0, or -1 after printing why. */
+static int apply_http(struct server_config *cfg, int opt, const char *val)
+{
+    unsigned long long bytes = 0;
+    switch (opt) {
+    case OPT_HTTP_ADDR:
+        return set_http_addr(cfg, val);
+    case OPT_HTTP_MAX_BODY:
+        if (set_http_size("--http-max-body", val, MAX_BUFFER_LIMIT, &bytes) != 0)
+            return -1;
+        cfg->http_max_body = (size_t)bytes;
+        return 0;
+    case OPT_HTTP_MAX_URL:
+        if (set_http_size("--http-max-url", val, MAX_HTTP_HEAD, &bytes) != 0)
+            return -1;
+        cfg->http_max_url = (unsigned)bytes;
+        return 0;
+    case OPT_HTTP_MAX_HEADERS:
+        if (set_http_size("--http-max-headers", val, MAX_HTTP_HEAD, &bytes) != 0)
+            return -1;
+        cfg->http_max_headers = (unsigned)bytes;
+        return 0;
+    case OPT_HTTP_REQUEST_TIMEOUT:
+    case OPT_HTTP_KEEPALIVE_TIMEOUT: {
+        bool request = opt == OPT_HTTP_REQUEST_TIMEOUT;
+        unsigned *out = request ? &cfg->http_request_timeout : &cfg->http_keepalive_timeout;
+        if (parse_uint(val, 1, 86400, out) != 0) {
+            bad("invalid --http-%s-timeout '%s': expected 1 to 86400 seconds",
+                request ? "request" : "keepalive", val);
+            return -1;
+        }
+        return 0;
+    }
+    case OPT_HTTP_KEEPALIVE_REQUESTS:
+        if (parse_uint(val, 1, 1000000000, &cfg->http_keepalive_requests) != 0) {
+            bad("invalid --http-keepalive-requests '%s': expected 1 to 1000000000", val);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
 /* One option and its value; returns 0, or -1 after printing why. */
 static int apply(struct server_config *cfg, int opt, const char *val)
 {
@@ -378,7 +484,7 @@ static int apply(struct server_config *cfg, int opt, const char *val)
         }
         return 0;
     }
-    return -1;
+    return apply_http(cfg, opt, val);
 }
 
 static enum config_result parse(struct server_config *cfg, int argc, char **argv)
@@ -395,6 +501,12 @@ static enum config_result parse(struct server_config *cfg, int argc, char **argv
     cfg->hz = 10;
     cfg->expire_effort = 1;
     cfg->snapshot_interval = DEFAULT_SNAPSHOT_INTERVAL;
+    cfg->http_max_body = DEFAULT_HTTP_MAX_BODY;
+    cfg->http_max_url = DEFAULT_HTTP_MAX_URL;
+    cfg->http_max_headers = DEFAULT_HTTP_MAX_HEADERS;
+    cfg->http_request_timeout = DEFAULT_HTTP_REQUEST_TIMEOUT;
+    cfg->http_keepalive_timeout = DEFAULT_HTTP_KEEPALIVE_TIMEOUT;
+    cfg->http_keepalive_requests = DEFAULT_HTTP_KEEPALIVE_REQUESTS;
     if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
         return CONFIG_BAD;
 

@@ -24,11 +24,21 @@
 #define EMFILE_PAUSE_MS 100
 
 static const char maxclients_error[] = "-ERR max number of clients reached\r\n";
+#define MAXCLIENTS_JSON "{\"error\":\"max number of clients reached\"}"
+static const char maxclients_http[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                      "Content-Type: application/json\r\n"
+                                      "Connection: close\r\n"
+                                      "Content-Length: 41\r\n\r\n" MAXCLIENTS_JSON;
+_Static_assert(sizeof(MAXCLIENTS_JSON) - 1 == 41, "Content-Length");
 
 static void reject(struct listener *l, int fd)
 {
     /* Best effort: the socket is new, so its buffer has room for the line. */
-    (void)!send(fd, maxclients_error, sizeof(maxclients_error) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (l->http)
+        (void)!send(fd, maxclients_http, sizeof(maxclients_http) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    else
+        (void)!send(fd, maxclients_error, sizeof(maxclients_error) - 1,
+                    MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
     stat_add(&l->srv->listener_stats.rejected, 1);
 }
@@ -45,7 +55,8 @@ static void deny(struct listener *l, int fd)
 static void take(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
     struct server *srv = l->srv;
-    if (auth_protected_refuses(srv->cfg.protected_mode, auth_required(&srv->cfg), peer)) {
+    if (!l->http &&
+        auth_protected_refuses(srv->cfg.protected_mode, auth_required(&srv->cfg), peer)) {
         char text[KVS_ADDR_STRLEN];
         if (kvs_addr_format(peer, peer_len, text, sizeof(text)) != 0)
             snprintf(text, sizeof(text), "?");
@@ -65,7 +76,7 @@ static void take(struct listener *l, int fd, const struct sockaddr *peer, sockle
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct worker *w = &srv->workers[l->next_worker];
     l->next_worker = (l->next_worker + 1) % srv->nworkers;
-    if (worker_hand_off(w, fd) != 0) {
+    if ((l->http ? worker_hand_off_http(w, fd) : worker_hand_off(w, fd)) != 0) {
         log_warn("worker %u is not keeping up with new connections; refusing one", w->index);
         atomic_fetch_sub_explicit(&srv->clients, 1, memory_order_relaxed);
         close(fd);
@@ -107,22 +118,36 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     event_add(l->accept_ev, NULL);
 }
 
-int listener_bind(struct listener *l, struct server *srv, char *why, size_t size)
+/* The address the listener is for, and its text. */
+static const struct sockaddr_storage *listener_addr(const struct listener *l, socklen_t *len,
+                                                    const char **text)
+{
+    const struct server_config *cfg = &l->srv->cfg;
+    *len = l->http ? cfg->http_addr_len : cfg->addr_len;
+    *text = l->http ? cfg->http_addr_text : cfg->addr_text;
+    return l->http ? &cfg->http_addr : &cfg->addr;
+}
+
+static int bind_addr(struct listener *l, struct server *srv, bool http, char *why, size_t size)
 {
     memset(l, 0, sizeof(*l));
     l->srv = srv;
-    const struct server_config *cfg = &srv->cfg;
-    l->fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    l->http = http;
+    socklen_t addr_len;
+    const char *text;
+    const struct sockaddr_storage *addr = listener_addr(l, &addr_len, &text);
+    l->fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (l->fd < 0) {
-        snprintf(why, size, "cannot create a socket for %s: %s", cfg->addr_text, strerror(errno));
+        snprintf(why, size, "cannot create a socket for %s: %s", text, strerror(errno));
         return -1;
     }
     int one = 1;
     setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (cfg->addr.ss_family == AF_INET6)
+    if (addr->ss_family == AF_INET6)
         setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(l->fd, (const struct sockaddr *)&cfg->addr, cfg->addr_len) != 0) {
-        snprintf(why, size, "cannot bind %s: %s", cfg->addr_text, strerror(errno));
+    if (bind(l->fd, (const struct sockaddr *)addr, addr_len) != 0) {
+        snprintf(why, size, "cannot bind %s%s: %s", http ? "--http-addr " : "", text,
+                 strerror(errno));
         close(l->fd);
         l->fd = -1;
         return -1;
@@ -130,10 +155,23 @@ int listener_bind(struct listener *l, struct server *srv, char *why, size_t size
     return 0;
 }
 
+int listener_bind(struct listener *l, struct server *srv, char *why, size_t size)
+{
+    return bind_addr(l, srv, false, why, size);
+}
+
+int listener_bind_http(struct listener *l, struct server *srv, char *why, size_t size)
+{
+    return bind_addr(l, srv, true, why, size);
+}
+
 int listener_start(struct listener *l, struct event_base *base, char *why, size_t size)
 {
+    socklen_t addr_len;
+    const char *text;
+    listener_addr(l, &addr_len, &text);
     if (listen(l->fd, SOMAXCONN) != 0) {
-        snprintf(why, size, "cannot listen on %s: %s", l->srv->cfg.addr_text, strerror(errno));
+        snprintf(why, size, "cannot listen on %s: %s", text, strerror(errno));
         return -1;
     }
     l->accept_ev = event_new(base, l->fd, EV_READ | EV_PERSIST, on_accept, l);

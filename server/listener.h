@@ -1,7 +1,9 @@
 /*
- * The listening socket: accepts connections on the main thread and hands
+ * A listening socket: accepts connections on the main thread and hands
  * each to a worker, round-robin. Refuses clients beyond maxclients with
- * Redis's error. The main thread is the only one that touches it.
+ * Redis's error (or, on the HTTP listener, a 503). The main thread is the
+ * only one that touches it. RESP and HTTP connections count against the
+ * same maxclients.
  */
 #ifndef KVS_SERVER_LISTENER_H
 #define KVS_SERVER_LISTENER_H
@@ -13,6 +15,7 @@ struct event;
 
 struct listener {
     struct server *srv;
+    bool http; /* the HTTP listener (--http-addr), else the RESP one */
     int fd;
     struct event *accept_ev;
     struct event *resume_ev; /* re-enables accepting after running out of fds */
@@ -26,6 +29,10 @@ struct listener {
  * Returns 0, or -1 with a one-line explanation in why (size bytes).
  */
 int listener_bind(struct listener *l, struct server *srv, char *why, size_t size);
+
+/* The same for the HTTP listener, on srv->cfg.http_addr. Protected mode
+   is applied per request there (403), so that the refusal is an answer. */
+int listener_bind_http(struct listener *l, struct server *srv, char *why, size_t size);
 
 /* listen() and start accepting on base. Returns 0 or -1 with why. */
 int listener_start(struct listener *l, struct event_base *base, char *why, size_t size);

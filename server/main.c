@@ -2,7 +2,8 @@
  * kvs-server: startup and shutdown. Main thread.
  *
  * Startup is ordered so that every failure costs nothing: the arguments
- * are checked, then the address is bound (a taken port fails here), and
+ * are checked, then the addresses are bound (RESP's, and HTTP's with
+ * --http-addr: a taken port fails here), and
  * only then is the store opened, which creates the data directory. Then
  * the socket starts listening, the one startup line is logged, and the
  * main thread runs the listener and the signal events while the workers
@@ -153,9 +154,15 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     char why[KVS_WHY_MAX];
-    struct listener listener;
+    struct listener listener, http_listener = {.fd = -1};
     if (listener_bind(&listener, &srv, why, sizeof(why)) != 0) {
         log_error("%s", why);
+        config_free(cfg);
+        return 1;
+    }
+    if (cfg->http_addr_len && listener_bind_http(&http_listener, &srv, why, sizeof(why)) != 0) {
+        log_error("%s", why);
+        listener_close(&listener);
         config_free(cfg);
         return 1;
     }
@@ -200,7 +207,8 @@ int main(int argc, char **argv)
         log_error("cannot start the active expiry thread: %s", strerror(rc));
         goto out_workers;
     }
-    if (listener_start(&listener, base, why, sizeof(why)) != 0) {
+    if (listener_start(&listener, base, why, sizeof(why)) != 0 ||
+        (cfg->http_addr_len && listener_start(&http_listener, base, why, sizeof(why)) != 0)) {
         log_error("%s", why);
         goto out_workers;
     }
@@ -214,6 +222,8 @@ int main(int argc, char **argv)
              "%u threads, maxclients %u, hz %u",
              KVS_VERSION, srv.engine_name, persistence, cfg->addr_text, cfg->data_dir, srv.nworkers,
              cfg->maxclients, cfg->hz);
+    if (cfg->http_addr_len)
+        log_info("HTTP on %s", cfg->http_addr_text);
     if (auth_required(cfg))
         log_info("clients must authenticate (AUTH) before other commands");
     else if (cfg->protected_mode && !auth_peer_is_loopback((const struct sockaddr *)&cfg->addr))
@@ -224,6 +234,7 @@ int main(int argc, char **argv)
 
 out_workers:
     listener_close(&listener);
+    listener_close(&http_listener);
     stop_workers();
     expirer_stop(&srv.expirer);
 out_events:
@@ -243,6 +254,7 @@ out_db:
     }
 out_listener:
     listener_close(&listener);
+    listener_close(&http_listener);
     pthread_mutex_destroy(&srv.stats_lock);
     libevent_global_shutdown();
     config_free(cfg);

@@ -47,6 +47,16 @@ struct server_config {
     /* The mem engine's (kvs_options): bytes, 0 no limit; seconds, 0 none. */
     unsigned long long maxmemory;
     unsigned snapshot_interval;
+    /* The HTTP listener (http.h): http_addr_len 0 when there is none. */
+    struct sockaddr_storage http_addr;
+    socklen_t http_addr_len;
+    char http_addr_text[KVS_ADDR_STRLEN];
+    size_t http_max_body;             /* bytes of a request body, at most */
+    unsigned http_max_url;            /* bytes of a URL (path and query), at most */
+    unsigned http_max_headers;        /* bytes of the header fields, at most */
+    unsigned http_request_timeout;    /* seconds from request line to whole body */
+    unsigned http_keepalive_timeout;  /* seconds a connection may wait for a request */
+    unsigned http_keepalive_requests; /* requests per connection, at most */
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "http.h"
 #include "log.h"
 
 /* How long a stop waits for clients to take their last replies. */
@@ -95,6 +96,8 @@ static void begin_stop(struct worker *w)
         if (!more)
             break;
     }
+    if (w->http)
+        http_worker_stop(w->http); /* answers what its clients sent, then closes them */
     struct conn *next;
     for (struct conn *c = w->conns; c; c = next) {
         next = c->next;
@@ -114,11 +117,14 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         return; /* EAGAIN: another wake-up already took them */
     /* Whole ints only: each was written by one atomic write of sizeof(int). */
     for (size_t i = 0; i < (size_t)n / sizeof(int); i++) {
-        if (fds[i] < 0) {
+        if (fds[i] == -1) {
             begin_stop(w);
             return;
         }
-        conn_open(w, fds[i]);
+        if (fds[i] < 0)
+            http_conn_open(w->http, -fds[i] - 2);
+        else
+            conn_open(w, fds[i]);
     }
 }
 
@@ -148,8 +154,8 @@ static bool grow(void **arr, size_t *cap, size_t need, size_t size)
     return true;
 }
 
-kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
-                         int err)
+/* Room for a command of nops ops in the turn's batch: its entry, or NULL. */
+static struct batch_cmd *batch_room(struct worker *w, size_t nops)
 {
     struct batch *b = &w->batches[w->cur];
     void *ops = b->ops, *cmds = b->cmds;
@@ -160,11 +166,33 @@ kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, 
     b->cmds = cmds;
     if (!ok)
         return NULL;
-    b->cmds[b->ncmds++] = (struct batch_cmd){c, done, b->nops, nops, err};
-    kvs_op *first = b->ops + b->nops;
+    struct batch_cmd *bc = &b->cmds[b->ncmds++];
+    *bc = (struct batch_cmd){.first = b->nops, .nops = nops};
     b->nops += nops;
+    return bc;
+}
+
+kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
+                         int err)
+{
+    struct batch_cmd *bc = batch_room(w, nops);
+    if (!bc)
+        return NULL;
+    bc->c = c;
+    bc->done = done;
+    bc->err = err;
     c->npending++;
-    return first;
+    return w->batches[w->cur].ops + bc->first;
+}
+
+kvs_op *worker_batch_add_arg(struct worker *w, batch_done_arg_fn *done, void *arg, size_t nops)
+{
+    struct batch_cmd *bc = batch_room(w, nops);
+    if (!bc)
+        return NULL;
+    bc->done_arg = done;
+    bc->arg = arg;
+    return w->batches[w->cur].ops + bc->first;
 }
 
 /* KVS_EFULL if --maxmemory refused one of a command's sets (kvs.h:
@@ -191,6 +219,10 @@ static void batch_apply(struct worker *w, struct batch *b)
         int err = bc->err ? bc->err : rc;
         if (err == 0)
             err = refused_for_memory(b->ops + bc->first, bc->nops);
+        if (!c) {
+            bc->done_arg(bc->arg, b->ops + bc->first, bc->nops, err);
+            continue;
+        }
         bc->done(c, b->ops + bc->first, bc->nops, err);
         if (--c->npending == 0)
             conn_batch_done(c);
@@ -210,11 +242,15 @@ static void batch_apply(struct worker *w, struct batch *b)
 
 void worker_batch_run(struct worker *w)
 {
-    while (w->batches[w->cur].ncmds > 0) {
-        struct batch *b = &w->batches[w->cur];
-        w->cur ^= 1;
-        batch_apply(w, b);
-    }
+    do {
+        while (w->batches[w->cur].ncmds > 0) {
+            struct batch *b = &w->batches[w->cur];
+            w->cur ^= 1;
+            batch_apply(w, b);
+        }
+        /* HTTP requests the batch answered are sent now; their connections
+           may hold further requests, whose writes join the next batch. */
+    } while (http_worker_run_resumed(w->http));
 }
 
 int worker_init(struct worker *w, struct server *srv, unsigned index)
@@ -239,6 +275,8 @@ int worker_init(struct worker *w, struct server *srv, unsigned index)
         return -1;
     struct timeval second = {1, 0};
     if (event_add(w->notify_ev, NULL) != 0 || event_add(w->cron_ev, &second) != 0)
+        return -1;
+    if (srv->cfg.http_addr_len && http_worker_init(&w->http, w) != 0)
         return -1;
     return 0;
 }
@@ -285,6 +323,11 @@ int worker_hand_off(struct worker *w, int fd)
     return n == (ssize_t)sizeof(fd) ? 0 : -1;
 }
 
+int worker_hand_off_http(struct worker *w, int fd)
+{
+    return worker_hand_off(w, -fd - 2);
+}
+
 void worker_stop(struct worker *w)
 {
     int stop = -1;
@@ -305,6 +348,7 @@ void worker_destroy(struct worker *w)
         pthread_join(w->thread, NULL);
     while (w->conns)
         conn_free(w->conns);
+    http_worker_destroy(w->http);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->cron_ev)

@@ -12,7 +12,8 @@
  * fd itself and needs no allocation, and libevent watches a pipe with no
  * extra machinery. One syscall per accept is noise next to accept() itself.
  * The value -1 asks the worker to stop; since the pipe is FIFO, every fd
- * handed off before it is served first.
+ * handed off before it is served first. An HTTP connection's fd travels
+ * as -(fd + 2) (worker_hand_off_http), so one pipe carries both kinds.
  *
  * The batch of a turn: the loop runs one epoll turn at a time
  * (EVLOOP_ONCE). Unconditional writes (SET k v, DEL, MSET) parsed during
@@ -25,7 +26,9 @@
  * sees the write, and replies never overtake each other. The ops' keys and
  * values point into the connections' input buffers, or for quoted inline
  * words into their parsers' scratch, which both stay put until the
- * connection's last queued write is answered (conn.h).
+ * connection's last queued write is answered (conn.h). HTTP requests queue
+ * their writes in the same batch (worker_batch_add_arg), so that RESP and
+ * HTTP writes of a turn share one append and one fsync.
  */
 #ifndef KVS_SERVER_WORKER_H
 #define KVS_SERVER_WORKER_H
@@ -41,16 +44,23 @@
 struct event_base;
 struct event;
 struct conn;
+struct http_worker;
 
 /* Builds the reply of a batched command once its ops were applied: rc is 0
    (each op's result is set) or the error that failed the batch or, before
    it, this command. */
 typedef void batch_done_fn(struct conn *c, const kvs_op *ops, size_t nops, int rc);
 
+/* The same for a write that is not a RESP connection's (an HTTP request's):
+   arg is what worker_batch_add_arg() was given. */
+typedef void batch_done_arg_fn(void *arg, const kvs_op *ops, size_t nops, int rc);
+
 /* A command waiting for the batch. */
 struct batch_cmd {
-    struct conn *c;
+    struct conn *c; /* NULL: answered by done_arg(arg, ...) */
     batch_done_fn *done;
+    batch_done_arg_fn *done_arg;
+    void *arg;
     size_t first, nops; /* its ops: ops[first, first + nops) */
     int err;            /* refused before the batch (a size limit): its reply */
 };
@@ -84,6 +94,7 @@ struct worker {
     int64_t now;               /* CLOCK_MONOTONIC seconds, refreshed by cron */
     kvs_buf scratch;           /* values read by commands before they are copied out */
     struct server_stats stats; /* written by this worker only */
+    struct http_worker *http;  /* the worker's HTTP connections (http.h), or NULL */
 };
 
 /* Create the event base, pipe and events. Main thread. Returns 0 or -1. */
@@ -95,6 +106,9 @@ int worker_start(struct worker *w);
 /* Give an accepted socket to the worker. Listener thread. Returns 0, or
    -1 when the worker's pipe is full (the caller closes the socket). */
 int worker_hand_off(struct worker *w, int fd);
+
+/* Give an accepted HTTP connection to the worker, as worker_hand_off(). */
+int worker_hand_off_http(struct worker *w, int fd);
 
 /* Ask the worker to finish its connections and exit. Main thread. */
 void worker_stop(struct worker *w);
@@ -114,6 +128,12 @@ void worker_conn_gone(struct worker *w);
    done() runs. Worker thread. */
 kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
                          int err);
+
+/* Queue nops ops of a write that no RESP connection waits for (an HTTP
+   request), as worker_batch_add() with no refusal: done(arg, ...) runs
+   once they are applied. Returns the ops, or NULL when out of memory
+   (nothing queued). Worker thread. */
+kvs_op *worker_batch_add_arg(struct worker *w, batch_done_arg_fn *done, void *arg, size_t nops);
 
 /* Apply the queued writes and answer them, then let their connections go
    on (which may queue more, applied in turn) until nothing is queued.
