@@ -10,6 +10,8 @@
 # EXIT trap).
 
 declare -A PID=() PORT=() DIR=()
+# Extra options for the next kvs-server launched.
+KVS_EXTRA=()
 
 die() {
     echo "$PROG: $*" >&2
@@ -60,16 +62,24 @@ file_name() {
 
 # launch NAME FSYNC: start the server on PORT[NAME] with DIR[NAME] and fsync
 # policy FSYNC (always, everysec or no; redis's appendfsync), not waiting.
+# FSYNC "memory": redis-server without persistence (no AOF, no RDB saves),
+# kvs-server with its in-memory engine's own defaults (snapshots).
 launch_server() {
-    local name=$1 fsync=$2 log
+    local name=$1 fsync=$2 log persist
     log=$LOGDIR/$(file_name "$name")-$fsync.log
     if [[ $name == redis ]]; then
+        if [[ $fsync == memory ]]; then
+            persist=(--appendonly no)
+        else
+            persist=(--appendonly yes --appendfsync "$fsync")
+        fi
         redis-server --port "${PORT[$name]}" --bind 127.0.0.1 --dir "${DIR[$name]}" \
-            --appendonly yes --appendfsync "$fsync" --save '' --daemonize no \
+            "${persist[@]}" --save '' --daemonize no \
             --logfile "$log" >/dev/null 2>&1 &
     else
+        [[ $fsync == memory ]] && persist=() || persist=(--fsync "$fsync")
         "$KVS_SERVER" --addr "127.0.0.1:${PORT[$name]}" --engine "${name#kvs:}" \
-            --data-dir "${DIR[$name]}" --fsync "$fsync" \
+            --data-dir "${DIR[$name]}" "${persist[@]}" "${KVS_EXTRA[@]}" \
             ${KVS_THREADS:+--threads "$KVS_THREADS"} >>"$log" 2>&1 &
     fi
     PID[$name]=$!
