@@ -61,8 +61,10 @@
 #define STOP_WAIT_MS 100
 /* Most MHD runs after a batch to hand the answers it built to MHD. */
 #define RESUME_RUNS 4
-/* MHD runs per wake-up of its descriptors, while it asks for more. */
+/* MHD runs per wake-up of its descriptors, while they do something. */
 #define READY_RUNS 2
+/* Turns in which MHD still runs after one in which it did something. */
+#define LINGER_RUNS 2
 
 static const char allow_key[] = "GET, HEAD, PUT, POST, DELETE, DEL";
 static const char allow_route[] = "GET, HEAD";
@@ -90,7 +92,9 @@ struct http_worker {
     struct http_conn *conns;
     struct http_conn *adding; /* given to the connection MHD_add_connection starts */
     bool stopping;
-    bool resumed; /* requests were resumed since MHD last ran */
+    bool resumed;      /* requests were resumed since MHD last ran */
+    uint64_t activity; /* callbacks MHD made: whether a run did something */
+    int linger;        /* runs still to make in the next turns (run_mhd) */
 };
 
 static int64_t mono_ms(void)
@@ -160,27 +164,41 @@ void http_resume(struct http_req *r)
 {
     r->suspended = false;
     r->hc->hw->resumed = true;
+    r->hc->hw->linger = LINGER_RUNS;
     MHD_resume_connection(r->mc);
 }
 
-/* Let MHD work, up to runs times while it asks to run again at once (it
-   has work that no descriptor will announce: resumed connections, answers
-   to send), then arm the timer for when it asks next. */
+/*
+ * Let MHD work, up to runs times while there is work, then arm the timer.
+ * MHD (0.9.75, epoll) takes a resumed connection back on one run, calls
+ * its handler on another and writes its answer on a third, and keeps it
+ * out of its epoll set until a read of it finds nothing; MHD_get_timeout()
+ * says none of that, and no descriptor announces it. So after a resume, or
+ * a run in which MHD called back (it may have left such work), MHD runs
+ * again, in the next turns too (a zero timer), until LINGER_RUNS runs in a
+ * row have done nothing; then the timer waits for what MHD asks.
+ */
 static void run_mhd(struct http_worker *hw, int runs)
 {
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    bool timed = false;
     for (int i = 0; i < runs; i++) {
+        uint64_t before = hw->activity;
         MHD_run(hw->d);
-        timed = MHD_get_timeout(hw->d, &ms) == MHD_YES;
-        if (!timed || ms != 0)
+        if (hw->activity != before)
+            hw->linger = LINGER_RUNS;
+        else if (hw->linger > 0)
+            hw->linger--;
+        if (hw->linger == 0)
             break;
     }
-    if (!timed) {
-        event_del(hw->timer_ev);
-        return;
+    struct timeval tv = {0, 0};
+    if (hw->linger == 0) {
+        if (MHD_get_timeout(hw->d, &ms) != MHD_YES) {
+            event_del(hw->timer_ev);
+            return;
+        }
+        tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     }
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     event_add(hw->timer_ev, &tv);
 }
 
@@ -189,9 +207,7 @@ bool http_worker_run_resumed(struct http_worker *hw)
     if (!hw || !hw->resumed)
         return false;
     hw->resumed = false;
-    /* MHD takes resumed connections back in one run, calls their handlers
-       in the next and may send in a third (MHD 0.9.75): answered in this
-       turn. */
+    /* Answered in this turn, if MHD is quick about it (run_mhd). */
     run_mhd(hw, RESUME_RUNS);
     return true;
 }
@@ -380,6 +396,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     (void)version;
     struct http_worker *hw = cls;
     struct http_req *r = *ctx;
+    hw->activity++;
     if (!r)
         return MHD_NO; /* no request line was seen: cannot be */
     if (!r->started) {
@@ -419,7 +436,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
    connection's request, reset). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 {
-    (void)cls;
+    struct http_worker *hw = cls;
+    hw->activity++;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct http_conn *hc = info ? info->socket_context : NULL;
@@ -439,7 +457,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_worker *hw = cls;
+    hw->activity++;
     (void)mc;
     (void)toe;
     struct http_req *r = *ctx;
@@ -468,6 +487,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
                           enum MHD_ConnectionNotificationCode toe)
 {
     struct http_worker *hw = cls;
+    hw->activity++;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         struct http_conn *hc = hw->adding;
         hw->adding = NULL;
