@@ -1,7 +1,8 @@
 /*
  * INFO [section ...]: the server's state as Redis formats it, "# Section"
  * headers and "name:value" lines, sections server, clients, memory,
- * persistence, stats, engine and keyspace. Field names follow Redis where Redis
+ * persistence, stats, engine and keyspace (and with "all", commandstats
+ * and latencystats, cmdstats.h). Field names follow Redis where Redis
  * has the field, so that tools reading them (redis-cli --stat, monitoring
  * agents) work; kvs's own section, engine, names the engine and gives its
  * figures (kvs_db_info) as the engine names them. Runs on the
@@ -17,6 +18,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cmdstats.h"
 #include "commands.h"
 #include "conn.h"
 #include "reply.h"
@@ -251,7 +253,10 @@ enum {
     S_ENGINE = 16,
     S_KEYSPACE = 32,
     S_MEMORY = 64,
-    S_ALL = 127
+    S_ALL = 127, /* INFO and INFO default */
+    S_COMMANDSTATS = 128,
+    S_LATENCYSTATS = 256,
+    S_EVERYTHING = 511, /* INFO all and INFO everything */
 };
 
 /* The sections in want, into text (emptied first). Returns 0, KVS_ENOMEM,
@@ -283,6 +288,13 @@ static int build(struct worker *w, unsigned want, kvs_buf *text)
         if (rc != 0)
             return rc;
     }
+    for (int latency = 0; latency < 2; latency++) {
+        if (!(want & (latency ? S_LATENCYSTATS : S_COMMANDSTATS)))
+            continue;
+        section(&in, latency ? "Latencystats" : "Commandstats");
+        if (!in.oom && cmdstats_info(w->srv, latency, text) != 0)
+            in.oom = true;
+    }
     if (want & S_KEYSPACE)
         info_keyspace(&in, &st);
     return in.oom ? KVS_ENOMEM : 0;
@@ -294,9 +306,14 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     unsigned want = argc == 1 ? S_ALL : 0;
     for (size_t i = 1; i < argc; i++) {
-        if (slice_is(argv[i], "default") || slice_is(argv[i], "all") ||
-            slice_is(argv[i], "everything"))
+        if (slice_is(argv[i], "default"))
             want |= S_ALL;
+        else if (slice_is(argv[i], "all") || slice_is(argv[i], "everything"))
+            want |= S_EVERYTHING;
+        else if (slice_is(argv[i], "commandstats"))
+            want |= S_COMMANDSTATS;
+        else if (slice_is(argv[i], "latencystats"))
+            want |= S_LATENCYSTATS;
         else if (slice_is(argv[i], "server"))
             want |= S_SERVER;
         else if (slice_is(argv[i], "clients"))

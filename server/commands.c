@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "cmdstats.h"
 #include "conn.h"
 #include "log.h"
 #include "reply.h"
@@ -114,6 +115,7 @@ bool slice_is(kvs_slice s, const char *lit)
 
 void commands_init(void)
 {
+    cmdstats_clock_init();
     for (size_t i = 0; i < TABLE_LEN; i++) {
         const char *name = table[i].name;
         size_t slot = name_hash((const unsigned char *)name, strlen(name)) & (INDEX_SIZE - 1);
@@ -237,13 +239,20 @@ void subcommand_dispatch(struct conn *c, const char *parent, const struct subcom
         const struct subcommand *sub = &subs[i];
         if (!slice_is(argv[1], sub->name))
             continue;
+        /* A command's first slot is its own; its subcommands' follow. */
+        if (i + 1 < CMDSTAT_SUBS) {
+            c->w->stat_sub = (int)i + 1;
+            c->w->stat_sub_name = sub->name;
+        }
         if (!arity_fits(sub->arity, argc)) {
+            c->w->stat_rejected = true;
             reply_errorf(c, "ERR wrong number of arguments for '%s|%s' command", parent, sub->name);
             return;
         }
         sub->proc(c, argc, argv);
         return;
     }
+    c->w->stat_sub = -1; /* as Redis, an unknown subcommand is not counted */
     char upper[32];
     size_t n = 0;
     for (; parent[n] && n < sizeof(upper) - 1; n++)
@@ -321,18 +330,46 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
         reply_unknown(c, argc, argv);
         return;
     }
+    struct worker *w = c->w;
+    unsigned slot = (unsigned)(cmd - table) * CMDSTAT_SUBS;
     if (!arity_fits(cmd->arity, argc)) {
+        cmdstats_reject(w->cmdstats, slot);
         reply_arity_error(c, cmd->name);
         return;
     }
     /* As Redis: an unknown command or a wrong count is answered as such
        before authentication is asked for. */
     if (!(cmd->flags & CMD_NOAUTH) && !auth_conn_allowed(c)) {
+        cmdstats_reject(w->cmdstats, slot);
         reply_error(c, "NOAUTH Authentication required.");
         return;
     }
-    stat_add(&c->w->stats.commands, 1);
+    stat_add(&w->stats.commands, 1);
+    w->stat_sub = 0;
+    w->stat_rejected = false;
+    size_t out_len = c->out.len, npending = c->npending;
+    uint64_t start = cmdstats_now();
     c->cmd = cmd;
     cmd->proc(c, argc, argv);
     c->cmd = NULL;
+    uint64_t ticks = cmdstats_now() - start;
+    /* INFO commandstats: the time of the handler; a batched write's is
+       completed when the batch is applied (worker.h). */
+    if (w->stat_sub < 0)
+        return;
+    if (w->stat_sub > 0) {
+        slot += (unsigned)w->stat_sub;
+        cmdstats_name(w->cmdstats, slot, w->stat_sub_name);
+    }
+    if (w->stat_rejected)
+        cmdstats_reject(w->cmdstats, slot);
+    else if (c->npending > npending)
+        worker_batch_timed(w, slot, ticks);
+    else
+        cmdstats_call(w->cmdstats, slot, ticks, command_failed(c, out_len));
+}
+
+bool command_failed(const struct conn *c, size_t out_len)
+{
+    return c->out.len > out_len && ((const char *)c->out.data)[out_len] == '-';
 }

@@ -91,6 +91,10 @@ struct subcommand {
     int arity;
 };
 
+/* Whether the reply that c's command appended to c->out from out_len on
+   is an error (INFO commandstats' failed_calls). */
+bool command_failed(const struct conn *c, size_t out_len);
+
 /* Run the subcommand named by argv[1] of parent (e.g. "config"), or reply
    Redis's errors for an unknown one or a wrong count. argc >= 2. */
 void subcommand_dispatch(struct conn *c, const char *parent, const struct subcommand *subs,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmdstats.h"
 #include "worker.h"
 
 /* Totals since startup, summed over the workers' single-writer counters. */
@@ -57,6 +58,7 @@ void server_stats_reset(struct server *srv)
     srv->stats_base = t;
     pthread_mutex_unlock(&srv->stats_lock);
     expirer_reset_stale(&srv->expirer);
+    cmdstats_reset(srv);
 }
 
 /* The same path as a SIGTERM from outside: the main thread's signal event

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdstats.h"
+#include "commands.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -195,6 +197,14 @@ kvs_op *worker_batch_add_arg(struct worker *w, batch_done_arg_fn *done, void *ar
     return w->batches[w->cur].ops + bc->first;
 }
 
+void worker_batch_timed(struct worker *w, unsigned slot, uint64_t ticks)
+{
+    struct batch *b = &w->batches[w->cur];
+    struct batch_cmd *bc = &b->cmds[b->ncmds - 1];
+    bc->stat_slot = slot + 1;
+    bc->stat_ticks = ticks;
+}
+
 /* KVS_EFULL if --maxmemory refused one of a command's sets (kvs.h:
    a batch that starts at the limit has all its sets refused, so a
    command's are refused together), else 0. */
@@ -212,7 +222,12 @@ static int refused_for_memory(const kvs_op *ops, size_t n)
    (conn_batch_done), queueing into the other batch. */
 static void batch_apply(struct worker *w, struct batch *b)
 {
+    /* Each command's time is its handler's, its share of the apply by
+       its number of ops, and the building of its reply. */
+    uint64_t t = cmdstats_now();
     int rc = store_write_batch(&w->srv->store, b->ops, b->nops);
+    uint64_t t_applied = cmdstats_now(), apply = t_applied - t;
+    t = t_applied;
     for (size_t i = 0; i < b->ncmds; i++) {
         const struct batch_cmd *bc = &b->cmds[i];
         struct conn *c = bc->c;
@@ -221,11 +236,26 @@ static void batch_apply(struct worker *w, struct batch *b)
             err = refused_for_memory(b->ops + bc->first, bc->nops);
         if (!c) {
             bc->done_arg(bc->arg, b->ops + bc->first, bc->nops, err);
+            t = cmdstats_now();
             continue;
         }
+        size_t out_len = c->out.len;
         bc->done(c, b->ops + bc->first, bc->nops, err);
-        if (--c->npending == 0)
-            conn_batch_done(c);
+        if (bc->stat_slot) {
+            uint64_t now = cmdstats_now();
+            uint64_t share =
+                b->nops ? (uint64_t)((double)apply * (double)bc->nops / (double)b->nops) : 0;
+            if (err == KVS_EFULL) /* as Redis's OOM refusal, before the command runs */
+                cmdstats_reject(w->cmdstats, bc->stat_slot - 1);
+            else
+                cmdstats_call(w->cmdstats, bc->stat_slot - 1, bc->stat_ticks + share + (now - t),
+                              command_failed(c, out_len));
+            t = now;
+        }
+        if (--c->npending == 0) {
+            conn_batch_done(c); /* runs c's next commands, counted as theirs */
+            t = cmdstats_now();
+        }
     }
     b->nops = b->ncmds = 0;
     if (b->ops_cap > BATCH_SHRINK) {
@@ -277,6 +307,9 @@ int worker_init(struct worker *w, struct server *srv, unsigned index)
     if (event_add(w->notify_ev, NULL) != 0 || event_add(w->cron_ev, &second) != 0)
         return -1;
     if (srv->cfg.http_addr_len && http_worker_init(&w->http, w) != 0)
+        return -1;
+    w->cmdstats = cmdstats_new(command_count() * CMDSTAT_SUBS);
+    if (!w->cmdstats)
         return -1;
     return 0;
 }
@@ -362,6 +395,7 @@ void worker_destroy(struct worker *w)
     if (w->notify_wr >= 0)
         close(w->notify_wr);
     kvs_buf_free(&w->scratch);
+    cmdstats_free(w->cmdstats);
     for (size_t i = 0; i < 2; i++) {
         free(w->batches[i].ops);
         free(w->batches[i].cmds);

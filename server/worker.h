@@ -45,6 +45,7 @@ struct event_base;
 struct event;
 struct conn;
 struct http_worker;
+struct cmdstats;
 
 /* Builds the reply of a batched command once its ops were applied: rc is 0
    (each op's result is set) or the error that failed the batch or, before
@@ -63,6 +64,10 @@ struct batch_cmd {
     void *arg;
     size_t first, nops; /* its ops: ops[first, first + nops) */
     int err;            /* refused before the batch (a size limit): its reply */
+    /* Its slot in the per-command figures (cmdstats.h) + 1, 0 for none,
+       and the time its handler took to queue it. */
+    unsigned stat_slot;
+    uint64_t stat_ticks;
 };
 
 /* Writes gathered in a turn; arrays reused from turn to turn. */
@@ -95,6 +100,14 @@ struct worker {
     kvs_buf scratch;           /* values read by commands before they are copied out */
     struct server_stats stats; /* written by this worker only */
     struct http_worker *http;  /* the worker's HTTP connections (http.h), or NULL */
+    /* Per-command figures (cmdstats.h), written by this worker only, and
+       what subcommand_dispatch() found for the running command: its
+       subcommand (1 + index, 0 none, -1 unknown: not counted), its name,
+       and whether the subcommand was refused (a wrong count). */
+    struct cmdstats *cmdstats;
+    int stat_sub;
+    const char *stat_sub_name;
+    bool stat_rejected;
 };
 
 /* Create the event base, pipe and events. Main thread. Returns 0 or -1. */
@@ -134,6 +147,12 @@ kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, 
    once they are applied. Returns the ops, or NULL when out of memory
    (nothing queued). Worker thread. */
 kvs_op *worker_batch_add_arg(struct worker *w, batch_done_arg_fn *done, void *arg, size_t nops);
+
+/* The command c's handler just queued (the turn's last) is counted in
+   slot of the per-command figures, having taken ticks to queue; its share
+   of the batch's apply and the building of its reply are added when the
+   batch runs. Worker thread. */
+void worker_batch_timed(struct worker *w, unsigned slot, uint64_t ticks);
 
 /* Apply the queued writes and answer them, then let their connections go
    on (which may queue more, applied in turn) until nothing is queued.
