@@ -305,6 +305,7 @@ static uint64_t random_cursor(void)
 struct pick {
     kvs_buf *key;
     bool found;
+    uint64_t skip; /* keys to pass over before the one picked */
 };
 
 static int pick_first(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
@@ -314,18 +315,52 @@ static int pick_first(void *ctx, kvs_slice key, const kvs_slice *value, int64_t 
     struct pick *p = ctx;
     if (p->found)
         return 0;
+    if (p->skip > 0) {
+        p->skip--;
+        return 0;
+    }
     p->found = true;
     return kvs_buf_set(p->key, key.data, key.len);
 }
 
-/* RANDOMKEY: nil when the store is empty. The first key of a step from a
-   random cursor: a key after a long gap in the engine's order is more
-   likely than one after a short gap, as with Redis's buckets. */
+/* Up to this many keys RANDOMKEY picks one uniformly by walking them all:
+   with few keys the gaps of a random cursor are too uneven (two keys could
+   be picked 98 times in 100 against 2). */
+#define RANDOMKEY_SMALL 64
+
+/* A uniform pick among the few keys of a small store: 1 picked, 0 none
+   (the store is not small, or keys expired under the walk), or an error. */
+static int pick_small(kvs_db *db, struct pick *p)
+{
+    kvs_stats st;
+    int rc = kvs_db_stats(db, &st);
+    if (rc != 0 || st.keys == 0 || st.keys > RANDOMKEY_SMALL)
+        return rc;
+    p->skip = random_cursor() % st.keys;
+    uint64_t cursor = 0;
+    do {
+        rc = kvs_db_scan(db, cursor, RANDOMKEY_SMALL, 0, pick_first, p, &cursor);
+    } while (rc == 0 && cursor != 0 && !p->found);
+    p->skip = 0;
+    return rc != 0 ? rc : p->found;
+}
+
+/* RANDOMKEY: nil when the store is empty. A uniform pick in a small store,
+   else the first key of a step from a random cursor: a key after a long gap in the engine's order
+   is more likely than one after a short gap, as with Redis's buckets. */
 void cmd_randomkey(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     (void)argv;
-    struct pick p = {&c->w->scratch, false};
+    struct pick p = {&c->w->scratch, false, 0};
+    int small = pick_small(db_of(c), &p);
+    if (small != 0) {
+        if (small < 0)
+            reply_kvs_error(c, small);
+        else
+            reply_bulk(c, p.key->data, p.key->len);
+        return;
+    }
     uint64_t start = random_cursor(), cursor = start;
     bool wrapped = start == 0;
     for (;;) {
