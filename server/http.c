@@ -59,8 +59,6 @@
 /* A stop's rounds of answering what was received, and the wait of each. */
 #define STOP_ROUNDS 20
 #define STOP_WAIT_MS 100
-/* Most MHD runs after a batch to hand the answers it built to MHD. */
-#define RESUME_RUNS 4
 /* MHD runs per wake-up of its descriptors, while they do something. */
 #define READY_RUNS 2
 /* Turns in which MHD still runs after one in which it did something. */
@@ -92,7 +90,6 @@ struct http_worker {
     struct http_conn *conns;
     struct http_conn *adding; /* given to the connection MHD_add_connection starts */
     bool stopping;
-    bool resumed;      /* requests were resumed since MHD last ran */
     uint64_t activity; /* callbacks MHD made: whether a run did something */
     int linger;        /* runs still to make in the next turns (run_mhd) */
 };
@@ -160,12 +157,17 @@ void http_suspend(struct http_req *r)
     MHD_suspend_connection(r->mc);
 }
 
+/* MHD runs in the next turn (the zero timer, run_mhd): not at once, so
+   that a stream of writes cannot keep the worker from its other events
+   (new connections, RESP clients, timers). */
 void http_resume(struct http_req *r)
 {
+    struct http_worker *hw = r->hc->hw;
     r->suspended = false;
-    r->hc->hw->resumed = true;
-    r->hc->hw->linger = LINGER_RUNS;
+    hw->linger = LINGER_RUNS;
     MHD_resume_connection(r->mc);
+    struct timeval now = {0, 0};
+    event_add(hw->timer_ev, &now);
 }
 
 /*
@@ -200,16 +202,6 @@ static void run_mhd(struct http_worker *hw, int runs)
         tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     }
     event_add(hw->timer_ev, &tv);
-}
-
-bool http_worker_run_resumed(struct http_worker *hw)
-{
-    if (!hw || !hw->resumed)
-        return false;
-    hw->resumed = false;
-    /* Answered in this turn, if MHD is quick about it (run_mhd). */
-    run_mhd(hw, RESUME_RUNS);
-    return true;
 }
 
 /* Hand the answer built to MHD, closing the connection after it when the

@@ -20,8 +20,6 @@
 #ifndef KVS_SERVER_HTTP_H
 #define KVS_SERVER_HTTP_H
 
-#include <stdbool.h>
-
 struct worker;
 struct http_worker;
 
@@ -32,11 +30,6 @@ int http_worker_init(struct http_worker **hwp, struct worker *w);
 /* Take over an accepted HTTP connection (counted in srv->clients, which
    its close gives back). On failure the socket is closed. */
 void http_conn_open(struct http_worker *hw, int fd);
-
-/* If requests were resumed since MHD last ran (their writes applied), run
-   it now, so that their answers go out in this turn; returns whether it
-   ran (it may have queued more writes). Called by worker_batch_run(). */
-bool http_worker_run_resumed(struct http_worker *hw);
 
 /* A stop: answer the requests already received (their queued writes
    applied), then close every HTTP connection. */

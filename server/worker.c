@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "multi.h"
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
@@ -177,6 +178,8 @@ static struct batch_cmd *batch_room(struct worker *w, size_t nops)
 kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
                          int err)
 {
+    if (w->exec) /* inside EXEC: applied to its transaction at once */
+        return multi_batch_add(w, c, done, nops, err);
     struct batch_cmd *bc = batch_room(w, nops);
     if (!bc)
         return NULL;
@@ -272,15 +275,11 @@ static void batch_apply(struct worker *w, struct batch *b)
 
 void worker_batch_run(struct worker *w)
 {
-    do {
-        while (w->batches[w->cur].ncmds > 0) {
-            struct batch *b = &w->batches[w->cur];
-            w->cur ^= 1;
-            batch_apply(w, b);
-        }
-        /* HTTP requests the batch answered are sent now; their connections
-           may hold further requests, whose writes join the next batch. */
-    } while (http_worker_run_resumed(w->http));
+    while (w->batches[w->cur].ncmds > 0) {
+        struct batch *b = &w->batches[w->cur];
+        w->cur ^= 1;
+        batch_apply(w, b);
+    }
 }
 
 int worker_init(struct worker *w, struct server *srv, unsigned index)
