@@ -1001,3 +1001,41 @@ ParameterizedTest(struct ts_engine_param *engine, http, health_after_failed_fsyn
     ts_server_stop(&s.h.s, H_TIMEOUT_MS);
     ts_tmpdir_remove(s.h.dir);
 }
+
+/* Bad HTTP options are refused in one line, before anything starts. */
+Test(http, bad_options, .timeout = 60)
+{
+    static const struct {
+        const char *opt, *val, *why;
+    } bad[] = {
+        {"--http-addr", "nowhere", "invalid --http-addr 'nowhere'"},
+        {"--http-addr", "127.0.0.1:99999", "invalid --http-addr"},
+        {"--http-max-body", "10", "invalid --http-max-body '10'"},
+        {"--http-max-url", "2mb", "invalid --http-max-url '2mb'"},
+        {"--http-max-headers", "lots", "invalid --http-max-headers 'lots'"},
+        {"--http-request-timeout", "0", "invalid --http-request-timeout '0'"},
+        {"--http-keepalive-timeout", "-5", "invalid --http-keepalive-timeout '-5'"},
+        {"--http-keepalive-requests", "0", "invalid --http-keepalive-requests '0'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *argv[] = {h_server_binary(), bad[i].opt, bad[i].val, NULL};
+        ts_result r;
+        cr_assert_eq(ts_run(argv, NULL, 0, H_TIMEOUT_MS, &r), 0);
+        cr_expect_eq(r.status, 1, "%s %s", bad[i].opt, bad[i].val);
+        cr_expect(strstr(r.err, bad[i].why), "%s", r.err);
+        ts_result_free(&r);
+    }
+    /* A taken port fails at startup, naming the option. */
+    struct hs s;
+    hs_start(&s, "kvs", NULL);
+    char addr[64], resp_addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)s.http_port);
+    snprintf(resp_addr, sizeof(resp_addr), "127.0.0.1:%u", (unsigned)ts_free_port(NULL));
+    const char *argv[] = {h_server_binary(), "--addr", resp_addr, "--http-addr", addr, NULL};
+    ts_result r;
+    cr_assert_eq(ts_run(argv, NULL, 0, H_TIMEOUT_MS, &r), 0);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "cannot bind --http-addr"), "%s", r.err);
+    ts_result_free(&r);
+    h_stop(&s.h);
+}
