@@ -419,6 +419,67 @@ ENGINE_TEST(http, routes, .timeout = 60)
     h_stop(&s.h);
 }
 
+/* The curl command line, as a shell script would use it. */
+static char *curl_cli(const char *const *args)
+{
+    const char *argv[32] = {"curl", "-sS", "--path-as-is", "-m", "10"};
+    size_t n = 5;
+    for (size_t i = 0; args[i]; i++) {
+        cr_assert_lt(n, 31);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    ts_result r;
+    cr_assert_eq(ts_run(argv, NULL, 0, H_TIMEOUT_MS, &r), 0, "cannot run curl");
+    cr_assert_eq(r.status, 0, "curl exited %d: %s", r.status, r.err);
+    char *out = r.out;
+    r.out = NULL;
+    ts_result_free(&r);
+    return out;
+}
+
+Test(http, curl_command_line, .timeout = 60)
+{
+    struct hs s;
+    hs_start(&s, "kvs", NULL);
+    char url[256], info_url[256];
+    snprintf(url, sizeof(url), "%s/dir%%2Fname+1", s.base);
+    snprintf(info_url, sizeof(info_url), "%s/_info", s.base);
+    const char *put[] = {"-X", "PUT", "--data-binary", "from curl", url, NULL};
+    char *out = curl_cli(put);
+    cr_expect_str_eq(out, "{\"ok\":true}");
+    free(out);
+    const char *get[] = {url, NULL};
+    out = curl_cli(get);
+    cr_expect_str_eq(out, "from curl");
+    free(out);
+    const char *json[] = {"-H", "Accept: application/json", url, NULL};
+    out = curl_cli(json);
+    cr_expect_str_eq(out, "{\"key\":\"dir/name+1\",\"value\":\"from curl\"}");
+    free(out);
+    const char *post[] = {"-d", "{\"value\":\"posted\"}", url, NULL};
+    out = curl_cli(post);
+    cr_expect_str_eq(out, "{\"ok\":true}");
+    free(out);
+    const char *head[] = {"-I", url, NULL};
+    out = curl_cli(head);
+    cr_expect(strstr(out, "HTTP/1.1 200") && strcasestr(out, "Content-Length: 6"), "%s", out);
+    free(out);
+    const char *del[] = {"-X", "DEL", url, NULL};
+    out = curl_cli(del);
+    cr_expect_str_eq(out, "{\"deleted\":true}");
+    free(out);
+    const char *code[] = {"-o", "/dev/null", "-w", "%{http_code}", url, NULL};
+    out = curl_cli(code);
+    cr_expect_str_eq(out, "404");
+    free(out);
+    const char *info[] = {info_url, NULL};
+    out = curl_cli(info);
+    cr_expect(strstr(out, "\"engine\":{\"engine\":\"kvs\""), "%s", out);
+    free(out);
+    h_stop(&s.h);
+}
+
 /* ---- keys: the raw path, percent-decoded, binary-safe ---- */
 
 ENGINE_TEST(http, binary_keys, .timeout = 60)
