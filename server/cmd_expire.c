@@ -25,17 +25,13 @@
 
 #include "commands.h"
 #include "conn.h"
+#include "keyspace.h"
 #include "reply.h"
 #include "worker.h"
 
 static kvs_db *db_of(struct conn *c)
 {
     return c->w->srv->store.db;
-}
-
-static struct store *store_of(struct conn *c)
-{
-    return &c->w->srv->store;
 }
 
 /* The options of SET and GETEX, as Redis's parseExtendedStringArguments
@@ -260,8 +256,8 @@ static void set_generic(struct conn *c, kvs_slice key, kvs_slice value, unsigned
     int rc;
     if (!(flags & (OPT_NX | OPT_XX | OPT_GET | OPT_KEEPTTL))) {
         kvs_slice none = {NULL, 0};
-        rc = s.past ? store_write(store_of(c), STORE_DEL, key, none, 0)
-                    : store_write(store_of(c), STORE_SET, key, value, s.at);
+        rc = s.past ? ks_write(c, STORE_DEL, key, none, 0)
+                    : ks_write(c, STORE_SET, key, value, s.at);
         if (rc < 0)
             reply_kvs_error(c, rc);
         else
@@ -270,7 +266,7 @@ static void set_generic(struct conn *c, kvs_slice key, kvs_slice value, unsigned
     }
     struct worker *w = c->w;
     struct store_rmw u;
-    rc = store_update(store_of(c), key, &w->scratch, decide_set, &s, &u);
+    rc = ks_update(c, key, &w->scratch, decide_set, &s, &u);
     if (rc < 0)
         reply_kvs_error(c, rc);
     else if ((flags & OPT_GET) && u.found)
@@ -344,14 +340,14 @@ void cmd_getex(struct conn *c, size_t argc, const kvs_slice *argv)
     struct store_rmw u = {.found = false};
     int rc;
     if (g.flags == 0) {
-        rc = kvs_db_get(db_of(c), argv[1], &w->scratch);
+        rc = ks_get(c, argv[1], &w->scratch, NULL);
         u.found = rc == 0;
         rc = rc == KVS_ENOTFOUND ? 0 : rc;
     } else {
         g.now = kvs_now_ms();
         if (g.flags & OPT_TIMES)
             g.time = string_option_time(g.flags, time, g.now, &g.at);
-        rc = store_update(store_of(c), argv[1], &w->scratch, decide_getex, &g, &u);
+        rc = ks_update(c, argv[1], &w->scratch, decide_getex, &g, &u);
     }
     if (rc < 0) {
         reply_kvs_error(c, rc);
@@ -451,7 +447,7 @@ static void expire_generic(struct conn *c, size_t argc, const kvs_slice *argv, b
     }
     e.when = when + base;
     struct store_rmw u;
-    int rc = store_update(store_of(c), argv[1], &c->w->scratch, decide_expire, &e, &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, decide_expire, &e, &u);
     if (rc < 0)
         reply_kvs_error(c, rc);
     else
@@ -497,7 +493,7 @@ void cmd_persist(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     struct store_rmw u;
-    int rc = store_update(store_of(c), argv[1], &c->w->scratch, decide_persist, NULL, &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, decide_persist, NULL, &u);
     if (rc < 0)
         reply_kvs_error(c, rc);
     else
@@ -510,7 +506,7 @@ void cmd_persist(struct conn *c, size_t argc, const kvs_slice *argv)
 static void ttl_generic(struct conn *c, const kvs_slice *argv, bool ms, bool abs)
 {
     int64_t at = 0;
-    int rc = kvs_db_get_ex(db_of(c), argv[1], &c->w->scratch, &at);
+    int rc = ks_get(c, argv[1], &c->w->scratch, &at);
     if (rc == KVS_ENOTFOUND) {
         reply_int(c, -2);
         return;

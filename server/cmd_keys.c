@@ -15,17 +15,13 @@
  */
 #include "commands.h"
 #include "conn.h"
+#include "keyspace.h"
 #include "reply.h"
 #include "worker.h"
 
 static kvs_db *db_of(struct conn *c)
 {
     return c->w->srv->store.db;
-}
-
-static struct store *store_of(struct conn *c)
-{
-    return &c->w->srv->store;
 }
 
 /* The size check kvs_db_write() would make, done per command so that one
@@ -82,7 +78,7 @@ void cmd_get(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     struct worker *w = c->w;
-    int rc = kvs_db_get(db_of(c), argv[1], &w->scratch);
+    int rc = ks_get(c, argv[1], &w->scratch, NULL);
     if (rc == 0) {
         stat_add(&w->stats.hits, 1);
         reply_bulk(c, w->scratch.data, w->scratch.len);
@@ -130,27 +126,48 @@ void cmd_del(struct conn *c, size_t argc, const kvs_slice *argv)
     }
 }
 
+/* The reads of EXISTS and MGET, done again if a transaction committed
+   while they ran (keyspace.h). */
+struct many {
+    struct conn *c;
+    size_t argc;
+    const kvs_slice *argv;
+    size_t mark; /* c->out.len before the reply */
+    long long found;
+};
+
+static bool exists_all(void *ctx)
+{
+    struct many *m = ctx;
+    m->found = 0;
+    for (size_t i = 1; i < m->argc; i++) {
+        int rc = ks_get(m->c, m->argv[i], &m->c->w->scratch, NULL);
+        if (rc != 0 && rc != KVS_ENOTFOUND) {
+            m->found = rc;
+            return false;
+        }
+        m->found += rc == 0;
+    }
+    return true;
+}
+
 /* EXISTS and TOUCH (kvs keeps no access times): counts a key named twice
    twice, as Redis does. */
 void cmd_exists(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    long long found = 0;
-    for (size_t i = 1; i < argc; i++) {
-        int rc = kvs_db_get(db_of(c), argv[i], &c->w->scratch);
-        if (rc != 0 && rc != KVS_ENOTFOUND) {
-            reply_kvs_error(c, rc);
-            return;
-        }
-        found += rc == 0;
-    }
-    reply_int(c, found);
+    struct many m = {c, argc, argv, 0, 0};
+    ks_read_many(c, argv + 1, argc - 1, 1, exists_all, &m);
+    if (m.found < 0)
+        reply_kvs_error(c, (int)m.found);
+    else
+        reply_int(c, m.found);
 }
 
 /* Every kvs key holds a string. */
 void cmd_type(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    int rc = kvs_db_get(db_of(c), argv[1], &c->w->scratch);
+    int rc = ks_get(c, argv[1], &c->w->scratch, NULL);
     if (rc == 0)
         reply_simple(c, "string");
     else if (rc == KVS_ENOTFOUND)
@@ -163,7 +180,7 @@ void cmd_type(struct conn *c, size_t argc, const kvs_slice *argv)
 void cmd_strlen(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    int rc = kvs_db_get(db_of(c), argv[1], &c->w->scratch);
+    int rc = ks_get(c, argv[1], &c->w->scratch, NULL);
     if (rc == 0)
         reply_int(c, (long long)c->w->scratch.len);
     else if (rc == KVS_ENOTFOUND)
@@ -172,17 +189,19 @@ void cmd_strlen(struct conn *c, size_t argc, const kvs_slice *argv)
         reply_kvs_error(c, rc);
 }
 
-void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
+/* MGET's reads and reply; on an engine error the partial array is taken
+   back and replaced by the error, so the client sees one well-formed
+   reply. Once a value does not fit under --max-output-buffer the client
+   is being closed (reply.h): the rest is not read. */
+static bool mget_all(void *ctx)
 {
+    struct many *m = ctx;
+    struct conn *c = m->c;
     struct worker *w = c->w;
-    /* On an engine error the partial array is taken back and replaced by
-       the error, so the client sees one well-formed reply. Once a value
-       does not fit under --max-output-buffer the client is being closed
-       (reply.h): the rest is not read. */
-    size_t mark = c->out.len;
-    reply_array(c, argc - 1);
-    for (size_t i = 1; i < argc && !(c->flags & CONN_KILL); i++) {
-        int rc = kvs_db_get(db_of(c), argv[i], &w->scratch);
+    c->out.len = m->mark;
+    reply_array(c, m->argc - 1);
+    for (size_t i = 1; i < m->argc && !(c->flags & CONN_KILL); i++) {
+        int rc = ks_get(c, m->argv[i], &w->scratch, NULL);
         if (rc == 0) {
             stat_add(&w->stats.hits, 1);
             reply_bulk(c, w->scratch.data, w->scratch.len);
@@ -190,11 +209,18 @@ void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
             stat_add(&w->stats.misses, 1);
             reply_nil(c);
         } else {
-            c->out.len = mark;
+            c->out.len = m->mark;
             reply_kvs_error(c, rc);
-            return;
+            return false;
         }
     }
+    return !(c->flags & CONN_KILL);
+}
+
+void cmd_mget(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    struct many m = {c, argc, argv, c->out.len, 0};
+    ks_read_many(c, argv + 1, argc - 1, 1, mget_all, &m);
 }
 
 /* All the pairs go into the same kvs_db_write() as the rest of the turn's
@@ -223,12 +249,12 @@ void cmd_dbsize(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     (void)argv;
-    kvs_stats st;
-    int rc = kvs_db_stats(db_of(c), &st);
+    uint64_t keys;
+    int rc = ks_dbsize(c, &keys);
     if (rc != 0)
         reply_kvs_error(c, rc);
     else
-        reply_int(c, (long long)st.keys);
+        reply_int(c, (long long)keys);
 }
 
 /* FLUSHDB and FLUSHALL [ASYNC|SYNC]: one database, so the same thing;
@@ -240,7 +266,7 @@ void cmd_flushdb(struct conn *c, size_t argc, const kvs_slice *argv)
         return;
     }
     kvs_slice none = {NULL, 0};
-    int rc = store_write(store_of(c), STORE_CLEAR, none, none, 0);
+    int rc = ks_write(c, STORE_CLEAR, none, none, 0);
     if (rc != 0)
         reply_kvs_error(c, rc);
     else
