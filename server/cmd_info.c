@@ -21,6 +21,7 @@
 #include "cmdstats.h"
 #include "commands.h"
 #include "conn.h"
+#include "repl.h"
 #include "reply.h"
 #include "worker.h"
 
@@ -116,6 +117,8 @@ static void info_stats(struct info *in, struct server *srv)
     add(in, "expired_time_cap_reached_count:%llu\r\n", (unsigned long long)st.expire_time_capped);
     add(in, "expire_cycle_cpu_milliseconds:%llu\r\n",
         (unsigned long long)(st.expire_cycle_us / 1000));
+    if (!in->oom && repl_info_stats(srv->repl, in->text) != 0)
+        in->oom = true;
 }
 
 /* The process's resident set, from /proc; 0 if it cannot be read. */
@@ -253,10 +256,11 @@ enum {
     S_ENGINE = 16,
     S_KEYSPACE = 32,
     S_MEMORY = 64,
-    S_ALL = 127, /* INFO and INFO default */
+    S_REPLICATION = 512,
+    S_ALL = 127 | S_REPLICATION, /* INFO and INFO default */
     S_COMMANDSTATS = 128,
     S_LATENCYSTATS = 256,
-    S_EVERYTHING = 511, /* INFO all and INFO everything */
+    S_EVERYTHING = 1023, /* INFO all and INFO everything */
 };
 
 /* The sections in want, into text (emptied first). Returns 0, KVS_ENOMEM,
@@ -283,6 +287,11 @@ static int build(struct worker *w, unsigned want, kvs_buf *text)
         info_persistence(&in, w->srv);
     if (want & S_STATS)
         info_stats(&in, w->srv);
+    if (want & S_REPLICATION) {
+        section(&in, "Replication");
+        if (!in.oom && repl_info_replication(w->srv->repl, text) != 0)
+            in.oom = true;
+    }
     if (want & S_ENGINE) {
         int rc = info_engine(&in, w->srv, &st);
         if (rc != 0)
@@ -328,6 +337,8 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
             want |= S_ENGINE;
         else if (slice_is(argv[i], "keyspace"))
             want |= S_KEYSPACE;
+        else if (slice_is(argv[i], "replication"))
+            want |= S_REPLICATION;
     }
     struct worker *w = c->w;
     int rc = build(w, want, &w->scratch);

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "glob.h"
 #include "log.h"
+#include "repl.h"
 #include "reply.h"
 #include "worker.h"
 
@@ -257,7 +258,7 @@ void cmd_hello(struct conn *c, size_t argc, const kvs_slice *argv)
     reply_bulk_str(c, "mode");
     reply_bulk_str(c, "standalone");
     reply_bulk_str(c, "role");
-    reply_bulk_str(c, "master");
+    reply_bulk_str(c, repl_is_replica(c->w->srv->repl) ? "replica" : "master");
     reply_bulk_str(c, "modules");
     reply_array(c, 0);
 }
@@ -271,19 +272,12 @@ static void reply_command_info(struct conn *c, const struct command *cmd)
         unsigned flag;
         const char *name;
     } flag_names[] = {
-        {CMD_WRITE, "write"},
-        {CMD_READONLY, "readonly"},
-        {CMD_DENYOOM, "denyoom"},
-        {CMD_ADMIN, "admin"},
-        {CMD_NOSCRIPT, "noscript"},
-        {CMD_LOADING, "loading"},
-        {CMD_STALE, "stale"},
-        {CMD_SKIP_SLOWLOG, "skip_slowlog"},
-        {CMD_FAST, "fast"},
-        {CMD_NOAUTH, "no_auth"},
-        {CMD_NO_ASYNC_LOADING, "no_async_loading"},
-        {CMD_NO_MULTI, "no_multi"},
-        {CMD_ALLOW_BUSY, "allow_busy"},
+        {CMD_WRITE, "write"},       {CMD_READONLY, "readonly"},
+        {CMD_DENYOOM, "denyoom"},   {CMD_ADMIN, "admin"},
+        {CMD_NOSCRIPT, "noscript"}, {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},       {CMD_FAST, "fast"},
+        {CMD_NOAUTH, "no_auth"},    {CMD_NO_ASYNC_LOADING, "no_async_loading"},
+        {CMD_NO_MULTI, "no_multi"}, {CMD_ALLOW_BUSY, "allow_busy"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)

@@ -13,16 +13,13 @@
 #include "cmdstats.h"
 #include "conn.h"
 #include "log.h"
-#include "multi.h"
+#include "repl.h"
 #include "reply.h"
 #include "worker.h"
 
 /* QUIT, HELLO and AUTH: allowed before authentication and at any time. */
 #define CONN_CMD_FLAGS                                                                             \
     (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NOAUTH | CMD_ALLOW_BUSY)
-
-/* MULTI, EXEC, DISCARD, WATCH, UNWATCH: these and their own. */
-#define MULTI_CMD_FLAGS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
 
 /* Arity, flags and key positions are Redis 7.0's, as its COMMAND INFO
    reports them (tests/server/test_differential.c compares the two). */
@@ -73,17 +70,24 @@ static const struct command table[] = {
     {"shutdown", cmd_shutdown, -1,
      CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0, 0,
      NULL},
-    /* transactions: cmd_multi.c */
-    {"multi", cmd_multi, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
-    {"exec", cmd_exec, 1, MULTI_CMD_FLAGS | CMD_SKIP_SLOWLOG, 0, 0, 0, 0, NULL},
-    {"discard", cmd_discard, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
-    {"watch", cmd_watch, -2, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 1, -1, 1, 0, NULL},
-    {"unwatch", cmd_unwatch, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
     /* persistence: cmd_persist.c */
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING | CMD_NO_MULTI, 0, 0, 0,
      0, NULL},
     {"bgsave", cmd_bgsave, -1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING, 0, 0, 0, 0, NULL},
     {"lastsave", cmd_lastsave, 1, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0, NULL},
+    /* replication: cmd_repl.c */
+    {"psync", cmd_psync, -3, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING | CMD_NO_MULTI, 0, 0,
+     0, 0, NULL},
+    {"sync", cmd_sync, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING | CMD_NO_MULTI, 0, 0, 0,
+     0, NULL},
+    {"replconf", cmd_replconf, -1,
+     CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
+    {"replicaof", cmd_replicaof, 3, CMD_ADMIN | CMD_NOSCRIPT | CMD_STALE | CMD_NO_ASYNC_LOADING, 0,
+     0, 0, 0, NULL},
+    {"slaveof", cmd_replicaof, 3, CMD_ADMIN | CMD_NOSCRIPT | CMD_STALE | CMD_NO_ASYNC_LOADING, 0, 0,
+     0, 0, NULL},
+    {"role", cmd_role, 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0, 0, NULL},
+    {"wait", cmd_wait, 3, CMD_NOSCRIPT, 0, 0, 0, 0, NULL},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))
@@ -318,6 +322,17 @@ static bool looks_like_http(kvs_slice name)
     return slice_is(name, "post") || slice_is(name, "host:");
 }
 
+/* The reply of a command refused by repl_refusal(). */
+static void refused_done(struct conn *c, const kvs_op *ops, size_t nops, int rc)
+{
+    (void)ops;
+    (void)nops;
+    if (rc == REPL_REFUSE_LOADING)
+        reply_error(c, "LOADING Redis is loading the dataset in memory");
+    else
+        reply_error(c, "READONLY You can't write against a read only replica.");
+}
+
 bool command_batched(const struct command *cmd, size_t argc, const kvs_slice *argv)
 {
     if (!(cmd->flags & CMD_BATCHED) || !arity_fits(cmd->batch_arity, argc))
@@ -337,7 +352,6 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
         return;
     }
     if (!cmd) {
-        multi_flag(c);
         reply_unknown(c, argc, argv);
         return;
     }
@@ -345,7 +359,6 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
     unsigned slot = (unsigned)(cmd - table) * CMDSTAT_SUBS;
     if (!arity_fits(cmd->arity, argc)) {
         cmdstats_reject(w->cmdstats, slot);
-        multi_flag(c);
         reply_arity_error(c, cmd->name);
         return;
     }
@@ -353,13 +366,23 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
        before authentication is asked for. */
     if (!(cmd->flags & CMD_NOAUTH) && !auth_conn_allowed(c)) {
         cmdstats_reject(w->cmdstats, slot);
-        multi_flag(c);
         reply_error(c, "NOAUTH Authentication required.");
         return;
     }
-    /* Between MULTI and EXEC: queued (QUEUED), not run. */
-    if (multi_queue(c, cmd, argc, argv))
+    /* A replica takes writes from its primary only, and no store is
+       served while a full copy loads (repl.h). A batched write is
+       refused in its turn, after the writes queued before it. */
+    int refused =
+        repl_refusal_of(c->w->srv->repl, cmd->flags & CMD_WRITE, cmd->flags & CMD_LOADING);
+    if (refused) {
+        if (c->npending && command_batched(cmd, argc, argv)) {
+            if (!worker_batch_add(c->w, c, refused_done, 0, refused))
+                c->flags |= CONN_KILL;
+        } else {
+            refused_done(c, NULL, 0, refused);
+        }
         return;
+    }
     stat_add(&w->stats.commands, 1);
     w->stat_sub = 0;
     w->stat_rejected = false;

@@ -86,6 +86,16 @@ static const char usage[] =
     "                        request line for this long (default 60)\n"
     "  --http-keepalive-requests N  HTTP: requests per connection before it\n"
     "                        is closed (default 1000)\n"
+    "  --replicaof HOST:PORT be a replica of the primary at HOST:PORT (a kvs-server\n"
+    "                        or redis-server; see docs/replication.md)\n"
+    "  --masterauth PASS     the password the primary asks replicas for\n"
+    "  --repl-backlog-size N bytes of writes kept for replicas that reconnect\n"
+    "                        (partial resync); N may end in kb, mb, gb (default 1mb)\n"
+    "  --replica-output-buffer-limit N  drop a replica this many bytes behind;\n"
+    "                        it then syncs afresh (default 256mb)\n"
+    "  --repl-timeout SECONDS  give up a replication link silent this long\n"
+    "                        (default 60)\n"
+    "  --repl-ping-period SECONDS  a primary's PING to its replicas (default 10)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n";
@@ -170,7 +180,13 @@ enum {
     OPT_HTTP_MAX_HEADERS,
     OPT_HTTP_REQUEST_TIMEOUT,
     OPT_HTTP_KEEPALIVE_TIMEOUT,
-    OPT_HTTP_KEEPALIVE_REQUESTS
+    OPT_HTTP_KEEPALIVE_REQUESTS,
+    OPT_REPLICAOF,
+    OPT_MASTERAUTH,
+    OPT_REPL_BACKLOG_SIZE,
+    OPT_REPLICA_OUTPUT_LIMIT,
+    OPT_REPL_TIMEOUT,
+    OPT_REPL_PING_PERIOD
 };
 
 static const struct option options[] = {
@@ -198,6 +214,12 @@ static const struct option options[] = {
     {"http-request-timeout", required_argument, NULL, OPT_HTTP_REQUEST_TIMEOUT},
     {"http-keepalive-timeout", required_argument, NULL, OPT_HTTP_KEEPALIVE_TIMEOUT},
     {"http-keepalive-requests", required_argument, NULL, OPT_HTTP_KEEPALIVE_REQUESTS},
+    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
+    {"masterauth", required_argument, NULL, OPT_MASTERAUTH},
+    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG_SIZE},
+    {"replica-output-buffer-limit", required_argument, NULL, OPT_REPLICA_OUTPUT_LIMIT},
+    {"repl-timeout", required_argument, NULL, OPT_REPL_TIMEOUT},
+    {"repl-ping-period", required_argument, NULL, OPT_REPL_PING_PERIOD},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -383,6 +405,66 @@ static int apply_http(struct server_config *cfg, int opt, const char *val)
     return -1;
 }
 
+/* --replicaof HOST:PORT ([IPv6]:PORT too); host is kept in argv. */
+static int set_replicaof(struct server_config *cfg, char *val)
+{
+    char *colon = strrchr(val, ':');
+    unsigned port;
+    if (!colon || colon == val || parse_uint(colon + 1, 1, 65535, &port) != 0) {
+        bad("invalid --replicaof '%s': expected HOST:PORT", val);
+        return -1;
+    }
+    *colon = '\0';
+    if (val[0] == '[' && colon[-1] == ']') {
+        colon[-1] = '\0';
+        val++;
+    }
+    cfg->replicaof_host = val;
+    cfg->replicaof_port = port;
+    return 0;
+}
+
+/* The replication options; returns 0, or -1 after printing why. */
+static int apply_repl(struct server_config *cfg, int opt, const char *val)
+{
+    unsigned long long bytes = 0;
+    switch (opt) {
+    case OPT_REPLICAOF:
+        return set_replicaof(cfg, (char *)val);
+    case OPT_MASTERAUTH:
+        free(cfg->masterauth);
+        cfg->masterauth = strdup(val);
+        if (!cfg->masterauth) {
+            bad("out of memory");
+            return -1;
+        }
+        memset((char *)val, 'x', strlen(val)); /* out of /proc/PID/cmdline */
+        return 0;
+    case OPT_REPL_BACKLOG_SIZE:
+    case OPT_REPLICA_OUTPUT_LIMIT: {
+        bool backlog = opt == OPT_REPL_BACKLOG_SIZE;
+        const char *name = backlog ? "--repl-backlog-size" : "--replica-output-buffer-limit";
+        if (parse_bytes(val, MAX_BUFFER_LIMIT, &bytes) != BYTES_OK || bytes < 16384) {
+            bad("invalid %s '%s': expected a size of at least 16kb", name, val);
+            return -1;
+        }
+        *(backlog ? &cfg->repl_backlog_size : &cfg->replica_output_limit) = bytes;
+        return 0;
+    }
+    case OPT_REPL_TIMEOUT:
+    case OPT_REPL_PING_PERIOD: {
+        bool timeout = opt == OPT_REPL_TIMEOUT;
+        if (parse_uint(val, 1, 3600, timeout ? &cfg->repl_timeout : &cfg->repl_ping_period) != 0) {
+            bad("invalid --repl-%s '%s': expected 1 to 3600 seconds",
+                timeout ? "timeout" : "ping-period", val);
+            return -1;
+        }
+        return 0;
+    }
+    }
+    return -1;
+}
+
 /* One option and its value; returns 0, or -1 after printing why. */
 static int apply(struct server_config *cfg, int opt, const char *val)
 {
@@ -484,6 +566,8 @@ static int apply(struct server_config *cfg, int opt, const char *val)
         }
         return 0;
     }
+    if (opt >= OPT_REPLICAOF)
+        return apply_repl(cfg, opt, val);
     return apply_http(cfg, opt, val);
 }
 
@@ -507,6 +591,10 @@ static enum config_result parse(struct server_config *cfg, int argc, char **argv
     cfg->http_request_timeout = DEFAULT_HTTP_REQUEST_TIMEOUT;
     cfg->http_keepalive_timeout = DEFAULT_HTTP_KEEPALIVE_TIMEOUT;
     cfg->http_keepalive_requests = DEFAULT_HTTP_KEEPALIVE_REQUESTS;
+    cfg->repl_backlog_size = 1ull << 20;      /* Redis's repl-backlog-size */
+    cfg->replica_output_limit = 256ull << 20; /* Redis's client-output-buffer-limit replica */
+    cfg->repl_timeout = 60;
+    cfg->repl_ping_period = 10;
     if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
         return CONFIG_BAD;
 
@@ -547,11 +635,15 @@ enum config_result config_parse(struct server_config *cfg, int argc, char **argv
 {
     enum config_result r = parse(cfg, argc, argv);
     if (r != CONFIG_OK)
-        drop_password(cfg);
+        config_free(cfg);
     return r;
 }
 
 void config_free(struct server_config *cfg)
 {
     drop_password(cfg);
+    if (cfg->masterauth)
+        explicit_bzero(cfg->masterauth, strlen(cfg->masterauth));
+    free(cfg->masterauth);
+    cfg->masterauth = NULL;
 }

@@ -19,7 +19,6 @@
 #include "auth.h"
 #include "commands.h"
 #include "log.h"
-#include "multi.h"
 #include "reply.h"
 #include "worker.h"
 
@@ -92,7 +91,6 @@ void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
-    multi_conn_free(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
     close(c->fd);
@@ -154,7 +152,7 @@ static enum read_result conn_read(struct conn *c)
 static bool is_batched_write(struct conn *c, const struct command *cmd, size_t argc,
                              const kvs_slice *argv)
 {
-    return cmd && !multi_active(c) && command_batched(cmd, argc, argv) && auth_conn_allowed(c);
+    return cmd && command_batched(cmd, argc, argv) && auth_conn_allowed(c);
 }
 
 /* Drop the executed bytes from `in`, once no queued write points there. */
@@ -184,7 +182,8 @@ static void conn_process(struct conn *c)
         c->flags |= CONN_QUIT;
         c->bad_input = false;
     }
-    while (off < c->in.len && !(c->flags & (CONN_QUIT | CONN_KILL)) && !c->bad_input) {
+    while (off < c->in.len && !(c->flags & (CONN_QUIT | CONN_KILL)) && !c->bad_input &&
+           !c->blocked) {
         if (c->out.len - c->out_sent >= OUT_SOFT_LIMIT) {
             c->flags |= CONN_INPUT_PENDING;
             break;
@@ -301,6 +300,13 @@ static void conn_run(struct conn *c)
             break;
         if (fr == FLUSH_BLOCKED) {
             wait_for_write(c, true);
+            return;
+        }
+        if (c->blocked) {
+            /* WAIT holds it (repl.h): nothing more is read or run until it
+               is answered, which adds ev_read back. */
+            wait_for_write(c, false);
+            event_del(c->ev_read);
             return;
         }
         if ((c->flags & CONN_INPUT_PENDING) && !(c->flags & CONN_QUIT))

@@ -30,12 +30,10 @@
 
 #include "kvs/slice.h"
 #include "proto/resp.h"
-#include "watch.h"
 
 struct worker;
 struct event;
 struct command;
-struct multi;
 
 enum conn_flag {
     CONN_QUIT = 1u << 0,          /* execute nothing more; close once out is written */
@@ -59,6 +57,7 @@ struct conn {
     size_t npending; /* commands queued in the worker's batch, not yet answered */
     bool batch_wait; /* a command (or a RESP_FULL line) waits for npending to reach 0 */
     bool bad_input;  /* parser.error found while npending > 0: reply once it is 0 */
+    bool blocked;    /* WAIT blocks it (counted in npending): nothing runs */
     kvs_buf out;     /* replies not yet written */
     size_t out_sent; /* bytes of out already written */
     /* --max-output-buffer, the most out.len - out_sent may reach (reply.h);
@@ -67,8 +66,6 @@ struct conn {
     resp_parser parser;
     kvs_buf name;              /* CLIENT SETNAME; len 0: none */
     const struct command *cmd; /* the command whose handler runs, else NULL */
-    struct multi *multi;       /* the queue between MULTI and EXEC (multi.h), else NULL */
-    struct watcher watch;      /* the keys WATCH watches (watch.h) */
 };
 
 /* Take over an accepted socket: allocate the connection and start reading.

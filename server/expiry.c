@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "repl.h"
 #include "server.h"
 
 /* Redis's constants (expire.c), scaled by --active-expire-effort there as
@@ -158,7 +159,12 @@ static void cycle(struct expirer *e)
     size_t acceptable = ACCEPTABLE_STALE - effort;
     double sampled = 0, expired = 0;
     kvs_stats st;
-    int rc = kvs_db_stats(e->srv->store.db, &st);
+    int rc = 0;
+    /* A replica's keys go when its primary's DELs arrive (repl.h). */
+    if (repl_is_replica(e->srv->repl) || repl_is_loading(e->srv->repl))
+        st.expires = 0;
+    else
+        rc = kvs_db_stats(e->srv->store.db, &st);
     if (rc != 0) {
         step_failed(e, "reading the store's figures", rc);
     } else if (st.expires > 0) {

@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "http_json.h"
 #include "http_req.h"
+#include "repl.h"
 #include "worker.h"
 
 static kvs_db *db_of(struct http_req *r)
@@ -112,6 +113,10 @@ static void set_done(void *arg, const kvs_op *ops, size_t nops, int rc)
 /* Queue key = value (and its ttl) and wait for the batch. */
 static void set_key(struct http_req *r, kvs_slice value)
 {
+    if (repl_is_replica(r->w->srv->repl)) {
+        http_answer_error(r, 403, "READONLY You can't write against a read only replica.");
+        return;
+    }
     if (value.len > kvs_engine_max_value(kvs_db_engine(db_of(r)))) {
         http_answer_kvs_error(r, KVS_EVALSIZE);
         return;
@@ -167,6 +172,10 @@ static void del_done(void *arg, const kvs_op *ops, size_t nops, int rc)
 
 static void delete_key(struct http_req *r)
 {
+    if (repl_is_replica(r->w->srv->repl)) {
+        http_answer_error(r, 403, "READONLY You can't write against a read only replica.");
+        return;
+    }
     kvs_op *ops = worker_batch_add_arg(r->w, del_done, r, 2);
     if (!ops) {
         http_answer_error(r, 500, "out of memory");

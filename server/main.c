@@ -26,6 +26,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "repl.h"
 #include "server.h"
 #include "worker.h"
 
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
     commands_init();
 
     int status = 1;
+    bool volatile_db = false; /* for repl_finish(), read before the store closes */
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     char why[KVS_WHY_MAX];
@@ -187,6 +189,8 @@ int main(int argc, char **argv)
         goto out_db;
     }
     srv.engine_name = kvs_engine_name(kvs_db_engine(db));
+    if (repl_init(&srv) != 0)
+        goto out_events;
     bool in_memory = kvs_engine_traits(kvs_db_engine(db)) & KVS_ENGINE_VOLATILE;
     if (!in_memory && (cfg->maxmemory || cfg->snapshot_interval != 5))
         log_warn("--maxmemory and --snapshot-interval apply to the mem engine only; engine %s "
@@ -201,6 +205,8 @@ int main(int argc, char **argv)
         goto out_events;
     }
     if (start_workers() != 0)
+        goto out_workers;
+    if (repl_start(&srv) != 0)
         goto out_workers;
     rc = expirer_start(&srv.expirer, &srv);
     if (rc != 0) {
@@ -235,6 +241,7 @@ int main(int argc, char **argv)
 out_workers:
     listener_close(&listener);
     listener_close(&http_listener);
+    repl_stop(&srv);
     stop_workers();
     expirer_stop(&srv.expirer);
 out_events:
@@ -247,11 +254,16 @@ out_events:
     store_destroy(&srv.store);
 out_db:
     /* A volatile engine writes its snapshot here, unless SHUTDOWN NOSAVE. */
+    volatile_db = kvs_engine_traits(kvs_db_engine(db)) & KVS_ENGINE_VOLATILE;
     rc = atomic_load(&srv.shutdown_nosave) ? kvs_db_close_nosave(db) : kvs_db_close(db);
     if (rc != 0) {
         log_error("closing the store: %s", kvs_strerror(rc));
         status = 1;
     }
+    /* The replication offset is kept with the data if the data was kept
+       (a volatile engine keeps it in its snapshot, if it wrote one). */
+    repl_finish(&srv, rc == 0 && (!volatile_db ||
+                                  (cfg->snapshot_interval && !atomic_load(&srv.shutdown_nosave))));
 out_listener:
     listener_close(&listener);
     listener_close(&http_listener);

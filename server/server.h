@@ -23,6 +23,7 @@
 #include "store.h"
 
 struct worker;
+struct repl;
 
 struct server_config {
     struct sockaddr_storage addr;
@@ -57,6 +58,17 @@ struct server_config {
     unsigned http_request_timeout;    /* seconds from request line to whole body */
     unsigned http_keepalive_timeout;  /* seconds a connection may wait for a request */
     unsigned http_keepalive_requests; /* requests per connection, at most */
+    /* Replication (repl.h): --replicaof (NULL: a primary), --masterauth
+       (owned, freed by config_free()), the backlog's size, the most a
+       replica link may be behind before it is dropped, the seconds of
+       silence before a link is given up, the seconds between PINGs. */
+    const char *replicaof_host;
+    unsigned replicaof_port;
+    char *masterauth;
+    unsigned long long repl_backlog_size;
+    unsigned long long replica_output_limit;
+    unsigned repl_timeout;
+    unsigned repl_ping_period;
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its
@@ -83,6 +95,7 @@ struct server {
     unsigned nworkers;
     struct server_stats listener_stats;
     struct expirer expirer; /* active expiry, and its figures */
+    struct repl *repl;      /* replication (repl.h) */
 
     /* CONFIG SET may change these while clients are served. */
     _Atomic unsigned maxclients;

@@ -19,8 +19,15 @@
  * kvs_db_write() (one append, one fsync under --fsync always). Batches of
  * different workers may run at once; where they write the same key the
  * engine's order decides, and both were unacknowledged, so either order is
- * a valid history. (A replication hook must take its order from the
- * engine's, or serialise batches, when it comes.)
+ * a valid history.
+ *
+ * Replication (repl_stream.h): while the stream is on, every write that
+ * this door applies is appended to it here, in the order the engine
+ * applied it: a batch or a single write holds the stream's lock across
+ * its engine write and its append (batches serialise then), and a
+ * read-modify-write, which holds its key's stripe exclusive, takes it for
+ * the append only. With the stream off (no replica ever attached) the
+ * door costs one relaxed load more.
  *
  * Thread safety: any thread, any number at once.
  */
@@ -32,7 +39,7 @@
 #include <stdint.h>
 
 #include "kvs/kvs.h"
-#include "watch.h"
+#include "repl_stream.h"
 
 /* Power of two, at most 64. Stripes only make a write that reads first
    (store_update) wait for the other writes to keys of its stripe; batches
@@ -56,45 +63,9 @@ struct store {
        holder holds no other stripe; so no cycle can form. Taken after
        clear_lock. Prefers writers, so batches cannot starve a SET NX. */
     pthread_rwlock_t stripes[STORE_STRIPES];
-    /* Transactions (store_txn.h) being committed: started and finished
-       counts, so that reads can tell one ran beside them (store_read). */
-    _Atomic uint64_t commits_started, commits_finished;
-    struct watch_table watch; /* WATCH's keys (watch.h) */
+    /* The replication stream the door feeds, or NULL (store_set_feed). */
+    struct repl_stream *feed;
 };
-
-/* The stripe of key: an index below STORE_STRIPES. */
-size_t store_stripe(kvs_slice key);
-
-/*
- * store_read - kvs_db_get_ex() (expire_at may be NULL) of one key, in
- * order with the transactions: while one commits, the read waits for the
- * commit to finish if it holds the key, so that a client that saw one
- * write of a transaction sees all of its writes after. Otherwise one
- * relaxed load more than kvs_db_get_ex(). Returns as kvs_db_get_ex().
- */
-int store_read(struct store *st, kvs_slice key, kvs_buf *value, int64_t *expire_at);
-
-/*
- * Reads of several keys that must see one moment (MGET, EXISTS):
- * store_reads_begin() returns a token; store_reads_clean(token) says
- * afterwards whether no transaction committed meanwhile. If not, the
- * reads are done again between store_reads_lock() and
- * store_reads_unlock() on the stripes of the keys (a mask of
- * store_stripe() bits), which wait for the commits that hold them.
- */
-uint64_t store_reads_begin(struct store *st);
-bool store_reads_clean(struct store *st, uint64_t token);
-void store_reads_lock(struct store *st, uint64_t stripes);
-void store_reads_unlock(struct store *st, uint64_t stripes);
-
-/* Remove every key, touching the watched keys that held a value (watch.h).
-   The caller holds clear_lock exclusive. Returns as kvs_db_clear(). */
-int store_clear_locked(struct store *st);
-
-/* WATCH key: registered under the key's stripe (watch.h), alive or not
-   as the store holds it now. Returns 0, KVS_ENOMEM or the engine's read
-   error. */
-int store_watch(struct store *st, struct watcher *w, kvs_slice key);
 
 enum store_op {
     STORE_SET,   /* key = value, expiring at expire_at (0: never) */
@@ -110,6 +81,19 @@ enum store_op {
    store_destroy). Returns 0 or KVS_ENOMEM. */
 int store_init(struct store *st, kvs_db *db);
 void store_destroy(struct store *st);
+
+/* Attach the replication stream (before any write), and turn its feeding
+   on or off between writes: no write is half-way through the door when
+   it changes. Any thread. */
+void store_set_feed(struct store *st, struct repl_stream *feed);
+void store_feed_switch(struct store *st, bool on);
+
+/* For a write path that holds its keys' stripes exclusive (a
+   transaction's commit): whether to feed, taking the stream's lock if
+   so; then the applied ops (wrapped in MULTI/EXEC when more than one,
+   FLUSHALL first when cleared) and the lock's release. */
+bool store_feed_begin(struct store *st);
+void store_feed_end(struct store *st, bool cleared, const kvs_op *ops, size_t n, int rc);
 
 /*
  * store_write - apply one unconditional write.

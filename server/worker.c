@@ -21,7 +21,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
-#include "multi.h"
+#include "repl.h"
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
@@ -58,7 +58,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     struct conn *next;
     for (struct conn *c = w->conns; c; c = next) {
         next = c->next;
-        if (w->now - c->last_active > (int64_t)timeout && c->npending == 0) {
+        if (w->now - c->last_active > (int64_t)timeout && c->npending == 0 && !c->blocked) {
             log_debug("client id=%llu idle for %u s, closing", (unsigned long long)c->id, timeout);
             conn_free(c);
         }
@@ -83,6 +83,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void begin_stop(struct worker *w)
 {
     w->stopping = true;
+    repl_worker_stop(w); /* WAITs are answered now */
     event_del(w->notify_ev);
     event_del(w->cron_ev);
     struct timeval grace = {STOP_GRACE_SECONDS, 0};
@@ -178,8 +179,6 @@ static struct batch_cmd *batch_room(struct worker *w, size_t nops)
 kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
                          int err)
 {
-    if (w->exec) /* inside EXEC: applied to its transaction at once */
-        return multi_batch_add(w, c, done, nops, err);
     struct batch_cmd *bc = batch_room(w, nops);
     if (!bc)
         return NULL;
@@ -307,6 +306,8 @@ int worker_init(struct worker *w, struct server *srv, unsigned index)
         return -1;
     if (srv->cfg.http_addr_len && http_worker_init(&w->http, w) != 0)
         return -1;
+    if (repl_worker_init(w) != 0)
+        return -1;
     w->cmdstats = cmdstats_new(command_count() * CMDSTAT_SUBS);
     if (!w->cmdstats)
         return -1;
@@ -381,6 +382,7 @@ void worker_destroy(struct worker *w)
     while (w->conns)
         conn_free(w->conns);
     http_worker_destroy(w->http);
+    repl_worker_free(w);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->cron_ev)

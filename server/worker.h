@@ -45,8 +45,7 @@ struct event_base;
 struct event;
 struct conn;
 struct http_worker;
-struct store_txn;
-struct multi_exec;
+struct repl_worker;
 struct cmdstats;
 
 /* Builds the reply of a batched command once its ops were applied: rc is 0
@@ -102,18 +101,12 @@ struct worker {
     kvs_buf scratch;           /* values read by commands before they are copied out */
     struct server_stats stats; /* written by this worker only */
     struct http_worker *http;  /* the worker's HTTP connections (http.h), or NULL */
+    struct repl_worker *repl;  /* replica links and WAITs (repl_internal.h) */
     /* Per-command figures (cmdstats.h), written by this worker only, and
        what subcommand_dispatch() found for the running command: its
        subcommand (1 + index, 0 none, -1 unknown: not counted), its name,
        and whether the subcommand was refused (a wrong count). */
     struct cmdstats *cmdstats;
-    /* The transaction EXEC (or a multi-key command) runs, else NULL; and
-       the batched write its running command queued (keyspace.h,
-       cmd_multi.c). reads_locked: the reads of ks_read_many()'s second
-       pass hold their stripes. */
-    struct store_txn *txn;
-    struct multi_exec *exec;
-    bool reads_locked;
     int stat_sub;
     const char *stat_sub_name;
     bool stat_rejected;
