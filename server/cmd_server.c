@@ -272,12 +272,19 @@ static void reply_command_info(struct conn *c, const struct command *cmd)
         unsigned flag;
         const char *name;
     } flag_names[] = {
-        {CMD_WRITE, "write"},       {CMD_READONLY, "readonly"},
-        {CMD_DENYOOM, "denyoom"},   {CMD_ADMIN, "admin"},
-        {CMD_NOSCRIPT, "noscript"}, {CMD_LOADING, "loading"},
-        {CMD_STALE, "stale"},       {CMD_FAST, "fast"},
-        {CMD_NOAUTH, "no_auth"},    {CMD_NO_ASYNC_LOADING, "no_async_loading"},
-        {CMD_NO_MULTI, "no_multi"}, {CMD_ALLOW_BUSY, "allow_busy"},
+        {CMD_WRITE, "write"},
+        {CMD_READONLY, "readonly"},
+        {CMD_DENYOOM, "denyoom"},
+        {CMD_ADMIN, "admin"},
+        {CMD_NOSCRIPT, "noscript"},
+        {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},
+        {CMD_SKIP_SLOWLOG, "skip_slowlog"},
+        {CMD_FAST, "fast"},
+        {CMD_NOAUTH, "no_auth"},
+        {CMD_NO_ASYNC_LOADING, "no_async_loading"},
+        {CMD_NO_MULTI, "no_multi"},
+        {CMD_ALLOW_BUSY, "allow_busy"},
     };
     size_t nflags = 0;
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)

@@ -13,6 +13,7 @@
 #include "cmdstats.h"
 #include "conn.h"
 #include "log.h"
+#include "multi.h"
 #include "repl.h"
 #include "reply.h"
 #include "worker.h"
@@ -20,6 +21,9 @@
 /* QUIT, HELLO and AUTH: allowed before authentication and at any time. */
 #define CONN_CMD_FLAGS                                                                             \
     (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NOAUTH | CMD_ALLOW_BUSY)
+
+/* MULTI, EXEC, DISCARD, WATCH, UNWATCH: these and their own. */
+#define MULTI_CMD_FLAGS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
 
 /* Arity, flags and key positions are Redis 7.0's, as its COMMAND INFO
    reports them (tests/server/test_differential.c compares the two). */
@@ -70,6 +74,12 @@ static const struct command table[] = {
     {"shutdown", cmd_shutdown, -1,
      CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0, 0,
      NULL},
+    /* transactions: cmd_multi.c */
+    {"multi", cmd_multi, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
+    {"exec", cmd_exec, 1, MULTI_CMD_FLAGS | CMD_SKIP_SLOWLOG, 0, 0, 0, 0, NULL},
+    {"discard", cmd_discard, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
+    {"watch", cmd_watch, -2, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 1, -1, 1, 0, NULL},
+    {"unwatch", cmd_unwatch, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
     /* persistence: cmd_persist.c */
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_ASYNC_LOADING | CMD_NO_MULTI, 0, 0, 0,
      0, NULL},
@@ -352,6 +362,7 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
         return;
     }
     if (!cmd) {
+        multi_flag(c);
         reply_unknown(c, argc, argv);
         return;
     }
@@ -359,6 +370,7 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
     unsigned slot = (unsigned)(cmd - table) * CMDSTAT_SUBS;
     if (!arity_fits(cmd->arity, argc)) {
         cmdstats_reject(w->cmdstats, slot);
+        multi_flag(c);
         reply_arity_error(c, cmd->name);
         return;
     }
@@ -366,6 +378,7 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
        before authentication is asked for. */
     if (!(cmd->flags & CMD_NOAUTH) && !auth_conn_allowed(c)) {
         cmdstats_reject(w->cmdstats, slot);
+        multi_flag(c);
         reply_error(c, "NOAUTH Authentication required.");
         return;
     }
@@ -383,6 +396,9 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
         }
         return;
     }
+    /* Between MULTI and EXEC: queued (QUEUED), not run. */
+    if (multi_queue(c, cmd, argc, argv))
+        return;
     stat_add(&w->stats.commands, 1);
     w->stat_sub = 0;
     w->stat_rejected = false;

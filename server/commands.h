@@ -39,6 +39,7 @@ enum cmd_flag {
     CMD_NO_MULTI = 1u << 9,          /* not allowed inside MULTI */
     CMD_ALLOW_BUSY = 1u << 10,       /* allowed while a script runs */
     CMD_NO_ASYNC_LOADING = 1u << 11, /* refused while a replica loads in the background */
+    CMD_SKIP_SLOWLOG = 1u << 12,     /* not shown in the slow log (EXEC) */
     /* kvs's own, not reported: with argc fitting batch_arity (and
        batch_if, if any) the command is an unconditional write queued in
        the worker's batch of the turn (worker.h), answered once the batch
@@ -123,6 +124,8 @@ cmd_proc cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist;
 cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
+/* cmd_multi.c */
+cmd_proc cmd_multi, cmd_exec, cmd_discard, cmd_watch, cmd_unwatch;
 
 /* Every INFO section, as INFO writes them, into text (emptied first): for
    the HTTP /_info route. Worker thread. Returns 0, KVS_ENOMEM, or the

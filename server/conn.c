@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "commands.h"
 #include "log.h"
+#include "multi.h"
 #include "reply.h"
 #include "worker.h"
 
@@ -91,6 +92,7 @@ void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    multi_conn_free(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
     close(c->fd);
@@ -152,7 +154,7 @@ static enum read_result conn_read(struct conn *c)
 static bool is_batched_write(struct conn *c, const struct command *cmd, size_t argc,
                              const kvs_slice *argv)
 {
-    return cmd && command_batched(cmd, argc, argv) && auth_conn_allowed(c);
+    return cmd && !multi_active(c) && command_batched(cmd, argc, argv) && auth_conn_allowed(c);
 }
 
 /* Drop the executed bytes from `in`, once no queued write points there. */

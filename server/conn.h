@@ -30,10 +30,12 @@
 
 #include "kvs/slice.h"
 #include "proto/resp.h"
+#include "watch.h"
 
 struct worker;
 struct event;
 struct command;
+struct multi;
 
 enum conn_flag {
     CONN_QUIT = 1u << 0,          /* execute nothing more; close once out is written */
@@ -66,6 +68,8 @@ struct conn {
     resp_parser parser;
     kvs_buf name;              /* CLIENT SETNAME; len 0: none */
     const struct command *cmd; /* the command whose handler runs, else NULL */
+    struct multi *multi;       /* the queue between MULTI and EXEC (multi.h), else NULL */
+    struct watcher watch;      /* the keys WATCH watches (watch.h) */
 };
 
 /* Take over an accepted socket: allocate the connection and start reading.

@@ -12,6 +12,10 @@
 int store_init(struct store *st, kvs_db *db)
 {
     st->db = db;
+    atomic_init(&st->commits_started, 0);
+    atomic_init(&st->commits_finished, 0);
+    if (watch_table_init(&st->watch) != 0)
+        return KVS_ENOMEM;
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -29,6 +33,8 @@ int store_init(struct store *st, kvs_db *db)
     }
 out_attr:
     pthread_rwlockattr_destroy(&attr);
+    if (rc != 0)
+        watch_table_destroy(&st->watch);
     return rc != 0 ? KVS_ENOMEM : 0;
 }
 
@@ -37,11 +43,30 @@ void store_destroy(struct store *st)
     for (size_t i = 0; i < STORE_STRIPES; i++)
         pthread_rwlock_destroy(&st->stripes[i]);
     pthread_rwlock_destroy(&st->clear_lock);
+    watch_table_destroy(&st->watch);
 }
 
-static size_t stripe_index(kvs_slice key)
+size_t store_stripe(kvs_slice key)
 {
     return XXH3_64bits(key.data, key.len) & (STORE_STRIPES - 1);
+}
+
+#define stripe_index store_stripe
+
+/* Whether key holds a value now (watch_touch_alive's question). */
+static bool key_alive(void *ctx, kvs_slice key)
+{
+    kvs_buf value = {0};
+    int rc = kvs_db_get(ctx, key, &value);
+    kvs_buf_free(&value);
+    return rc == 0;
+}
+
+int store_clear_locked(struct store *st)
+{
+    /* Watched keys that hold a value are touched; the rest are not. */
+    watch_touch_alive(&st->watch, key_alive, st->db);
+    return kvs_db_clear(st->db);
 }
 
 static const kvs_slice flushall_s = {"FLUSHALL", 8}, del_s = {"DEL", 3};
@@ -120,7 +145,7 @@ int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice val
         bool feed_clear = repl_feed_on(st->feed);
         if (feed_clear)
             repl_feed_lock(st->feed);
-        rc = kvs_db_clear(st->db);
+        rc = store_clear_locked(st);
         if (feed_clear) {
             if (rc == 0)
                 repl_feed_command(st->feed, 1, &flushall_s);
@@ -142,6 +167,8 @@ int store_write(struct store *st, enum store_op op, kvs_slice key, kvs_slice val
         if (rc == KVS_ENOTFOUND)
             rc = STORE_SKIPPED;
     }
+    if (rc == 0)
+        watch_touch(&st->watch, key, op == STORE_SET && (!expire_at || expire_at > kvs_now_ms()));
     if (feed) {
         if (rc == 0 && op == STORE_SET)
             feed_set(st->feed, key, value, expire_at);
@@ -172,9 +199,14 @@ static int update_locked(struct store *st, kvs_slice key, kvs_buf *value, store_
     decide(ctx, u);
     switch (u->action) {
     case STORE_PUT:
-        return kvs_db_set_ex(st->db, key, u->put_value, u->put_expire_at);
+        rc = kvs_db_set_ex(st->db, key, u->put_value, u->put_expire_at);
+        if (rc == 0)
+            watch_touch(&st->watch, key, true);
+        return rc;
     case STORE_REMOVE:
         rc = kvs_db_remove(st->db, key);
+        if (rc == 0)
+            watch_touch(&st->watch, key, false);
         return rc == KVS_ENOTFOUND ? 0 : rc;
     case STORE_KEEP:
         break;
@@ -218,8 +250,66 @@ int store_write_batch(struct store *st, kvs_op *ops, size_t n)
             repl_feed_ops(st->feed, ops, n);
         repl_feed_unlock(st->feed);
     }
+    if (rc == 0)
+        watch_touch_ops(&st->watch, ops, n);
     for (uint64_t m = used; m; m &= m - 1)
         pthread_rwlock_unlock(&st->stripes[__builtin_ctzll(m)]);
+    pthread_rwlock_unlock(&st->clear_lock);
+    return rc;
+}
+
+int store_read(struct store *st, kvs_slice key, kvs_buf *value, int64_t *expire_at)
+{
+    int64_t at;
+    if (!expire_at)
+        expire_at = &at;
+    if (atomic_load_explicit(&st->commits_started, memory_order_acquire) ==
+        atomic_load_explicit(&st->commits_finished, memory_order_acquire))
+        return kvs_db_get_ex(st->db, key, value, expire_at);
+    pthread_rwlock_t *stripe = &st->stripes[stripe_index(key)];
+    pthread_rwlock_rdlock(stripe);
+    int rc = kvs_db_get_ex(st->db, key, value, expire_at);
+    pthread_rwlock_unlock(stripe);
+    return rc;
+}
+
+uint64_t store_reads_begin(struct store *st)
+{
+    uint64_t started = atomic_load_explicit(&st->commits_started, memory_order_acquire);
+    uint64_t finished = atomic_load_explicit(&st->commits_finished, memory_order_acquire);
+    return started == finished ? started : UINT64_MAX;
+}
+
+bool store_reads_clean(struct store *st, uint64_t token)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return token != UINT64_MAX &&
+           atomic_load_explicit(&st->commits_started, memory_order_relaxed) == token;
+}
+
+void store_reads_lock(struct store *st, uint64_t stripes)
+{
+    for (uint64_t m = stripes; m; m &= m - 1)
+        pthread_rwlock_rdlock(&st->stripes[__builtin_ctzll(m)]);
+}
+
+void store_reads_unlock(struct store *st, uint64_t stripes)
+{
+    for (uint64_t m = stripes; m; m &= m - 1)
+        pthread_rwlock_unlock(&st->stripes[__builtin_ctzll(m)]);
+}
+
+int store_watch(struct store *st, struct watcher *w, kvs_slice key)
+{
+    pthread_rwlock_t *stripe = &st->stripes[stripe_index(key)];
+    pthread_rwlock_rdlock(&st->clear_lock);
+    pthread_rwlock_wrlock(stripe);
+    kvs_buf probe = {0};
+    int rc = kvs_db_get(st->db, key, &probe);
+    kvs_buf_free(&probe);
+    if (rc == 0 || rc == KVS_ENOTFOUND)
+        rc = watch_add_locked(&st->watch, w, key, rc == 0);
+    pthread_rwlock_unlock(stripe);
     pthread_rwlock_unlock(&st->clear_lock);
     return rc;
 }

@@ -40,6 +40,7 @@
 
 #include "kvs/kvs.h"
 #include "repl_stream.h"
+#include "watch.h"
 
 /* Power of two, at most 64. Stripes only make a write that reads first
    (store_update) wait for the other writes to keys of its stripe; batches
@@ -65,7 +66,45 @@ struct store {
     pthread_rwlock_t stripes[STORE_STRIPES];
     /* The replication stream the door feeds, or NULL (store_set_feed). */
     struct repl_stream *feed;
+    /* Transactions (store_txn.h) being committed: started and finished
+       counts, so that reads can tell one ran beside them (store_read). */
+    _Atomic uint64_t commits_started, commits_finished;
+    struct watch_table watch; /* WATCH's keys (watch.h) */
 };
+
+/* The stripe of key: an index below STORE_STRIPES. */
+size_t store_stripe(kvs_slice key);
+
+/*
+ * store_read - kvs_db_get_ex() (expire_at may be NULL) of one key, in
+ * order with the transactions: while one commits, the read waits for the
+ * commit to finish if it holds the key, so that a client that saw one
+ * write of a transaction sees all of its writes after. Otherwise one
+ * relaxed load more than kvs_db_get_ex(). Returns as kvs_db_get_ex().
+ */
+int store_read(struct store *st, kvs_slice key, kvs_buf *value, int64_t *expire_at);
+
+/*
+ * Reads of several keys that must see one moment (MGET, EXISTS):
+ * store_reads_begin() returns a token; store_reads_clean(token) says
+ * afterwards whether no transaction committed meanwhile. If not, the
+ * reads are done again between store_reads_lock() and
+ * store_reads_unlock() on the stripes of the keys (a mask of
+ * store_stripe() bits), which wait for the commits that hold them.
+ */
+uint64_t store_reads_begin(struct store *st);
+bool store_reads_clean(struct store *st, uint64_t token);
+void store_reads_lock(struct store *st, uint64_t stripes);
+void store_reads_unlock(struct store *st, uint64_t stripes);
+
+/* Remove every key, touching the watched keys that held a value (watch.h).
+   The caller holds clear_lock exclusive. Returns as kvs_db_clear(). */
+int store_clear_locked(struct store *st);
+
+/* WATCH key: registered under the key's stripe (watch.h), alive or not
+   as the store holds it now. Returns 0, KVS_ENOMEM or the engine's read
+   error. */
+int store_watch(struct store *st, struct watcher *w, kvs_slice key);
 
 enum store_op {
     STORE_SET,   /* key = value, expiring at expire_at (0: never) */

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "repl.h"
+#include "multi.h"
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
@@ -179,6 +180,8 @@ static struct batch_cmd *batch_room(struct worker *w, size_t nops)
 kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, size_t nops,
                          int err)
 {
+    if (w->exec) /* inside EXEC: applied to its transaction at once */
+        return multi_batch_add(w, c, done, nops, err);
     struct batch_cmd *bc = batch_room(w, nops);
     if (!bc)
         return NULL;

@@ -46,6 +46,8 @@ struct event;
 struct conn;
 struct http_worker;
 struct repl_worker;
+struct store_txn;
+struct multi_exec;
 struct cmdstats;
 
 /* Builds the reply of a batched command once its ops were applied: rc is 0
@@ -107,6 +109,13 @@ struct worker {
        subcommand (1 + index, 0 none, -1 unknown: not counted), its name,
        and whether the subcommand was refused (a wrong count). */
     struct cmdstats *cmdstats;
+    /* The transaction EXEC (or a multi-key command) runs, else NULL; and
+       the batched write its running command queued (keyspace.h,
+       cmd_multi.c). reads_locked: the reads of ks_read_many()'s second
+       pass hold their stripes. */
+    struct store_txn *txn;
+    struct multi_exec *exec;
+    bool reads_locked;
     int stat_sub;
     const char *stat_sub_name;
     bool stat_rejected;
