@@ -331,13 +331,17 @@ int store_txn_commit(struct store_txn *t)
             ops[nops++] = (kvs_op){.type = KVS_OP_REMOVE, .key = key};
         /* else: missing before and after, nothing to write */
     }
-    /* Reads of other clients wait for the commit or read again. */
+    /* Reads of other clients wait for the commit or read again. The
+       replication stream gets the commit as MULTI/EXEC, in its order. */
+    bool feed = store_feed_begin(st);
     atomic_fetch_add_explicit(&st->commits_started, 1, memory_order_acq_rel);
     if (t->cleared)
         rc = store_clear_locked(st);
     if (rc == 0 && nops)
         rc = kvs_db_write(st->db, ops, nops);
     atomic_fetch_add_explicit(&st->commits_finished, 1, memory_order_acq_rel);
+    if (feed)
+        store_feed_end(st, t->cleared, ops, nops, rc);
     if (rc == 0 && nops) {
         watch_touch_ops(&st->watch, ops, nops);
         for (size_t i = 0; i < nops; i++) {

@@ -335,6 +335,10 @@ ParameterizedTest(struct ts_engine_param *e, repl, writes_replicate, .timeout = 
     ok(pc, "SETEX key:7 100 seven");
     ok(pc, "MSET m1 a m2 b");
     ok(pc, "SET key:8 eight KEEPTTL");
+    ok(pc, "MULTI");
+    ok(pc, "SET tx:1 a");
+    ok(pc, "DEL key:9");
+    ok(pc, "EXEC"); /* replicated as MULTI ... EXEC */
     ok(pc, "SET gone x PX 1");
     pause_ms(300); /* the primary's active expiry removes it: a DEL */
     wait_synced(pc, rc);
