@@ -74,6 +74,27 @@ static const struct command table[] = {
     {"shutdown", cmd_shutdown, -1,
      CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_NO_MULTI | CMD_ALLOW_BUSY, 0, 0, 0, 0,
      NULL},
+    /* strings read and written again: cmd_string.c, cmd_lcs.c */
+    {"append", cmd_append, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"incr", cmd_incr, 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"decr", cmd_decr, 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"incrby", cmd_incrby, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"decrby", cmd_decrby, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"incrbyfloat", cmd_incrbyfloat, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"getset", cmd_getset, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"getdel", cmd_getdel, 2, CMD_WRITE | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"getrange", cmd_getrange, 4, CMD_READONLY, 1, 1, 1, 0, NULL},
+    {"substr", cmd_getrange, 4, CMD_READONLY, 1, 1, 1, 0, NULL},
+    {"setrange", cmd_setrange, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0, NULL},
+    {"setnx", cmd_setnx, 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"msetnx", cmd_msetnx, -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2, 0, NULL},
+    {"lcs", cmd_lcs, -3, CMD_READONLY, 1, 2, 1, 0, NULL},
+    /* bits: cmd_bits.c */
+    {"setbit", cmd_setbit, 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, 0, NULL},
+    {"getbit", cmd_getbit, 3, CMD_READONLY | CMD_FAST, 1, 1, 1, 0, NULL},
+    {"bitcount", cmd_bitcount, -2, CMD_READONLY, 1, 1, 1, 0, NULL},
+    {"bitpos", cmd_bitpos, -3, CMD_READONLY, 1, 1, 1, 0, NULL},
+    {"bitop", cmd_bitop, -4, CMD_WRITE | CMD_DENYOOM, 2, -1, 1, 0, NULL},
     /* transactions: cmd_multi.c */
     {"multi", cmd_multi, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
     {"exec", cmd_exec, 1, MULTI_CMD_FLAGS | CMD_SKIP_SLOWLOG, 0, 0, 0, 0, NULL},
@@ -104,7 +125,7 @@ static const struct command table[] = {
 
 /* Open addressing over a power of two at least twice the table, so probes
    are short; a slot holds a table index + 1, 0 when empty. */
-#define INDEX_SIZE 128
+#define INDEX_SIZE 256
 #define NAME_MAX_LEN 16
 static uint8_t index_slots[INDEX_SIZE];
 

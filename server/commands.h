@@ -124,6 +124,10 @@ cmd_proc cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist;
 cmd_proc cmd_type, cmd_strlen, cmd_scan, cmd_keys, cmd_randomkey;
 cmd_proc cmd_ping, cmd_echo, cmd_select, cmd_quit, cmd_shutdown, cmd_client, cmd_hello, cmd_auth;
 cmd_proc cmd_command, cmd_config, cmd_info;
+/* cmd_string.c, cmd_lcs.c, cmd_bits.c */
+cmd_proc cmd_append, cmd_incr, cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat, cmd_getset;
+cmd_proc cmd_getdel, cmd_getrange, cmd_setrange, cmd_setnx, cmd_msetnx, cmd_lcs;
+cmd_proc cmd_setbit, cmd_getbit, cmd_bitcount, cmd_bitpos, cmd_bitop;
 /* cmd_multi.c */
 cmd_proc cmd_multi, cmd_exec, cmd_discard, cmd_watch, cmd_unwatch;
 
