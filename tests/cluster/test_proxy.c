@@ -1,12 +1,13 @@
 /*
- * Every command twemproxy (nutcracker, Redis mode) forwards that kvs has,
- * sent through one nutcracker in front of three kvs-servers and through
- * another in front of three redis-servers: the replies must be the same
- * bytes (times within a tolerance). Both pools name their nodes alike, so
- * each key lands on the same node number on both sides, and the multi-key
- * commands that nutcracker splits by node (MGET, MSET, DEL, UNLINK,
- * EXISTS, TOUCH) are split alike. Then the same with a pool password
- * (redis_auth): clients AUTH to the proxy, which AUTHs to every node.
+ * Every command twemproxy (nutcracker 0.5.0, Redis mode) forwards that
+ * kvs has, sent through one nutcracker in front of three kvs-servers and
+ * through another in front of three redis-servers: the replies must be
+ * the same bytes (times within a tolerance). Both pools name their nodes
+ * alike, so each key lands on the same node number on both sides, and the
+ * multi-key commands that nutcracker splits by node (MGET, MSET, DEL,
+ * UNLINK, EXISTS, TOUCH) are split alike. Then the same with a pool
+ * password (redis_auth): clients AUTH to the proxy, which AUTHs to every
+ * node.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -172,6 +173,37 @@ static const struct dcmd script[] = {
     CMD(EXACT, S("TYPE"), S("nosuch")),
     CMD(EXACT, S("SET"), S(""), S("empty key")),
     CMD(EXACT, S("GET"), S("")),
+    /* The string commands nutcracker forwards. */
+    CMD(EXACT, S("SET"), S("s"), S("hello")),
+    CMD(EXACT, S("APPEND"), S("s"), S(" world")),
+    CMD(EXACT, S("APPEND"), S("s2"), S("new")),
+    CMD(EXACT, S("GETRANGE"), S("s"), S("0"), S("4")),
+    CMD(EXACT, S("GETRANGE"), S("s"), S("-5"), S("-1")),
+    CMD(EXACT, S("SETRANGE"), S("s"), S("6"), S("WORLD")),
+    CMD(EXACT, S("SETRANGE"), S("s3"), S("3"), S("x")),
+    CMD(EXACT, S("GET"), S("s3")),
+    CMD(EXACT, S("GETSET"), S("s"), S("next")),
+    CMD(EXACT, S("GETDEL"), S("s")),
+    CMD(EXACT, S("GETDEL"), S("s")),
+    CMD(EXACT, S("SETNX"), S("s"), S("1")),
+    CMD(EXACT, S("SETNX"), S("s"), S("2")),
+    CMD(EXACT, S("INCR"), S("n")),
+    CMD(EXACT, S("INCRBY"), S("n"), S("41")),
+    CMD(EXACT, S("DECR"), S("n")),
+    CMD(EXACT, S("DECRBY"), S("n"), S("-10")),
+    CMD(EXACT, S("INCRBYFLOAT"), S("f"), S("1.5")),
+    CMD(EXACT, S("INCRBYFLOAT"), S("f"), S("-0.25")),
+    CMD(EXACT, S("INCR"), S("s2")),
+    CMD(EXACT, S("INCRBY"), S("n"), S("9223372036854775807")),
+    CMD(EXACT, S("SETBIT"), S("b"), S("7"), S("1")),
+    CMD(EXACT, S("SETBIT"), S("b"), S("100"), S("1")),
+    CMD(EXACT, S("GETBIT"), S("b"), S("7")),
+    CMD(EXACT, S("GETBIT"), S("b"), S("8")),
+    CMD(EXACT, S("BITCOUNT"), S("b")),
+    CMD(EXACT, S("BITCOUNT"), S("b"), S("0"), S("0")),
+    CMD(EXACT, S("BITPOS"), S("b"), S("1")),
+    CMD(EXACT, S("BITPOS"), S("b"), S("0")),
+    CMD(EXACT, S("SETBIT"), S("b"), S("1"), S("2")),
     /* (nutcracker closes the connection of a command whose argument
        count it does not expect: GET k extra, EXPIRE k, EXPIRE k t GT; so
        those never reach a node.) */
