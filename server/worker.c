@@ -21,8 +21,8 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
-#include "repl.h"
 #include "multi.h"
+#include "repl.h"
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
