@@ -128,10 +128,6 @@ cmd_proc cmd_command, cmd_config, cmd_info;
 cmd_proc cmd_append, cmd_incr, cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat, cmd_getset;
 cmd_proc cmd_getdel, cmd_getrange, cmd_setrange, cmd_setnx, cmd_msetnx, cmd_lcs;
 cmd_proc cmd_setbit, cmd_getbit, cmd_bitcount, cmd_bitpos, cmd_bitop;
-/* cmd_string.c, cmd_lcs.c, cmd_bits.c */
-cmd_proc cmd_append, cmd_incr, cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat, cmd_getset;
-cmd_proc cmd_getdel, cmd_getrange, cmd_setrange, cmd_setnx, cmd_msetnx, cmd_lcs;
-cmd_proc cmd_setbit, cmd_getbit, cmd_bitcount, cmd_bitpos, cmd_bitop;
 /* cmd_rename.c */
 cmd_proc cmd_rename, cmd_renamenx, cmd_copy;
 /* cmd_multi.c */
