@@ -399,7 +399,13 @@ void worker_destroy(struct worker *w)
     if (w->notify_wr >= 0)
         close(w->notify_wr);
     kvs_buf_free(&w->scratch);
-    cmdstats_free(w->cmdstats);
+    /* Other workers may still run INFO, which reads every worker's table
+       under stats_lock (cmdstats.h): take it away under the lock. */
+    pthread_mutex_lock(&w->srv->stats_lock);
+    struct cmdstats *cs = w->cmdstats;
+    w->cmdstats = NULL;
+    pthread_mutex_unlock(&w->srv->stats_lock);
+    cmdstats_free(cs);
     for (size_t i = 0; i < 2; i++) {
         free(w->batches[i].ops);
         free(w->batches[i].cmds);
