@@ -47,6 +47,7 @@ struct repl_link {
     char ip[64];
     unsigned port; /* REPLCONF listening-port */
     bool capa_eof, capa_psync2, old_sync;
+    bool await_ack;             /* a diskless RDB was sent: no stream before an ACK */
     uint64_t gen;               /* repl->drop_gen when it was made */
     _Atomic uint64_t ack;       /* acknowledged offset */
     _Atomic int64_t ack_ms;     /* when, ms since the epoch */

@@ -188,6 +188,8 @@ static bool link_pump(struct repl_link *l)
         link_free(l, "dropped");
         return false;
     }
+    if (l->await_ack)
+        return true;
     for (;;) {
         const char *data;
         size_t n;
@@ -276,8 +278,15 @@ static void on_link_read(evutil_socket_t fd, short what, void *arg)
     }
     memmove(l->in.data, (char *)l->in.data + off, l->in.len - off);
     l->in.len -= off;
-    if (acked)
-        repl_wake_workers(l->rw->r);
+    if (!acked)
+        return;
+    struct repl *r = l->rw->r;
+    if (l->await_ack) {
+        l->await_ack = false;
+        if (!link_pump(l))
+            return;
+    }
+    repl_wake_workers(r);
 }
 
 /* The sync thread finished: join it, and feed the link from the stream. */
@@ -291,12 +300,19 @@ static bool link_online(struct repl_link *l)
     }
     int flags = fcntl(l->fd, F_GETFL);
     fcntl(l->fd, F_SETFL, flags | O_NONBLOCK);
-    atomic_store(&l->ack, l->sync_offset);
+    /* No ack yet: the replica has the RDB but may not have loaded it, so
+       WAIT counts it only once it says so (as Redis). The time starts the
+       --repl-timeout clock. */
     atomic_store(&l->ack_ms, now_ms());
     atomic_store(&l->state, RLINK_ONLINE);
     event_add(l->ev_read, NULL);
-    log_info("replication: full sync of replica %s:%u done; streaming from offset %" PRIu64, l->ip,
-             l->port, l->sync_offset);
+    /* After a diskless RDB the stream waits for the replica's first ACK,
+       as Redis's (repl_start_cmd_stream_on_ack): redis-server and
+       redis-cli find the end mark only at the end of a read, so stream
+       bytes glued to it would hide it and the sync would never end. */
+    l->await_ack = l->capa_eof;
+    log_info("replication: full sync of replica %s:%u done; streaming from offset %" PRIu64 "%s",
+             l->ip, l->port, l->sync_offset, l->await_ack ? " after its first ACK" : "");
     return link_pump(l);
 }
 

@@ -568,9 +568,22 @@ ParameterizedTest(struct ts_engine_param *e, repl, redis_server_replica, .timeou
     redisContext *pc = connect_port(p.s.port);
     fill(pc, 0, 2000, "a");
     ok(pc, "SET empty \"\"");
+    /* Writes go on while the RDB is sent: the stream must not follow the
+       diskless RDB's end mark before the replica's first ACK, or
+       redis-server never sees the mark. */
+    struct writer w = {.port = p.s.port};
+    cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
     struct redis_replica rr;
     redis_replica_start(&rr, p.s.port);
     redisContext *rc = connect_port(rr.s.port);
+    long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+    while (!info_has(rc, "master_link_status:up")) {
+        cr_assert(mono_ms() < deadline, "redis-server never came up");
+        pause_ms(20);
+    }
+    pause_ms(100);
+    atomic_store(&w.stop, true);
+    pthread_join(w.thread, NULL);
     wait_synced(pc, rc);
     expect_same(pc, rc);
     fill(pc, 1000, 500, "b");
