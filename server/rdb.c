@@ -402,8 +402,8 @@ static size_t lzf_decompress(const unsigned char *in, size_t in_len, unsigned ch
 /* A string into out (replacing its content). */
 static int get_string(struct reader *r, kvs_buf *out)
 {
-    uint64_t len;
-    bool encoded;
+    uint64_t len = 0; /* set by get_len(); gcc -O2 cannot tell */
+    bool encoded = false;
     int rc = get_len(r, &len, &encoded);
     if (rc)
         return rc;

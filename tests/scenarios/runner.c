@@ -503,7 +503,7 @@ static redisContext *connect_target(char *why, size_t whylen)
             if (ok)
                 return c;
         }
-        snprintf(why, whylen, "cannot connect to %s:%d: %s", opt.host, opt.port,
+        snprintf(why, whylen, "cannot connect to %.64s:%d: %.128s", opt.host, opt.port,
                  c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
