@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Key and value derivation for kvs-bench (see data.h): a seeded bijection
  * from key numbers to ids, keys and values built from ids, and the check

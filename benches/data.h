@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Keys and values of kvs-bench, derived so that every read can be checked.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The log-bucket latency histogram of kvs-bench: merging and quantiles.
  * The hot-path recording is inline in hist.h.

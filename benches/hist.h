@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A fixed log-bucket latency histogram for kvs-bench.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-bench: engine-level benchmarks of libkvs, without the network.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Writing kvs-bench results (see report.h). Latencies are nanoseconds in CSV
  * and JSON, microseconds in the table.

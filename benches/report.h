@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The output of kvs-bench: one row per engine, fsync policy, thread count
  * and workload, written as it is measured as a human table, CSV or JSON

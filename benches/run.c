@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The timed part of kvs-bench (see run.h): worker threads, one operation
  * function per kind, per-thread latency histograms merged at the end, and

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# SPDX-License-Identifier: BSD-3-Clause
 # servers.sh: starting and stopping kvs-server and redis-server for the
 # benchmark scripts (server-vs-redis, cli-hyperfine). Sourced, not run.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs-bench suite (see suite.h): keeping track of what the store under
  * test holds, preparing it untimed for each workload, running the workload

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs-bench suite: the named workloads, and running them for every
  * engine, fsync policy and thread count asked for.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Operating-system helpers of kvs-bench (see sys.h).
  */

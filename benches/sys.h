@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Operating-system helpers of kvs-bench: the monotonic clock, the process's
  * resident set size, and making and removing the scratch directories that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The client half of libkvs: one TCP connection speaking RESP; see
  * include/kvs/client.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* "IP:PORT" and "[IPv6]:PORT" addresses; see include/kvs/addr.h. */
 #include "kvs/addr.h"
 

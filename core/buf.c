@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Caller-owned byte buffers; see slice.h. */
 #include <stdint.h>
 #include <stdlib.h>

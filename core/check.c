@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs_dir_check(): find the checker of the engine that wrote a directory,
  * through the registry, and run it (kvs/check.h).

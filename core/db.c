@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs_db_*() wrappers: validate arguments once, then dispatch through
  * the engine's table. Opening also takes the directory lock and settles

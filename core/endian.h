@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Little-endian integers in byte buffers, as every on-disk format of the
  * project stores them (the kvs engine's records and hints, the mem

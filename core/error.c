@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The kvs error space: names and messages generated from KVS_ERROR_MAP. */
 #include <errno.h>
 

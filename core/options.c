@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Store options and their defaults; the helpers engines share for messages. */
 #include <inttypes.h>
 #include <stdarg.h>

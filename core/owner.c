@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Which engine owns a data directory; see owner.h. */
 #include "owner.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The engine registry: every engine kvs can serve, found by name.
  * Adding an engine is one folder under engines/ and one line here.

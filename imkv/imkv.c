@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libimkv: the ht_* interface (imkv.h) over the mem engine's table and slab
  * (engines/mem/table.h, slab.h). The slab runs in fixed mode: one mapping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libimkv - a thread-safe in-memory hash table of C strings, with the
  * classic ht_* interface.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Decimal numbers on the wire; see number.h. */
 #include "number.h"
 

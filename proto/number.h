@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Decimal numbers on the wire, for the RESP codec only (private to proto/).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Internals of the request parser shared by its two halves (private to
  * proto/): resp_request.c reads multibulk commands and owns the parser's

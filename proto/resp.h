@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * RESP2, the Redis protocol: the codec shared by kvs-server and the client.
  *

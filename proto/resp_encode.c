@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * RESP encoders: replies for the server, requests for the client; see
  * resp.h. They run once per reply on the server's hot path, so each one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Inline commands: a line of words, as typed into telnet ("SET k v\r\n").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The client's half of RESP: reading one reply element; see resp.h.
  *

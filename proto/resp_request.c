@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The RESP request parser: multibulk commands ("*N\r\n" then N bulk
  * strings), and the dispatch to inline commands; see resp.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Access control, as Redis has it for its default user: a password
  * (--requirepass), what a client may do before it has given it, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The bit commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS,
  * BITOP, as Redis 7.0 answers them (bitops.c), errors and edge cases

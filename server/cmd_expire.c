@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Commands with expiry times: SET's options (NX, XX, GET, EX, PX, EXAT,
  * PXAT, KEEPTTL), SETEX, PSETEX, GETEX, EXPIRE, PEXPIRE, EXPIREAT,

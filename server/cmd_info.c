@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * INFO [section ...]: the server's state as Redis formats it, "# Section"
  * headers and "name:value" lines, sections server, clients, memory,

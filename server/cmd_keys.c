@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Commands on keys and values: GET, SET, DEL/UNLINK, EXISTS/TOUCH, TYPE,
  * STRLEN, MGET, MSET, DBSIZE, FLUSHDB/FLUSHALL. Run on the connection's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * MULTI, EXEC, DISCARD, WATCH, UNWATCH; see multi.h. Errors and replies
  * are Redis 7.0's.

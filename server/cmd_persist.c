@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Persistence commands: SAVE, BGSAVE, LASTSAVE, and what SHUTDOWN and INFO
  * need of them. Run on the connection's worker thread.

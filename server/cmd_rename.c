@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * RENAME, RENAMENX and COPY (within database 0), as Redis 7.0 answers
  * them. Each is a transaction over its two keys (store_txn.h): the source

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replication's commands: PSYNC, SYNC, REPLCONF (what a replica sends its
  * primary), REPLICAOF and its alias SLAVEOF, ROLE, WAIT. Run on the

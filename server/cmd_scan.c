@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Commands over the whole keyspace: SCAN, KEYS, RANDOMKEY. Run on the
  * connection's worker thread, over kvs_db_scan() (kvs.h), which walks the

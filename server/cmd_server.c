@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Connection and server commands: PING, ECHO, SELECT, QUIT, HELLO, CLIENT,
  * COMMAND, CONFIG, SHUTDOWN. What redis-cli, redis-benchmark and client

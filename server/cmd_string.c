@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The string commands that read a value to write the next one, and their
  * read-only kin: APPEND, INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT, GETSET,

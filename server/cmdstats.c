@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-command figures; see cmdstats.h. The recording is inline in the
  * header; here are the clock, the tables' life, CONFIG RESETSTAT and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-command figures: INFO commandstats (calls, time, rejected and
  * failed calls) and INFO latencystats (p50, p99, p99.9), as Redis 7

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The command table, its lookup index and the dispatcher; see commands.h.
  * commands_init() runs on the main thread at startup; everything else on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's command line: options into a struct server_config, and the
  * --help and --version texts. Main thread, at startup.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Client connections; see conn.h. Runs on the owning worker's thread.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One client connection: its socket, its input and output buffers and its
  * parser, all reused from command to command.

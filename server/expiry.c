@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Active expiry; see expiry.h. Everything but expirer_start(),
  * expirer_stop() and the figures runs on the expirer's own thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Active expiry: a thread that finds keys whose expiry time has passed and
  * removes them, so that keys nobody reads again do not stay in memory and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis's glob matching; see glob.h for the syntax and its quirks.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Glob patterns as Redis matches them (KEYS, SCAN MATCH, CONFIG GET).
  *

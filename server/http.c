@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The HTTP interface's connections and requests over libmicrohttpd (MHD);
  * see http.h. The routes are http_routes.c's. Worker thread only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The HTTP/JSON interface (--http-addr; docs/http.md): the same store
  * over HTTP, the URL path being the key.

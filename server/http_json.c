@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The JSON of the HTTP interface; see http_json.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The JSON of the HTTP interface (http.h), over cJSON: the bodies it
  * answers with ({"error":...}, {"key":...,"value":...}, INFO as an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One HTTP request as the routes (http_routes.c) see it, and how they
  * answer it; private to http*.c. The request lives inside its connection

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The HTTP interface's routes (docs/http.md), on the worker's thread:
  *   GET /<key>     the value (application/octet-stream), or with Accept:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The commands' way to the store; see keyspace.h. Worker thread.
  */

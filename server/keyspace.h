@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The commands' way to the store: the store's doors (store.h) as a
  * connection sees them, inside or outside a transaction.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A listening socket: accepts connections on the main thread and hands
  * each to a worker, round-robin. Refuses clients beyond maxclients with

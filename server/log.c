@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's log; see log.h. Called from every thread.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's log: one line per event on stderr, filtered by level.
  *

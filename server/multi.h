@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * MULTI/EXEC/DISCARD/WATCH/UNWATCH (cmd_multi.c): a connection's queue of
  * commands and the keys it watches, and how EXEC runs them.

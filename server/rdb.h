@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The RDB format, as far as replication needs it: a writer of the payload
  * a primary sends in a full sync, and a loader of what a replica received.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replication's state and life: the role, the replication ids, what is
  * kept with the data, INFO's fields. See repl.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replication, over Redis's own protocol (PSYNC): a kvs-server is a
  * primary that replicas (kvs or redis-server) follow, or a replica of a

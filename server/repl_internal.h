@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replication's private parts, shared by repl*.c and cmd_repl.c only.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The primary's side of replication: PSYNC, SYNC and REPLCONF, the
  * replica links, full syncs and WAIT. See repl.h and repl_internal.h.

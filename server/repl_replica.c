@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The replica's side: one thread that keeps the link to the primary.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The replication stream; see repl_stream.h. Appends from any thread that
  * writes (workers, the active expiry, the replica link); reads by the

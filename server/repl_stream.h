@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The replication stream: every acknowledged write, in commit order, as
  * the RESP commands a replica applies, kept in a chain of blocks with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Building a client's replies: thin wrappers over proto's encoders that
  * append to the connection's output buffer.

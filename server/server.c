@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The server-wide helpers of server.h: counters and the stop request.
  * Called from any thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's shared state: the configuration it was started with, the
  * store, the workers and the counters INFO reports.

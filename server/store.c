@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The one place where client writes reach the engine; see store.h.
  * Runs on the worker threads and the active expiry's thread (any of them,

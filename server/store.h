@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The server's door to the store: every write a client asks for, and
  * every removal of an expired key, passes through here, and only here.

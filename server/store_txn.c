@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Transactions over the store; see store_txn.h. The overlay is an array
  * of the keys written, in the order first written, with a small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Transactions at the store's door: several reads and writes of declared
  * keys that no other write can come between, applied as one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Strings as values: Redis's limits and number formats, shared by the
  * string and bit commands (cmd_string.c, cmd_bits.c, cmd_lcs.c).

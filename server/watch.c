@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The table of watched keys; see watch.h. A chained hash of entries, one
  * per (watcher, key), under one mutex that only writers of watched keys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * WATCH: the keys clients watch, and the writes that touch them.
  *

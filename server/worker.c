@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Worker threads; see worker.h. Everything below except worker_init,
  * worker_start, worker_hand_off, worker_stop and worker_destroy runs on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Worker threads: each owns one libevent event_base and the connections
  * the listener hands it, and runs their commands from start to finish.

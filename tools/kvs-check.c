@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-check DIR [--repair OUT_DIR]: verify a data directory offline and
  * optionally salvage it into a new one, with the checker of the engine that

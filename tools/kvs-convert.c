@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-convert SRC_DIR DST_DIR --engine NAME: copy every key of a stopped
  * store into a new directory written by the named engine, then verify the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ht-bench: libimkv's thread scaling, lookup-heavy.
  *

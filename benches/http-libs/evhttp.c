@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The evhttp half of the library comparison (benches/http-libs/run): one
  * event loop on one thread, answering every request with the same 100-byte

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The libmicrohttpd half of the library comparison (benches/http-libs/run):
  * one internal thread polling with epoll, answering every request with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The lmdb engine's checker (kvs/check.h): open the environment read-only
  * (LMDB checks its meta pages) for its figures, then walk the main database

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "lmdb" engine: kvs on one LMDB environment (data.mdb and lock.mdb in
  * the data directory), every key in LMDB's main database behind a tag and

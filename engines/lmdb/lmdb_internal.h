@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "lmdb" engine's handle and the transaction layer its methods share.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "lmdb" engine's layout in LMDB's main database (lmdb_internal.h):
  * the stored forms of keys and values, applying one write inside a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "lmdb" engine's transaction layer; see lmdb_internal.h.
  *

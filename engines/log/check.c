@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs engine's checker (kvs/check.h), reached through the engine table:
  * every segment file's header, every record's header check and checksum

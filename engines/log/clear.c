@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Clear (FLUSHDB) for the kvs engine: append a clear record to a fresh
  * segment and sync it, then drop every older segment. Replay resets the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A compaction of the kvs engine while it runs, shared by compact.c (the
  * steps, and why each crash is safe), select.c (which segments to compact)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Epoch-based reclamation for the kvs engine: lets readers use index tables
  * and segment mappings without locks, and frees those objects only once no

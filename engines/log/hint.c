@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Hint files of the kvs engine; see hint.h. */
 #include "hint.h"
 

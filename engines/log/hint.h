@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hint files of the kvs engine: the index entries of one compaction output,
  * so that opening a store need not read the output's values.

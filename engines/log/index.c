@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The in-memory index of the kvs engine; see index.h for the design. */
 #include "index.h"
 

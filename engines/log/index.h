@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The in-memory index of the kvs engine: key hash -> where the key's live
  * record is.

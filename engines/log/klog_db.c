@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the kvs engine's files share: the segment table and list, reading
  * a record's header where the index points, the accounting of live bytes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reading a kvs engine data directory; see listing.h. */
 #include "listing.h"
 

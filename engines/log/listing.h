@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Reading a kvs engine data directory: the segments it holds, in replay
  * order, each with whether a hint file lies beside it, and everything else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The native "kvs" engine: a Bitcask-style log with an in-memory hash index.
  *

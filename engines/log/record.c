@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Records of the kvs engine's log; see record.h for the format. */
 #include "record.h"
 

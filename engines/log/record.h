@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Records of the kvs engine's log: the unit of atomicity on disk.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Iteration for the kvs engine: kvs_db_scan() over the index.
  *

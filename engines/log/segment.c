@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Segment files of the kvs engine; see segment.h. */
 #include "segment.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Segment files of the kvs engine: naming, the file header, and the
  * read-only mapping through which every read is served.

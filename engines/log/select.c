@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Which segments the kvs engine compacts, and when (compact.c does it).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The write path of the kvs engine: set, remove, batches of both, and the
  * group commit of the "always" policy.

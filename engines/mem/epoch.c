@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Epochs for the mem table; see epoch.h for the scheme and why it is safe. */
 #include "epoch.h"
 

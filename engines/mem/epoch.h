@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Epochs for the mem table's lock-free readers: a writer that unlinks an
  * item may give its memory back only once no reader can still be looking

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's checker (kvs/check.h): read the snapshot as a load
  * would, verifying the header, the end block and every block's checksum

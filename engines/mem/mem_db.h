@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "mem" engine: keys and values in the concurrent table (table.h) over
  * slab memory (slab.h), made durable by snapshots (snapshot.h).

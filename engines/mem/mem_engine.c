@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The "mem" engine (mem_db.h): the vtable, the read and write paths,
  * opening and closing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's snapshots: writing one (kmem_save), loading one at open
  * (kmem_load), and the background thread that writes them.

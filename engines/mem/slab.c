@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The slab allocator; see slab.h for the layout and the locks. */
 #include "slab.h"
 

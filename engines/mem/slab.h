@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The slab allocator under the mem engine's table and libimkv: item memory
  * without a malloc per item, as memcached lays it out.

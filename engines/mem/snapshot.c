@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The mem engine's snapshot file: writing and reading it (snapshot.h). */
 #include "snapshot.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's snapshot file: every key of one moment, with its value
  * and expiry time. All integers are little-endian.

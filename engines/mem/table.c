@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The mem engine's hash table; see table.h for the design. */
 #include "table.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's table (and libimkv's): a chained hash table in slab
  * memory that many threads read and write at once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Socket addresses as kvs writes them on command lines: "IP:PORT" for IPv4
  * and "[IPv6]:PORT" for IPv6, numeric only (no host names, no scope ids).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Offline checking of a data directory (kvs-check): what every engine's
  * checker reports, and the entry point that finds the checker of the

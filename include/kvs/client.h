@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libkvs client: talk to a kvs-server (or any Redis-compatible server) over
  * TCP with RESP.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-check end to end: build stores through libkvs, damage their files the
  * way a crash or a bad disk would, run the kvs-check binary and look at its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Harness of the client suites that run against a real kvs-server: one
  * server per test on a free port, over a data directory in a fresh temp

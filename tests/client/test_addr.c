@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs_addr_parse() and kvs_addr_format(): the address forms the server and
  * the client accept, and everything they must refuse.

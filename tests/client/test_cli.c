@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-client, the command-line client, against a real kvs-server on each
  * engine: the exact output and exit status of set/get/rm, missing keys,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The client library (kvs_client_*) against a real kvs-server on each
  * engine: set/get/remove with binary data, missing keys, a large value,

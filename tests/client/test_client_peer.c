@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The client library against a scripted peer instead of a server: the
  * test listens, the client connects (the kernel completes the handshake

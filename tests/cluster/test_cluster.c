@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Three kvs-servers behind nutcracker, started by scripts/cluster: 10,000
  * keys written through the proxy are all readable through it, each lives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Every command twemproxy (nutcracker 0.5.0, Redis mode) forwards that
  * kvs has, sent through one nutcracker in front of three kvs-servers and

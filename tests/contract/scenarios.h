@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The thread scenarios of the engine contract, as plain functions.
  *

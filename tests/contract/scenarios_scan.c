@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The scan scenario of the engine contract (scenarios.h): full passes of
  * kvs_db_scan() while one thread writes (adding keys so that tables and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The engine contract: one suite, run through the public kvs.h API against
  * every registered engine. The parameters are the registry's names, read

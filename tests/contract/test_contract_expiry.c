@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The engine contract of expiry times (kvs.h, "Expiry"), run through the
  * public API against every registered engine, with the clock expiry is

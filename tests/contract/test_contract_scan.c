@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The engine contract of kvs_db_scan(), run through the public API against
  * every registered engine, as the main contract suite (test_contract.c)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The engine contract of kvs_db_write(): batches of sets and removes, run
  * through the public API against every registered engine, as the main

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Tests of the "lmdb" engine beyond the shared contract: the map grows when
  * full while readers run (a scenario of scenarios.c), another process growing the map is adopted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The error space: every code has a distinct name and a message. */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers of the crash tests; see crash.h. */
 #include "crash.h"
 

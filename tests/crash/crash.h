@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Helpers of the crash tests (tests/crash): plain C, no Criterion, because
  * these programs fork, kill and print figures for the lead to quote.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test 4: corruption that no crash explains (engine kvs).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test: kill -9 of kvs-server at random moments while 4 connections
  * write keys with expiry times, on each engine, over the same data

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test 2: kill -9 during compaction and during a slow open, through
  * libkvs directly (kvs-server has no flag for small segments or compaction

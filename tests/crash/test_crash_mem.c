@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test: kill -9 of a process using the "mem" engine, and the loss
  * window measured.

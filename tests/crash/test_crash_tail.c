@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test 3: torn and garbage tails of the newest segment (engine kvs).
  *

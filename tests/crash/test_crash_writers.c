@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash test 1: kill -9 of kvs-server at random moments while 8 connections
  * write, on each engine, over the same data directory cycle after cycle.

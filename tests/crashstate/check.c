@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Checking one crash state; see check.h. */
 #include "check.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Checking one crash state: write it into a fresh directory, open it the
  * way the workload did, and compare every key with the model (model.h).

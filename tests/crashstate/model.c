@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model of the crash-state test; see model.h. */
 #include "model.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The model of the crash-state test: what the workload asked of the store,
  * when each request began and returned (marks in the trace), and which

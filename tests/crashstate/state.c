@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Crash states built from a trace; see state.h. */
 #include "state.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash states built from a trace (trace.h): what the directory may hold
  * after a machine crash at a cut c, that is after the events [0, c).

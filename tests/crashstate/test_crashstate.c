@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Crash-state test: the states a machine crash (power loss, kernel panic)
  * may leave, built from a recorded workload and opened one by one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The recorder of the crash-state test; see trace.h. */
 
 /* The interposers below must define open, pwrite and ftruncate under these

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The recorder of the crash-state test: what a workload did to the files
  * of one data directory, in the order it happened.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The workload of the crash-state test; see workload.h. */
 #include "workload.h"
 

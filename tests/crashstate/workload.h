@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The workload of the crash-state test, recorded while it runs on a real
  * store (trace.h) and remembered by the model (model.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Disk full, for real: kvs-server with its data directory on an 8 MiB tmpfs
  * (mounted by the test; skipped where mounting is not allowed), written to

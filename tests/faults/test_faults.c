@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * I/O faults: make the Nth write, fsync or rename of a workload fail, for
  * every N up to the number of such calls the workload makes, and check what

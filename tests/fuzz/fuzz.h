@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Shared by the libFuzzer harnesses of tests/fuzz: CHECK, which aborts with
  * the failed condition so that libFuzzer saves the input as a crash, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer harness for the hint-file decoder of the kvs engine
  * (engines/log/hint.h), and for the file names that locate hints and

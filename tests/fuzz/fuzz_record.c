@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer harness for the record decoder of the kvs engine
  * (engines/log/record.h) and the segment header check (segment.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer harness for the kvs engine's recovery: the engine opens a data
  * directory holding fuzzed files, which is where the record and hint

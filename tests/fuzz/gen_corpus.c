@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Writes the seed corpora of the fuzz harnesses: gen_corpus DIR fills
  * DIR/resp, DIR/record, DIR/hint and DIR/recovery (which must exist). Run

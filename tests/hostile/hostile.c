@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers of the hostile-client suites; see hostile.h. */
 #include "hostile.h"
 

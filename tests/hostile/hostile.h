@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Helpers of the hostile-client suites, beside tests/server/harness.h:
  * a server bound to any address, sockets that may fail (many of them, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Access control: --requirepass with Redis's AUTH, HELLO AUTH and NOAUTH
  * texts, the small request limits of clients that have not authenticated

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hostile times: every command that takes an expiry time, given times
  * that are huge (a megabyte of digits), negative, overflowing, not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hostile bytes: Redis's own protocol test cases (tests/unit/protocol.tcl)
  * with their exact replies, 10,000 seeded random payloads, HTTP request

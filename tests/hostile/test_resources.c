@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Resources under hostile clients: a thousand connections declaring 512
  * MiB bulks, five thousand idle connections beside an active one, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A program as a user of libimkv writes it: built by test_imkv_compile with
  * exactly `cc -Wall -Werror -pthread -O app.c -I<include> <libimkv.a>`

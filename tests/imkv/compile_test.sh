@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # test_imkv_compile: install libimkv (cmake --install, component imkv) into
 # a fresh prefix, build compile_app.c with exactly the README's command
 # against the installed header and libimkv.a, run it; then the same against

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libimkv under 8 threads: mixed inserts, lookups, overwrites and deletes,
  * each thread checked against its own model.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libimkv's ht_* interface (imkv/imkv.h): what each call answers before and
  * after ht_init(), replacing, deleting, the lookup storage each thread owns,

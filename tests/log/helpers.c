@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Criterion helpers for the kvs engine's tests; see helpers.h. */
 #include "helpers.h"
 

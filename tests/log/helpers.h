@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Criterion helpers for the kvs engine's tests: open, set and check with
  * asserts, and file manipulations for damage and crash tests. The plain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The threaded tests of the kvs engine; see scenarios.h. */
 #include "scenarios.h"
 

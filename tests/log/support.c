@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Plain helpers for the kvs engine's tests; see support.h. */
 #include "support.h"
 

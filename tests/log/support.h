@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Plain helpers for the kvs engine's tests, usable without Criterion (the
  * ThreadSanitizer program threads_main.c cannot use Criterion; see

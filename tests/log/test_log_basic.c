@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs engine through the public API, single-threaded: the contract's
  * basics, persistence, binary and empty keys and values, big records,

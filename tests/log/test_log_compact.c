@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Background compaction of the kvs engine is incremental (compact.c and
  * select.c): only segments whose own stale share passed the threshold are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs engine under threads, in Criterion (ASan build): the scenarios of
  * scenarios.c, which the TSan build runs through threads_main.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Durability of the kvs engine: every fsync policy round-trips and keeps
  * what was acknowledged across kill -9; a failed fsync turns the store

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs engine's index walk (klog_index_scan, engines/log/index.h), on
  * hashes chosen by hand: keys whose probe wraps past the end of the table,

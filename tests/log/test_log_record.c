@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The kvs engine's on-disk formats as pure functions: records, segment
  * headers, hint files and file names. Every truncation and every flipped

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Opening a kvs store after crashes and damage: torn tails are cut and
  * logged, corruption elsewhere fails the open naming file and offset, bad

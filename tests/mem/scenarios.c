@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Thread scenarios of the mem engine's slab and table; see scenarios.h. */
 #include "mem/scenarios.h"
 

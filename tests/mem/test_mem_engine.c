@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine through libkvs (the contract suites run on it too; this
  * is what only it does): snapshots written and loaded back, a snapshot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's slab allocator (engines/mem/slab.h): size classes,
  * slots and pages going back to where they came from, pages moving between

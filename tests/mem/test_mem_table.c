@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's table (engines/mem/table.h): get, put, remove, growth,
  * the scan cursor's guarantees across growth, a full arena, and the thread

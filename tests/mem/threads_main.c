@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mem engine's thread scenarios (scenarios.c) as a plain program, for
  * the ThreadSanitizer build, where Criterion cannot start (scenarios.h says

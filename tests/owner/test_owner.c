@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Which engine owns a data directory (engines/owner.c, engines/db.c): the
  * ENGINE record, refusals that name both engines and touch nothing, the

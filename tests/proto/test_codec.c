@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The reply encoders, the client's request encoder and the reply parser:
  * exact bytes on the wire, round trips through the parsers, partial input

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Random input for the request parser: 10,000 payloads of garbage and of
  * mutated commands never crash it (ASan/UBSan watch), always end in DONE,

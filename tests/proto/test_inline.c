@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Inline commands, split as Redis's sdssplitargs() splits them: blanks,
  * double quotes with escapes, single quotes, unbalanced quotes, and the

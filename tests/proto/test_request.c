@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The RESP request parser on multibulk commands: arguments, resuming after
  * partial input at every byte boundary, pipelining, binary data, large

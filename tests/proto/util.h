@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Helpers shared by the RESP codec suites: feeding a parser a buffer the
  * way a connection would (all at once, or a few bytes per read), and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # run.sh TARGET RUNNER KVS_SERVER: every scenario file (*.test beside this
 # script) through kvs-scenario (RUNNER) against TARGET, started here and
 # stopped at the end:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-scenario: runs scenario files against a server that speaks RESP
  * (kvs-server, redis-server, or twemproxy in front of either).

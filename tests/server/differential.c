@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The differential suites' helpers; see differential.h. */
 #include "differential.h"
 

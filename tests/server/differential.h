@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The differential suites' helpers (test_differential.c and
  * test_differential_expiry.c): a redis-server to compare with, and one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * An LD_PRELOAD shim for test_http.c: fsync() and fdatasync() fail with
  * EIO while the file named by $KVS_FAIL_FSYNC exists, as a disk that lost

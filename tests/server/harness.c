@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers of the kvs-server suites; see harness.h. */
 #include "harness.h"
 

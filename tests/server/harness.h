@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Helpers of the kvs-server suites: a server per test on a free port in a
  * private directory, redis-cli runs, and a raw socket with deadlines for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The batching of writes (issue 5): a worker applies the SET/DEL/MSET of
  * all the commands it parsed in one loop turn with one kvs_db_write() and

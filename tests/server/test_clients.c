@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server under real clients: hiredis pipelining 10,000 SETs then
  * 10,000 GETs with every reply checked, several hiredis clients at once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * INFO commandstats and INFO latencystats: the same commands go to
  * kvs-server and to a real redis-server, and each must list the same

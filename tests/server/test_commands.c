@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Every command of kvs-server through redis-cli, the reference client:
  * each test starts a server per engine, runs redis-cli as a subprocess and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server against a real redis-server: the same commands go to both,
  * and the replies must be the same bytes, so that error texts, reply types

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The expiry commands against a real redis-server, as test_differential.c
  * does for the rest: SET's options, SETEX, PSETEX, GETEX, the EXPIRE

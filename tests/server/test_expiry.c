@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Keys that expire, on a real kvs-server of every engine: a key is gone
  * for every command once its time passes and never before; the active

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * server/glob.c against Redis: every case of the table below was run on
  * redis-server 7.0.15 as SET <key> then KEYS <pattern> on an otherwise

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The HTTP/JSON interface (--http-addr, docs/http.md) end to end: a real
  * kvs-server per test with its HTTP listener on a free loopback port,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The keyspace commands against every registered engine: SCAN (full
  * passes with MATCH, COUNT and TYPE, while writers run), KEYS, RANDOMKEY,

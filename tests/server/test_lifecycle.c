@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's limits and its end: SIGTERM while a client has pipelined
  * commands (all answered, exit 0, all persisted; also inline commands

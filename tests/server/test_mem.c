@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server on the mem engine, end to end: --maxmemory (Redis's OOM reply,
  * byte for byte against a real redis-server), snapshots (SAVE, BGSAVE,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Transactions (issue 17): MULTI/EXEC/DISCARD/WATCH/UNWATCH on every
  * engine. What a client must see: Redis's replies and errors; EXEC's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The RESP edge cases over raw sockets: requests split at every byte,
  * inline commands, binary-safe keys and values, big values, and every kind

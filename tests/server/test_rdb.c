@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The RDB writer and loader (server/rdb.h) on their own: Redis's CRC64
  * (the Jones polynomial, reflected, as crc64.c), the length encodings

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replication end to end (docs/replication.md): two or three servers per
  * test on loopback, kvs-server replicas of every engine and a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-server's startup: --version and --help, and every way to start it
  * wrong. A failed start must exit 1 with exactly one line on stderr naming

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Criterion parameters over the registered engines, for the suites that run
  * once per engine: the list comes from the registry (kvs_engine_count(),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Test support: spawning kvs-server and other programs with deadlines; see
  * server.h. Children are watched through pidfds so that every wait is a

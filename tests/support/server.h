@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Test support: run a real kvs-server, and other programs, from a test.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The test support library checked on its own, so that a failure in a
  * server test is a failure of the server: ts_run's capture, input and

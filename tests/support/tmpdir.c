@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Temporary directories for tests; see tmpdir.h. */
 #include "support/tmpdir.h"
 

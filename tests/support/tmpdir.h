@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Temporary directories for tests: one fresh private directory per test,
  * removed with everything in it at the end. Shared by every test area.

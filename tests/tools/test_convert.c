@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kvs-convert end to end, run as a program on real stores: a store of each
  * registered engine converted into every engine and back, with binary and
