@@ -19,6 +19,7 @@
  * failed (the source is untouched; the message says what to delete),
  * 2 usage.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,16 +36,34 @@
 #define STEP_KEYS 1024
 #define BATCH_BYTES (8u << 20)
 
-static int usage(FILE *to)
+static void usage(void)
 {
-    fprintf(to, "usage: kvs-convert SRC_DIR DST_DIR --engine NAME\n"
-                "  copies every key of the stopped store in SRC_DIR into DST_DIR, a new\n"
-                "  directory, written by engine NAME (");
+    printf("usage: kvs-convert SRC_DIR DST_DIR --engine NAME\n"
+           "Copy every key of the stopped store in SRC_DIR into DST_DIR, a new or\n"
+           "empty directory, written by engine NAME (");
     for (size_t i = 0; i < kvs_engine_count(); i++)
-        fprintf(to, "%s%s", i ? ", " : "", kvs_engine_name(kvs_engine_at(i)));
-    fprintf(to, "), then verifies the copy.\n"
-                "  exit 0: copied and verified, 1: failed (SRC_DIR untouched), 2: usage\n");
-    return to == stdout ? 0 : 2;
+        printf("%s%s", i ? ", " : "", kvs_engine_name(kvs_engine_at(i)));
+    printf("), then verify the copy.\n"
+           "\n"
+           "  --engine NAME   the engine of the copy\n"
+           "  -h, --help      print this help and exit\n"
+           "  -V, --version   print the version and exit\n"
+           "\n"
+           "Exit status: 0 copied and verified, 1 failed (SRC_DIR untouched), 2 usage.\n");
+}
+
+/* A usage error: what is wrong, then the short usage, on stderr; exit 2. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvs-convert: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nusage: kvs-convert SRC_DIR DST_DIR --engine NAME\n"
+          "Try 'kvs-convert --help' for more information.\n",
+          stderr);
+    return 2;
 }
 
 /* The count of pairs and a checksum over them, whatever their order. */
@@ -195,23 +214,35 @@ int main(int argc, char **argv)
 {
     const char *src_dir = NULL, *dst_dir = NULL, *engine = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--engine") == 0 && i + 1 < argc && !engine)
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            usage();
+            return fflush(stdout) == 0 ? 0 : 1;
+        } else if (strcmp(arg, "-V") == 0 || strcmp(arg, "--version") == 0) {
+            puts("kvs-convert " KVS_VERSION);
+            return fflush(stdout) == 0 ? 0 : 1;
+        } else if (strcmp(arg, "--engine") == 0) {
+            if (i + 1 == argc)
+                return usage_error("option '%s' needs a value", arg);
+            if (engine)
+                return usage_error("option '%s' given twice", arg);
             engine = argv[++i];
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return usage(stdout);
-        else if (argv[i][0] != '-' && !src_dir)
-            src_dir = argv[i];
-        else if (argv[i][0] != '-' && !dst_dir)
-            dst_dir = argv[i];
-        else
-            return usage(stderr);
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error("unknown option '%s'", arg);
+        } else if (!src_dir) {
+            src_dir = arg;
+        } else if (!dst_dir) {
+            dst_dir = arg;
+        } else {
+            return usage_error("unexpected argument '%s'", arg);
+        }
     }
-    if (!src_dir || !dst_dir || !engine)
-        return usage(stderr);
-    if (!kvs_engine_find(engine)) {
-        fprintf(stderr, "kvs-convert: unknown engine '%s'\n", engine);
-        return usage(stderr);
-    }
+    if (!src_dir || !dst_dir)
+        return usage_error("missing %s", src_dir ? "DST_DIR" : "SRC_DIR");
+    if (!engine)
+        return usage_error("missing --engine NAME");
+    if (!kvs_engine_find(engine))
+        return usage_error("unknown engine '%s'", engine);
     char src_engine[64];
     int rc = kvs_dir_engine(src_dir, src_engine, sizeof(src_engine));
     if (rc != 0) {
