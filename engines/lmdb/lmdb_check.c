@@ -113,6 +113,12 @@ static int walk(MDB_env *env, FILE *out, const struct kvs_salvage *salvage,
 static int open_env(const char *dir, FILE *out, struct kvs_check_report *r, MDB_env **envp,
                     uint64_t *entries)
 {
+    char why[KVS_WHY_MAX] = "";
+    if (kvs__lmdb_meta_check(dir, why) != 0) {
+        fprintf(out, "corrupt: %s\n", why);
+        r->problems++;
+        return MDB_INVALID;
+    }
     MDB_env *env = NULL;
     int mrc = mdb_env_create(&env);
     if (mrc == 0)

@@ -125,6 +125,9 @@ static void stop_syncer(struct lmdb_db *db)
 /* Open the environment and the main database; explains failures in why. */
 static int open_env(struct lmdb_db *db, const char *dir, kvs_fsync policy, char *why)
 {
+    int rc = kvs__lmdb_meta_check(dir, why);
+    if (rc != 0)
+        return rc;
     const char *step = "mdb_env_set_maxreaders";
     int mrc = mdb_env_set_maxreaders(db->env, MAX_READERS);
     if (mrc == 0) {

@@ -182,4 +182,9 @@ int kvs__lmdb_scan(struct kvs_db *base, uint64_t cursor, size_t count, unsigned 
    why. */
 int kvs__lmdb_layout_open(struct lmdb_db *db, char *why);
 
+/* Refuse (KVS_ECORRUPT, explained in why) a data.mdb in dir whose meta
+   pages record a page size LMDB could not have written, on which
+   mdb_env_open() would divide by it (lmdb_meta.c). 0 otherwise. */
+int kvs__lmdb_meta_check(const char *dir, char *why);
+
 #endif

@@ -22,6 +22,7 @@
 #include "contract/scenarios.h"
 #include "core/fileio.h"
 #include "engines/lmdb/lmdb_internal.h"
+#include "kvs/check.h"
 #include "kvs/kvs.h"
 #include "support/tmpdir.h"
 
@@ -375,4 +376,45 @@ Test(lmdb, sync_beside_a_failed_sync_fails)
     kvs__trace_set(NULL, NULL);
     cr_assert_eq(a_rc, KVS_EIO);
     cr_assert_eq(b_rc, KVS_EIO, "a sync said the data was durable: %s", kvs_err_name(b_rc));
+}
+
+/* A meta page whose magic is right but whose page size is not (a torn
+   meta page after a machine crash under MDB_NOSYNC) is refused naming the
+   file, by the engine and by its checker; mdb_env_open() alone divides by
+   that size and dies of SIGFPE (the crash-state suite found one). */
+Test(lmdb, meta_page_with_a_bad_page_size_is_refused)
+{
+    open_lmdb(KVS_FSYNC_ALWAYS);
+    cr_assert_eq(kvs_db_set(db, kvs_slice_of("k", 1), kvs_slice_of("v", 1)), 0);
+    cr_assert_eq(kvs_db_close(db), 0);
+    db = NULL;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    /* Page 0's free database md_pad (the page size): after the 16-byte page
+       header, magic, version, address and map size. */
+    uint32_t zero = 0, magic = 0;
+    cr_assert_eq(fseek(f, 16, SEEK_SET), 0);
+    cr_assert_eq(fread(&magic, sizeof(magic), 1, f), 1);
+    cr_assert_eq(magic, 0xBEEFC0DEu, "not LMDB's meta page layout");
+    cr_assert_eq(fseek(f, 40, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&zero, sizeof(zero), 1, f), 1);
+    cr_assert_eq(fclose(f), 0);
+
+    kvs_options opts;
+    kvs_options_init(&opts);
+    opts.engine = "lmdb";
+    char why[KVS_WHY_MAX] = "";
+    cr_assert_eq(kvs_db_open(dir, &opts, &db, why), KVS_ECORRUPT, "%s", why);
+    cr_expect(strstr(why, "data.mdb") && strstr(why, "page size of 0"), "%s", why);
+
+    char report[4096] = "";
+    FILE *out = fmemopen(report, sizeof(report) - 1, "w");
+    cr_assert_not_null(out);
+    struct kvs_check_report r;
+    int rc = kvs_dir_check(dir, NULL, out, &r, why);
+    fclose(out);
+    cr_expect(rc != 0 || r.problems > 0, "kvs-check found nothing: %s", report);
+    cr_expect(strstr(report, "page size of 0") != NULL, "%s", report);
 }
