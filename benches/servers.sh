@@ -125,3 +125,22 @@ stop_all() {
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
+
+# rss_split_kb PID: the resident memory of PID as "anon,file" in kB
+# (RssAnon: heap, stacks, anonymous maps; RssFile: pages of mapped files,
+# such as segments or data.mdb, which the kernel can drop and read again).
+rss_split_kb() {
+    awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { print a "," f }' "/proc/$1/status"
+}
+
+# cpu_ticks PID: the user + system CPU time PID (all its threads) has used
+# so far, in clock ticks (getconf CLK_TCK a second): fields 14 and 15 of
+# /proc/PID/stat, counted after the ")" closing the command name.
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    # shellcheck disable=SC2086 # split the fields on purpose
+    set -- $stat
+    echo $((${12} + ${13}))
+}
