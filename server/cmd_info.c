@@ -16,12 +16,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "cmdstats.h"
 #include "commands.h"
 #include "conn.h"
+#include "errstats.h"
 #include "repl.h"
 #include "reply.h"
 #include "worker.h"
@@ -109,6 +111,9 @@ static void info_stats(struct info *in, struct server *srv)
     add(in, "total_net_input_bytes:%llu\r\n", (unsigned long long)st.net_in);
     add(in, "total_net_output_bytes:%llu\r\n", (unsigned long long)st.net_out);
     add(in, "rejected_connections:%llu\r\n", (unsigned long long)st.rejected);
+    uint64_t errors = 0;
+    errstats_info(NULL, &errors);
+    add(in, "total_error_replies:%llu\r\n", (unsigned long long)errors);
     add(in, "keyspace_hits:%llu\r\n", (unsigned long long)st.hits);
     add(in, "keyspace_misses:%llu\r\n", (unsigned long long)st.misses);
     /* Keys removed because their time had passed: by the active expiry
@@ -249,6 +254,27 @@ static void info_keyspace(struct info *in, const kvs_stats *st)
         (unsigned long long)st->expires, (long long)avg_ttl);
 }
 
+/* "# CPU": the process's and its children's CPU time, in seconds, as
+   Redis writes them; its *_main_thread figures are the answering
+   worker's thread. */
+static void info_cpu(struct info *in)
+{
+    struct rusage self, children, main_thread;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    if (getrusage(RUSAGE_THREAD, &main_thread) != 0)
+        main_thread = self;
+    section(in, "CPU");
+#define SECS(tv) ((double)(tv).tv_sec + (double)(tv).tv_usec / 1e6)
+    add(in, "used_cpu_sys:%.6f\r\nused_cpu_user:%.6f\r\n", SECS(self.ru_stime),
+        SECS(self.ru_utime));
+    add(in, "used_cpu_sys_children:%.6f\r\nused_cpu_user_children:%.6f\r\n",
+        SECS(children.ru_stime), SECS(children.ru_utime));
+    add(in, "used_cpu_sys_main_thread:%.6f\r\nused_cpu_user_main_thread:%.6f\r\n",
+        SECS(main_thread.ru_stime), SECS(main_thread.ru_utime));
+#undef SECS
+}
+
 enum {
     S_SERVER = 1,
     S_CLIENTS = 2,
@@ -258,10 +284,12 @@ enum {
     S_KEYSPACE = 32,
     S_MEMORY = 64,
     S_REPLICATION = 512,
-    S_ALL = 127 | S_REPLICATION, /* INFO and INFO default */
+    S_ALL = 127 | S_REPLICATION | 1024, /* INFO and INFO default (S_CPU included) */
     S_COMMANDSTATS = 128,
     S_LATENCYSTATS = 256,
-    S_EVERYTHING = 1023, /* INFO all and INFO everything */
+    S_CPU = 1024,
+    S_ERRORSTATS = 2048,
+    S_EVERYTHING = 4095, /* INFO all and INFO everything */
 };
 
 /* The sections in want, into text (emptied first). Returns 0, KVS_ENOMEM,
@@ -293,6 +321,8 @@ static int build(struct worker *w, unsigned want, kvs_buf *text)
         if (!in.oom && repl_info_replication(w->srv->repl, text) != 0)
             in.oom = true;
     }
+    if (want & S_CPU)
+        info_cpu(&in);
     if (want & S_ENGINE) {
         int rc = info_engine(&in, w->srv, &st);
         if (rc != 0)
@@ -303,6 +333,11 @@ static int build(struct worker *w, unsigned want, kvs_buf *text)
             continue;
         section(&in, latency ? "Latencystats" : "Commandstats");
         if (!in.oom && cmdstats_info(w->srv, latency, text) != 0)
+            in.oom = true;
+    }
+    if (want & S_ERRORSTATS) {
+        section(&in, "Errorstats");
+        if (!in.oom && errstats_info(text, NULL) != 0)
             in.oom = true;
     }
     if (want & S_KEYSPACE)
@@ -324,6 +359,10 @@ void cmd_info(struct conn *c, size_t argc, const kvs_slice *argv)
             want |= S_COMMANDSTATS;
         else if (slice_is(argv[i], "latencystats"))
             want |= S_LATENCYSTATS;
+        else if (slice_is(argv[i], "cpu"))
+            want |= S_CPU;
+        else if (slice_is(argv[i], "errorstats"))
+            want |= S_ERRORSTATS;
         else if (slice_is(argv[i], "server"))
             want |= S_SERVER;
         else if (slice_is(argv[i], "clients"))

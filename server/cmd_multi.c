@@ -71,11 +71,18 @@ static void multi_end(struct conn *c)
 {
     multi_free(c->multi);
     c->multi = NULL;
+    atomic_store_explicit(&c->multi_count, -1, memory_order_relaxed);
 }
 
 static void unwatch(struct conn *c)
 {
     watch_clear(&c->w->srv->store.watch, &c->watch);
+}
+
+void multi_reset(struct conn *c)
+{
+    multi_end(c);
+    unwatch(c);
 }
 
 void multi_conn_free(struct conn *c)
@@ -134,7 +141,7 @@ static bool enqueue(struct conn *c, const struct command *cmd, size_t argc, cons
 static bool runs_now(const struct command *cmd)
 {
     return cmd->proc == cmd_exec || cmd->proc == cmd_discard || cmd->proc == cmd_multi ||
-           cmd->proc == cmd_watch || cmd->proc == cmd_quit;
+           cmd->proc == cmd_watch || cmd->proc == cmd_quit || cmd->proc == cmd_reset;
 }
 
 bool multi_queue(struct conn *c, const struct command *cmd, size_t argc, const kvs_slice *argv)
@@ -150,6 +157,7 @@ bool multi_queue(struct conn *c, const struct command *cmd, size_t argc, const k
         c->flags |= CONN_KILL;
         return true;
     }
+    atomic_store_explicit(&c->multi_count, (int)c->multi->n, memory_order_relaxed);
     reply_simple(c, "QUEUED");
     return true;
 }
@@ -167,6 +175,7 @@ void cmd_multi(struct conn *c, size_t argc, const kvs_slice *argv)
         c->flags |= CONN_KILL;
         return;
     }
+    atomic_store_explicit(&c->multi_count, 0, memory_order_relaxed);
     reply_ok(c);
 }
 
@@ -355,5 +364,6 @@ void cmd_exec(struct conn *c, size_t argc, const kvs_slice *argv)
     if (rc != 0)
         exec_failed(c, mark, rc);
     multi_free(m);
+    atomic_store_explicit(&c->multi_count, -1, memory_order_relaxed);
     unwatch(c);
 }

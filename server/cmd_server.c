@@ -9,8 +9,11 @@
 #include <sys/resource.h>
 
 #include "auth.h"
+#include "clients.h"
 #include "commands.h"
+#include "config.h"
 #include "conn.h"
+#include "errstats.h"
 #include "glob.h"
 #include "log.h"
 #include "repl.h"
@@ -111,7 +114,7 @@ static bool set_client_name(struct conn *c, kvs_slice name)
         reply_error(c, "ERR Client names cannot contain spaces, newlines or special characters.");
         return false;
     }
-    if (kvs_buf_set(&c->name, name.data, name.len) != 0) {
+    if (clients_set_name(c, name) != 0) {
         c->flags |= CONN_KILL;
         return false;
     }
@@ -153,12 +156,31 @@ static void client_setinfo(struct conn *c, size_t argc, const kvs_slice *argv)
                      (const char *)argv[2].data);
 }
 
+static void client_help(struct conn *c, size_t argc, const kvs_slice *argv);
+
 static const struct subcommand client_subs[] = {
+    {"help", client_help, 2},
     {"id", client_id, 2},
     {"getname", client_getname, 2},
     {"setname", client_setname, 3},
     {"setinfo", client_setinfo, 4},
+    /* cmd_client.c */
+    {"list", client_list, -2},
+    {"info", client_info, 2},
+    {"kill", client_kill, -3},
+    {"reply", client_reply, 3},
+    {"no-evict", client_no_evict, 3},
+    {"pause", client_pause, -3},
+    {"unpause", client_unpause, 2},
 };
+
+/* CLIENT HELP: Redis's lines for the subcommands above (help.c). */
+static void client_help(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    help_reply_client(c, client_subs, sizeof(client_subs) / sizeof(client_subs[0]));
+}
 
 void cmd_client(struct conn *c, size_t argc, const kvs_slice *argv)
 {
@@ -340,20 +362,10 @@ static void command_info_sub(struct conn *c, size_t argc, const kvs_slice *argv)
     }
 }
 
-static void command_list(struct conn *c, size_t argc, const kvs_slice *argv)
-{
-    (void)argc;
-    (void)argv;
-    reply_array(c, command_count());
-    for (size_t i = 0; i < command_count(); i++)
-        reply_bulk_str(c, command_at(i)->name);
-}
-
 static const struct subcommand command_subs[] = {
-    {"count", command_count_sub, 2},
-    {"docs", command_docs, -2},
-    {"info", command_info_sub, -2},
-    {"list", command_list, 2},
+    {"count", command_count_sub, 2},      {"docs", command_docs, -2},
+    {"info", command_info_sub, -2},       {"list", command_list_sub, -2},
+    {"getkeys", command_getkeys_sub, -3},
 };
 
 void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
@@ -366,173 +378,39 @@ void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
                         argc, argv);
 }
 
-/* The parameters CONFIG GET reports: what redis-benchmark and client
-   libraries ask for. Only maxclients and timeout can be changed. */
-enum config_param {
-    P_SAVE,
-    P_APPENDONLY,
-    P_APPENDFSYNC,
-    P_MAXCLIENTS,
-    P_TIMEOUT,
-    P_DATABASES,
-    P_MAXMEMORY,
-    P_MAXMEMORY_POLICY
-};
-
-static const char *const config_names[] = {
-    [P_SAVE] = "save",
-    [P_APPENDONLY] = "appendonly",
-    [P_APPENDFSYNC] = "appendfsync",
-    [P_MAXCLIENTS] = "maxclients",
-    [P_TIMEOUT] = "timeout",
-    [P_DATABASES] = "databases",
-    [P_MAXMEMORY] = "maxmemory",
-    [P_MAXMEMORY_POLICY] = "maxmemory-policy",
-};
-
-#define CONFIG_COUNT (sizeof(config_names) / sizeof(config_names[0]))
-
-static void config_value(struct server *srv, enum config_param p, char *out, size_t size)
-{
-    switch (p) {
-    case P_SAVE: /* a snapshot every interval after one change, in Redis's words; none
-                    for an engine that keeps every write in its files */
-        if ((kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE) &&
-            srv->cfg.snapshot_interval)
-            snprintf(out, size, "%u 1", srv->cfg.snapshot_interval);
-        else
-            snprintf(out, size, "%s", "");
-        break;
-    case P_MAXMEMORY:
-        snprintf(out, size, "%llu", srv->cfg.maxmemory);
-        break;
-    case P_MAXMEMORY_POLICY:
-        snprintf(out, size, "%s", "noeviction");
-        break;
-    case P_APPENDONLY: /* the store is a log on disk unless nothing is synced */
-        snprintf(out, size, "%s",
-                 srv->cfg.fsync == KVS_FSYNC_NO ||
-                         (kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE)
-                     ? "no"
-                     : "yes");
-        break;
-    case P_APPENDFSYNC:
-        snprintf(out, size, "%s", kvs_fsync_name(srv->cfg.fsync));
-        break;
-    case P_MAXCLIENTS:
-        snprintf(out, size, "%u", atomic_load(&srv->maxclients));
-        break;
-    case P_TIMEOUT:
-        snprintf(out, size, "%u", atomic_load(&srv->timeout));
-        break;
-    case P_DATABASES:
-        snprintf(out, size, "%d", 1);
-        break;
-    }
-}
-
-/* Whether the glob pattern matches, as Redis's CONFIG GET matches: its
-   glob (glob.h) ignoring case, on the pattern up to its first NUL byte. */
-static bool config_match(kvs_slice pattern, const char *name)
-{
-    const char *nul = pattern.len ? memchr(pattern.data, '\0', pattern.len) : NULL;
-    if (nul)
-        pattern.len = (size_t)(nul - (const char *)pattern.data);
-    return glob_match(pattern, kvs_slice_str(name), true);
-}
-
-/* CONFIG GET pattern [pattern ...]: name/value pairs, each name once. */
-static void config_get(struct conn *c, size_t argc, const kvs_slice *argv)
-{
-    bool hit[CONFIG_COUNT] = {false};
-    size_t nhit = 0;
-    for (size_t i = 2; i < argc; i++) {
-        for (size_t p = 0; p < CONFIG_COUNT; p++) {
-            if (!hit[p] && config_match(argv[i], config_names[p])) {
-                hit[p] = true;
-                nhit++;
-            }
-        }
-    }
-    reply_array(c, nhit * 2);
-    for (size_t p = 0; p < CONFIG_COUNT; p++) {
-        if (!hit[p])
-            continue;
-        char value[32];
-        config_value(c->w->srv, (enum config_param)p, value, sizeof(value));
-        reply_bulk_str(c, config_names[p]);
-        reply_bulk_str(c, value);
-    }
-}
-
-/* The most clients the process's descriptor limit can hold. */
-static long long maxclients_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return UINT32_MAX;
-    /* Descriptors the server needs besides its clients: stdio, the store,
-       the listener, two pipe ends per worker; 32 covers them. */
-    return rl.rlim_cur > 32 ? (long long)rl.rlim_cur - 32 : 1;
-}
-
-/* CONFIG SET name value [name value ...]: all or nothing, as in Redis. */
-static void config_set(struct conn *c, size_t argc, const kvs_slice *argv)
-{
-    if (argc % 2 != 0) {
-        reply_arity_error(c, "config|set");
-        return;
-    }
-    long long values[CONFIG_COUNT];
-    bool set[CONFIG_COUNT] = {false};
-    for (size_t i = 2; i < argc; i += 2) {
-        size_t p = 0;
-        while (p < CONFIG_COUNT && !slice_is(argv[i], config_names[p]))
-            p++;
-        if (p == CONFIG_COUNT || set[p]) {
-            reply_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
-                         (int)argv[i].len, (const char *)argv[i].data);
-            return;
-        }
-        if (p != P_MAXCLIENTS && p != P_TIMEOUT) {
-            reply_errorf(c,
-                         "ERR CONFIG SET failed (possibly related to argument '%s') - can't "
-                         "set immutable config",
-                         config_names[p]);
-            return;
-        }
-        long long lo = p == P_MAXCLIENTS ? 1 : 0;
-        long long hi = p == P_MAXCLIENTS ? maxclients_limit() : UINT32_MAX;
-        if (slice_to_ll(argv[i + 1], &values[p]) != 0 || values[p] < lo || values[p] > hi) {
-            reply_errorf(c,
-                         "ERR CONFIG SET failed (possibly related to argument '%s') - argument "
-                         "must be between %lld and %lld inclusive",
-                         config_names[p], lo, hi);
-            return;
-        }
-        set[p] = true;
-    }
-    struct server *srv = c->w->srv;
-    if (set[P_MAXCLIENTS])
-        atomic_store(&srv->maxclients, (unsigned)values[P_MAXCLIENTS]);
-    if (set[P_TIMEOUT])
-        atomic_store(&srv->timeout, (unsigned)values[P_TIMEOUT]);
-    reply_ok(c);
-}
-
+/* CONFIG GET, SET, REWRITE and HELP are cmd_config.c's. */
 static void config_resetstat(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     (void)argv;
     server_stats_reset(c->w->srv);
+    errstats_reset();
     reply_ok(c);
 }
 
 static const struct subcommand config_subs[] = {
-    {"get", config_get, -3},
-    {"set", config_set, -4},
-    {"resetstat", config_resetstat, 2},
+    {"get", config_cmd_get, -3},        {"set", config_cmd_set, -4},
+    {"resetstat", config_resetstat, 2}, {"rewrite", config_cmd_rewrite, 2},
+    {"help", config_cmd_help, 2},
 };
+
+const struct subcommand *command_subcommands(const struct command *cmd, size_t *n)
+{
+    if (cmd->proc == cmd_client) {
+        *n = sizeof(client_subs) / sizeof(client_subs[0]);
+        return client_subs;
+    }
+    if (cmd->proc == cmd_command) {
+        *n = sizeof(command_subs) / sizeof(command_subs[0]);
+        return command_subs;
+    }
+    if (cmd->proc == cmd_config) {
+        *n = sizeof(config_subs) / sizeof(config_subs[0]);
+        return config_subs;
+    }
+    *n = 0;
+    return NULL;
+}
 
 void cmd_config(struct conn *c, size_t argc, const kvs_slice *argv)
 {

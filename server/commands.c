@@ -14,6 +14,7 @@
 #include "cmdstats.h"
 #include "conn.h"
 #include "log.h"
+#include "monitor.h"
 #include "multi.h"
 #include "repl.h"
 #include "reply.h"
@@ -100,6 +101,10 @@ static const struct command table[] = {
     {"rename", cmd_rename, 3, CMD_WRITE, 1, 2, 1, 0, NULL},
     {"renamenx", cmd_renamenx, 3, CMD_WRITE | CMD_FAST, 1, 2, 1, 0, NULL},
     {"copy", cmd_copy, -3, CMD_WRITE | CMD_DENYOOM, 1, 2, 1, 0, NULL},
+    /* other clients: cmd_client.c, monitor.c */
+    {"monitor", cmd_monitor, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE, 0, 0, 0, 0,
+     NULL},
+    {"reset", cmd_reset, 1, CONN_CMD_FLAGS, 0, 0, 0, 0, NULL},
     /* transactions: cmd_multi.c */
     {"multi", cmd_multi, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
     {"exec", cmd_exec, 1, MULTI_CMD_FLAGS | CMD_SKIP_SLOWLOG, 0, 0, 0, 0, NULL},
@@ -299,6 +304,7 @@ void subcommand_dispatch(struct conn *c, const char *parent, const struct subcom
             reply_errorf(c, "ERR wrong number of arguments for '%s|%s' command", parent, sub->name);
             return;
         }
+        atomic_store_explicit(&c->last_sub, sub->name, memory_order_relaxed);
         sub->proc(c, argc, argv);
         return;
     }
@@ -431,8 +437,13 @@ void commands_execute(struct conn *c, const struct command *cmd, size_t argc, co
     size_t out_len = c->out.len, npending = c->npending;
     uint64_t start = cmdstats_now();
     c->cmd = cmd;
+    atomic_store_explicit(&c->last_cmd, cmd, memory_order_relaxed);
+    atomic_store_explicit(&c->last_sub, NULL, memory_order_relaxed);
     cmd->proc(c, argc, argv);
     c->cmd = NULL;
+    /* MONITOR shows what ran, but administrative commands. */
+    if (monitor_any() && !(cmd->flags & CMD_ADMIN))
+        monitor_feed(c, argc, argv);
     uint64_t ticks = cmdstats_now() - start;
     /* INFO commandstats: the time of the handler; a batched write's is
        completed when the batch is applied (worker.h). */

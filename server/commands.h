@@ -97,6 +97,10 @@ struct subcommand {
    is an error (INFO commandstats' failed_calls). */
 bool command_failed(const struct conn *c, size_t out_len);
 
+/* The subcommands of cmd (CLIENT, COMMAND, CONFIG), *n of them, or NULL
+   (cmd_server.c). */
+const struct subcommand *command_subcommands(const struct command *cmd, size_t *n);
+
 /* Run the subcommand named by argv[1] of parent (e.g. "config"), or reply
    Redis's errors for an unknown one or a wrong count. argc >= 2. */
 void subcommand_dispatch(struct conn *c, const char *parent, const struct subcommand *subs,
@@ -131,6 +135,12 @@ cmd_proc cmd_getdel, cmd_getrange, cmd_setrange, cmd_setnx, cmd_msetnx, cmd_lcs;
 cmd_proc cmd_setbit, cmd_getbit, cmd_bitcount, cmd_bitpos, cmd_bitop;
 /* cmd_rename.c */
 cmd_proc cmd_rename, cmd_renamenx, cmd_copy;
+/* cmd_client.c, monitor.c */
+cmd_proc cmd_reset, cmd_monitor;
+cmd_proc client_list, client_info, client_kill, client_reply, client_no_evict, client_pause;
+cmd_proc client_unpause;
+/* cmd_command.c: COMMAND LIST and COMMAND GETKEYS */
+cmd_proc command_list_sub, command_getkeys_sub;
 /* cmd_multi.c */
 cmd_proc cmd_multi, cmd_exec, cmd_discard, cmd_watch, cmd_unwatch;
 

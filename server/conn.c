@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "clients.h"
 #include "commands.h"
+#include "errstats.h"
 #include "log.h"
 #include "multi.h"
 #include "reply.h"
@@ -38,6 +40,27 @@
 enum read_result { READ_DATA, READ_AGAIN, READ_FULL, READ_DONE };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_run(struct conn *c);
+
+/* CLIENT PAUSE: look again in a while (pauses are rare and short). */
+static void on_pause_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->npending == 0)
+        conn_run(c);
+}
+
+static void conn_pause_wait(struct conn *c)
+{
+    struct timeval tv = {0, 20000};
+    c->batch_wait = true;
+    if (!c->ev_pause)
+        c->ev_pause = evtimer_new(c->w->base, on_pause_timer, c);
+    if (c->ev_pause)
+        evtimer_add(c->ev_pause, &tv);
+}
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
 int conn_open(struct worker *w, int fd)
@@ -53,6 +76,7 @@ int conn_open(struct worker *w, int fd)
     if (resp_parser_init(&c->parser, NULL) != 0)
         goto out_conn;
     auth_conn_init(c);
+    clients_add(c);
     c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) != 0)
@@ -86,6 +110,7 @@ void conn_free(struct conn *c)
     struct worker *w = c->w;
     assert(c->npending == 0);
     log_debug("client id=%llu closed", (unsigned long long)c->id);
+    clients_remove(c); /* before its socket is closed (clients.h) */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -96,6 +121,8 @@ void conn_free(struct conn *c)
     multi_conn_free(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
+    if (c->ev_pause)
+        event_free(c->ev_pause);
     close(c->fd);
     resp_parser_free(&c->parser);
     kvs_buf_free(&c->in);
@@ -180,6 +207,8 @@ static void conn_process(struct conn *c)
     size_t off = c->in_off;
     c->flags &= ~CONN_INPUT_PENDING;
     c->batch_wait = false;
+    if (clients_kill_requested(c))
+        c->flags |= CONN_KILL; /* CLIENT KILL by another client */
     if (c->bad_input && c->npending == 0) {
         reply_error(c, c->parser.error);
         c->flags |= CONN_QUIT;
@@ -221,6 +250,11 @@ static void conn_process(struct conn *c)
         }
         size_t argc = c->parser.argc;
         const struct command *cmd = argc > 0 ? command_lookup(c->parser.argv[0]) : NULL;
+        if (cmd && clients_paused(cmd)) {
+            /* CLIENT PAUSE: parsed again once the pause is over. */
+            conn_pause_wait(c);
+            break;
+        }
         if (argc > 0 && c->npending && !is_batched_write(c, cmd, argc, c->parser.argv)) {
             /* Parsed again once the queued writes are answered (a parse
                that returned RESP_DONE leaves the parser at rest). */
@@ -232,7 +266,21 @@ static void conn_process(struct conn *c)
 #ifndef NDEBUG
             size_t npending = c->npending, out_len = c->out.len;
 #endif
+            /* CLIENT REPLY OFF|SKIP: the command's replies are dropped,
+               now or when its queued write is answered (worker.c). */
+            size_t mark = c->out.len, queued = c->npending;
+            c->mute = c->reply_off || c->reply_skip;
+            c->reply_skip = false;
             commands_execute(c, cmd, argc, c->parser.argv);
+            if (c->out.len > mark && ((const char *)c->out.data)[mark] == '-')
+                errstats_add((const char *)c->out.data + mark + 1, c->out.len - mark - 1);
+            if (c->mute && c->npending == queued && c->out.len > mark)
+                c->out.len = mark;
+            c->mute = false;
+            if (c->reply_skip_next) {
+                c->reply_skip = true;
+                c->reply_skip_next = false;
+            }
             /* A reply may not overtake the replies of queued writes. */
             assert(npending == 0 || c->out.len == out_len || (c->flags & CONN_KILL));
         }

@@ -25,6 +25,7 @@
 #ifndef KVS_SERVER_CONN_H
 #define KVS_SERVER_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,7 @@ struct worker;
 struct event;
 struct command;
 struct multi;
+struct monitor;
 
 enum conn_flag {
     CONN_QUIT = 1u << 0,          /* execute nothing more; close once out is written */
@@ -51,18 +53,20 @@ struct conn {
     struct worker *w;
     struct conn *prev, *next; /* the worker's list of connections */
     int fd;
-    unsigned flags;      /* enum conn_flag */
-    uint64_t id;         /* CLIENT ID */
-    int64_t last_active; /* worker clock (seconds) of the last read or write, for --timeout */
+    unsigned flags; /* enum conn_flag */
+    uint64_t id;    /* CLIENT ID */
+    _Atomic int64_t
+        last_active; /* worker clock (seconds) of the last read or write, for --timeout */
     struct event *ev_read, *ev_write;
-    kvs_buf in;      /* bytes read and not yet dropped; unexecuted ones start at in_off */
-    size_t in_off;   /* executed bytes still in `in`: queued writes point into them */
-    size_t npending; /* commands queued in the worker's batch, not yet answered */
-    bool batch_wait; /* a command (or a RESP_FULL line) waits for npending to reach 0 */
-    bool bad_input;  /* parser.error found while npending > 0: reply once it is 0 */
-    bool blocked;    /* WAIT blocks it (counted in npending): nothing runs */
-    kvs_buf out;     /* replies not yet written */
-    size_t out_sent; /* bytes of out already written */
+    struct event *ev_pause; /* CLIENT PAUSE's retry timer, made when first needed */
+    kvs_buf in;             /* bytes read and not yet dropped; unexecuted ones start at in_off */
+    size_t in_off;          /* executed bytes still in `in`: queued writes point into them */
+    size_t npending;        /* commands queued in the worker's batch, not yet answered */
+    bool batch_wait;        /* a command (or a RESP_FULL line) waits for npending to reach 0 */
+    bool bad_input;         /* parser.error found while npending > 0: reply once it is 0 */
+    bool blocked;           /* WAIT blocks it (counted in npending): nothing runs */
+    kvs_buf out;            /* replies not yet written */
+    size_t out_sent;        /* bytes of out already written */
     /* --max-output-buffer, the most out.len - out_sent may reach (reply.h);
        SIZE_MAX: none. */
     size_t out_limit;
@@ -71,6 +75,23 @@ struct conn {
     const struct command *cmd; /* the command whose handler runs, else NULL */
     struct multi *multi;       /* the queue between MULTI and EXEC (multi.h), else NULL */
     struct watcher watch;      /* the keys WATCH watches (watch.h) */
+    /* The registry of every connection (clients.h): its links (under the
+       registry's lock), what never changes once registered, and what
+       other clients read: atomics. */
+    struct conn *reg_prev, *reg_next;
+    int64_t created_ms; /* CLOCK_REALTIME, ms */
+    char addr[64], laddr[64];
+    atomic_bool kill_req;                     /* CLIENT KILL by another client */
+    atomic_bool no_evict;                     /* CLIENT NO-EVICT ON */
+    atomic_bool monitoring;                   /* MONITOR */
+    _Atomic int multi_count;                  /* commands queued in MULTI, -1 outside */
+    _Atomic(const struct command *) last_cmd; /* CLIENT LIST's cmd= */
+    _Atomic(const char *) last_sub;           /* its subcommand, or NULL */
+    struct monitor *monitor;                  /* MONITOR's mailbox (monitor.h), or NULL */
+    /* CLIENT REPLY: replies dropped while off, or for the next command
+       after SKIP (skip_next becomes skip once SKIP is done); mute: the
+       running command's replies are dropped. */
+    bool reply_off, reply_skip, reply_skip_next, mute;
 };
 
 /* Take over an accepted socket: allocate the connection and start reading.

@@ -41,6 +41,9 @@ void multi_flag(struct conn *c);
    or when c is not in MULTI. */
 bool multi_queue(struct conn *c, const struct command *cmd, size_t argc, const kvs_slice *argv);
 
+/* Drop c's queue and watched keys (RESET). */
+void multi_reset(struct conn *c);
+
 /* Free c's queue and watched keys (conn_free). */
 void multi_conn_free(struct conn *c);
 

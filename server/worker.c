@@ -189,6 +189,7 @@ kvs_op *worker_batch_add(struct worker *w, struct conn *c, batch_done_fn *done, 
     bc->c = c;
     bc->done = done;
     bc->err = err;
+    bc->mute = c->mute;
     c->npending++;
     return w->batches[w->cur].ops + bc->first;
 }
@@ -246,7 +247,10 @@ static void batch_apply(struct worker *w, struct batch *b)
             continue;
         }
         size_t out_len = c->out.len;
+        size_t mark = c->out.len;
         bc->done(c, b->ops + bc->first, bc->nops, err);
+        if (bc->mute && c->out.len > mark)
+            c->out.len = mark; /* CLIENT REPLY OFF|SKIP */
         if (bc->stat_slot) {
             uint64_t now = cmdstats_now();
             uint64_t share =

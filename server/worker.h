@@ -72,6 +72,7 @@ struct batch_cmd {
        and the time its handler took to queue it. */
     unsigned stat_slot;
     uint64_t stat_ticks;
+    bool mute; /* CLIENT REPLY OFF|SKIP: its reply is dropped */
 };
 
 /* Writes gathered in a turn; arrays reused from turn to turn. */

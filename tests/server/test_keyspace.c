@@ -663,7 +663,8 @@ ENGINE_TEST(command_table)
     cr_assert_eq(count->type, REDIS_REPLY_INTEGER);
     cr_expect_eq(all->elements, (size_t)count->integer);
     cr_expect_eq(info->elements, (size_t)count->integer);
-    cr_expect_eq(list->elements, (size_t)count->integer);
+    /* COMMAND LIST names subcommands too ("client|list"), as Redis 7. */
+    cr_expect_geq(list->elements, (size_t)count->integer);
     static const char *const wanted[] = {"scan",   "keys",   "randomkey", "type",
                                          "strlen", "unlink", "touch"};
     for (size_t w = 0; w < sizeof(wanted) / sizeof(wanted[0]); w++) {
