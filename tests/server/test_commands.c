@@ -265,7 +265,7 @@ ParameterizedTest(struct ts_engine_param *engine, commands, server, .timeout = 6
     CLI_IS(&h, "appendfsync\nalways\n", "CONFIG", "GET", "appendfsync");
     CLI_IS(&h, "maxclients\n10000\n", "CONFIG", "GET", "maxclients");
     CLI_IS(&h, "timeout\n300\n", "CONFIG", "GET", "timeout");
-    CLI_IS(&h, "databases\n1\n", "CONFIG", "GET", "DATABASES");
+    CLI_IS(&h, "DATABASES\n1\n", "CONFIG", "GET", "DATABASES"); /* as typed, as Redis */
     CLI_IS(&h, "\n", "CONFIG", "GET", "nosuchparam");
     CLI_IS(&h, "maxmemory\n0\n", "CONFIG", "GET", "maxmemory");
     CLI_IS(&h, "maxmemory-policy\nnoeviction\n", "CONFIG", "GET", "maxmemory-policy");
