@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
@@ -326,6 +327,11 @@ static int load_seg(struct klog_db *db, const struct klog_seg_name *sn, bool new
         if (rc == 1)
             rc = scan_and_rehint(db, s, name, newest, why);
     }
+    /* The pages the replay read are the page cache's to keep or drop: do
+       not leave them counted in this process's RSS. Gets fault in the ones
+       they need again, from the page cache while it still has them. */
+    if (s->map && s->map_len)
+        madvise((void *)s->map, s->map_len, MADV_DONTNEED);
     /* A cut tail shrank the file. */
     db->seg_bytes -= size - atomic_load(&s->size);
     db->hint_bytes += s->hint_bytes;
