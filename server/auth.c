@@ -5,6 +5,8 @@
 #include "auth.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -28,25 +30,68 @@ const char auth_denied_reply[] =
     "to start accepting connections from the outside.\r\n";
 const size_t auth_denied_reply_len = sizeof(auth_denied_reply) - 1;
 
+/* Protects cfg->requirepass (the bytes and the pointer) once the server
+   runs: CONFIG SET may replace it while workers compare. Its length is
+   an atomic, read without the lock on every command of a client that has
+   not authenticated. */
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+
 bool auth_required(const struct server_config *cfg)
 {
-    return cfg->requirepass && cfg->requirepass_len > 0;
+    return atomic_load_explicit(&cfg->requirepass_len, memory_order_acquire) > 0;
 }
 
 bool auth_password_matches(const struct server_config *cfg, kvs_slice attempt)
 {
-    if (!auth_required(cfg))
-        return false;
+    pthread_mutex_lock(&pass_lock);
     const unsigned char *pass = (const unsigned char *)cfg->requirepass;
     const unsigned char *guess = attempt.data;
-    size_t plen = cfg->requirepass_len;
-    /* Every byte of the attempt is compared, against the password repeated
-       as needed, and the differences are ORed: no early exit, no branch on
-       the data. A length mismatch fails by the same OR. */
-    volatile unsigned char diff = (unsigned char)(attempt.len != plen);
-    for (size_t i = 0; i < attempt.len; i++)
-        diff |= (unsigned char)(guess[i] ^ pass[i % plen]);
-    return diff == 0;
+    size_t plen = atomic_load_explicit(&cfg->requirepass_len, memory_order_relaxed);
+    bool match = false;
+    if (pass && plen) {
+        /* Every byte of the attempt is compared, against the password
+           repeated as needed, and the differences are ORed: no early exit,
+           no branch on the data. A length mismatch fails by the same OR. */
+        volatile unsigned char diff = (unsigned char)(attempt.len != plen);
+        for (size_t i = 0; i < attempt.len; i++)
+            diff |= (unsigned char)(guess[i] ^ pass[i % plen]);
+        match = diff == 0;
+    }
+    pthread_mutex_unlock(&pass_lock);
+    return match;
+}
+
+int auth_set_password(struct server_config *cfg, const char *pass, size_t len)
+{
+    char *copy = NULL;
+    if (len) {
+        copy = malloc(len + 1);
+        if (!copy)
+            return -1;
+        memcpy(copy, pass, len);
+        copy[len] = '\0';
+    }
+    pthread_mutex_lock(&pass_lock);
+    char *old = cfg->requirepass;
+    size_t old_len = atomic_load_explicit(&cfg->requirepass_len, memory_order_relaxed);
+    cfg->requirepass = copy;
+    atomic_store_explicit(&cfg->requirepass_len, len, memory_order_release);
+    pthread_mutex_unlock(&pass_lock);
+    if (old) {
+        explicit_bzero(old, old_len);
+        free(old);
+    }
+    return 0;
+}
+
+size_t auth_password_copy(const struct server_config *cfg, char *out, size_t size)
+{
+    pthread_mutex_lock(&pass_lock);
+    size_t len = atomic_load_explicit(&cfg->requirepass_len, memory_order_relaxed);
+    if (cfg->requirepass && len <= size)
+        memcpy(out, cfg->requirepass, len);
+    pthread_mutex_unlock(&pass_lock);
+    return len;
 }
 
 bool auth_peer_is_loopback(const struct sockaddr *sa)
@@ -71,8 +116,13 @@ bool auth_protected_refuses(bool protected_mode, bool has_password, const struct
 
 void auth_conn_init(struct conn *c)
 {
-    if (!auth_required(&c->w->srv->cfg))
+    /* As Redis: a connection made while no password is set stays
+       authenticated when one is set later (CONFIG SET requirepass). */
+    if (!auth_required(&c->w->srv->cfg)) {
+        c->flags |= CONN_AUTHED;
         return;
+    }
+    c->flags &= ~CONN_AUTHED;
     resp_limits *l = &c->parser.limits;
     l->max_args = AUTH_UNAUTH_MAX_ARGS;
     l->max_bulk = AUTH_UNAUTH_MAX_BULK;

@@ -17,6 +17,7 @@
 #define KVS_SERVER_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "kvs/slice.h"
@@ -39,6 +40,15 @@ bool auth_required(const struct server_config *cfg);
    length only, never on where it differs from the password. False when no
    password is set. */
 bool auth_password_matches(const struct server_config *cfg, kvs_slice attempt);
+
+/* Replace the password with len bytes of pass (0: no password), as
+   CONFIG SET requirepass does; any thread. Returns 0, or -1 out of
+   memory (the password unchanged). */
+int auth_set_password(struct server_config *cfg, const char *pass, size_t len);
+
+/* The password's length; its bytes are copied to out when they fit in
+   size. Any thread. */
+size_t auth_password_copy(const struct server_config *cfg, char *out, size_t size);
 
 /* Whether sa is a loopback peer: 127.0.0.0/8, ::1, or ::ffff:127.x.y.z. */
 bool auth_peer_is_loopback(const struct sockaddr *sa);

@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "clients.h"
 #include "commands.h"
+#include "config.h"
 #include "conn.h"
 #include "errstats.h"
 #include "glob.h"
@@ -156,7 +157,10 @@ static void client_setinfo(struct conn *c, size_t argc, const kvs_slice *argv)
                      (const char *)argv[2].data);
 }
 
+static void client_help(struct conn *c, size_t argc, const kvs_slice *argv);
+
 static const struct subcommand client_subs[] = {
+    {"help", client_help, 2},
     {"id", client_id, 2},
     {"getname", client_getname, 2},
     {"setname", client_setname, 3},
@@ -170,6 +174,14 @@ static const struct subcommand client_subs[] = {
     {"pause", client_pause, -3},
     {"unpause", client_unpause, 2},
 };
+
+/* CLIENT HELP: Redis's lines for the subcommands above (help.c). */
+static void client_help(struct conn *c, size_t argc, const kvs_slice *argv)
+{
+    (void)argc;
+    (void)argv;
+    help_reply_client(c, client_subs, sizeof(client_subs) / sizeof(client_subs[0]));
+}
 
 void cmd_client(struct conn *c, size_t argc, const kvs_slice *argv)
 {
@@ -367,209 +379,7 @@ void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
                         argc, argv);
 }
 
-/* The parameters CONFIG GET reports: what redis-benchmark and client
-   libraries ask for. Only maxclients and timeout can be changed. */
-enum config_param {
-    P_SAVE,
-    P_APPENDONLY,
-    P_APPENDFSYNC,
-    P_MAXCLIENTS,
-    P_TIMEOUT,
-    P_DATABASES,
-    P_MAXMEMORY,
-    P_MAXMEMORY_POLICY
-};
-
-static const char *const config_names[] = {
-    [P_SAVE] = "save",
-    [P_APPENDONLY] = "appendonly",
-    [P_APPENDFSYNC] = "appendfsync",
-    [P_MAXCLIENTS] = "maxclients",
-    [P_TIMEOUT] = "timeout",
-    [P_DATABASES] = "databases",
-    [P_MAXMEMORY] = "maxmemory",
-    [P_MAXMEMORY_POLICY] = "maxmemory-policy",
-};
-
-#define CONFIG_COUNT (sizeof(config_names) / sizeof(config_names[0]))
-
-static void config_value(struct server *srv, enum config_param p, char *out, size_t size)
-{
-    switch (p) {
-    case P_SAVE: /* a snapshot every interval after one change, in Redis's words;
-                    none for an engine that keeps every write in its files */
-        if ((kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE) &&
-            srv->cfg.snapshot_interval)
-            snprintf(out, size, "%u 1", srv->cfg.snapshot_interval);
-        else
-            snprintf(out, size, "%s", "");
-        break;
-    case P_MAXMEMORY:
-        snprintf(out, size, "%llu", srv->cfg.maxmemory);
-        break;
-    case P_MAXMEMORY_POLICY:
-        snprintf(out, size, "%s", "noeviction");
-        break;
-    case P_APPENDONLY: /* the store is a log on disk unless nothing is synced */
-        snprintf(out, size, "%s",
-                 srv->cfg.fsync == KVS_FSYNC_NO ||
-                         (kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE)
-                     ? "no"
-                     : "yes");
-        break;
-    case P_APPENDFSYNC:
-        snprintf(out, size, "%s", kvs_fsync_name(srv->cfg.fsync));
-        break;
-    case P_MAXCLIENTS:
-        snprintf(out, size, "%u", atomic_load(&srv->maxclients));
-        break;
-    case P_TIMEOUT:
-        snprintf(out, size, "%u", atomic_load(&srv->timeout));
-        break;
-    case P_DATABASES:
-        snprintf(out, size, "%d", 1);
-        break;
-    }
-}
-
-/* Whether the glob pattern matches, as Redis's CONFIG GET matches: its
-   glob (glob.h) ignoring case, on the pattern up to its first NUL byte. */
-static bool config_match(kvs_slice pattern, const char *name)
-{
-    const char *nul = pattern.len ? memchr(pattern.data, '\0', pattern.len) : NULL;
-    if (nul)
-        pattern.len = (size_t)(nul - (const char *)pattern.data);
-    return glob_match(pattern, kvs_slice_str(name), true);
-}
-
-/* CONFIG GET pattern [pattern ...]: name/value pairs, each name once. */
-static bool has_glob(kvs_slice pattern)
-{
-    for (size_t i = 0; i < pattern.len; i++) {
-        char ch = ((const char *)pattern.data)[i];
-        if (ch == '*' || ch == '?' || ch == '[')
-            return true;
-    }
-    return false;
-}
-
-static void config_get(struct conn *c, size_t argc, const kvs_slice *argv)
-{
-    bool hit[CONFIG_COUNT] = {false};
-    kvs_slice shown[CONFIG_COUNT]; /* a name asked for without a glob: as typed,
-                                      as Redis */
-    size_t nhit = 0;
-    for (size_t p = 0; p < CONFIG_COUNT; p++)
-        shown[p] = kvs_slice_str(config_names[p]);
-    for (size_t i = 2; i < argc; i++) {
-        for (size_t p = 0; p < CONFIG_COUNT; p++) {
-            if (!hit[p] && config_match(argv[i], config_names[p])) {
-                hit[p] = true;
-                nhit++;
-                if (!has_glob(argv[i]))
-                    shown[p] = argv[i];
-            }
-        }
-    }
-    reply_array(c, nhit * 2);
-    for (size_t p = 0; p < CONFIG_COUNT; p++) {
-        if (!hit[p])
-            continue;
-        char value[32];
-        config_value(c->w->srv, (enum config_param)p, value, sizeof(value));
-        reply_bulk(c, shown[p].data, shown[p].len);
-        reply_bulk_str(c, value);
-    }
-}
-
-/* The most clients the process's descriptor limit can hold. */
-static long long maxclients_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return UINT32_MAX;
-    /* Descriptors the server needs besides its clients: stdio, the store,
-       the listener, two pipe ends per worker; 32 covers them. */
-    return rl.rlim_cur > 32 ? (long long)rl.rlim_cur - 32 : 1;
-}
-
-/* CONFIG SET name value [name value ...]: all or nothing, as in Redis. */
-static void config_set(struct conn *c, size_t argc, const kvs_slice *argv)
-{
-    if (argc % 2 != 0) {
-        reply_arity_error(c, "config|set");
-        return;
-    }
-    /* As Redis 7.0: the first unknown name, else the first immutable or
-       repeated one, else the first value that does not parse or fit;
-       all or nothing. */
-    size_t which[CONFIG_COUNT];
-    size_t n = 0;
-    const kvs_slice *unknown = NULL, *bad = NULL;
-    const char *why = NULL;
-    bool set[CONFIG_COUNT] = {false};
-    for (size_t i = 2; i < argc; i += 2) {
-        size_t p = 0;
-        while (p < CONFIG_COUNT && !slice_is(argv[i], config_names[p]))
-            p++;
-        if (p == CONFIG_COUNT) {
-            if (!unknown)
-                unknown = &argv[i];
-            continue;
-        }
-        if (unknown || bad)
-            continue;
-        if (p != P_MAXCLIENTS && p != P_TIMEOUT) {
-            bad = &argv[i];
-            why = "can't set immutable config";
-        } else if (set[p]) {
-            bad = &argv[i];
-            why = "duplicate parameter";
-        } else {
-            set[p] = true;
-            which[n++] = i;
-        }
-    }
-    if (unknown) {
-        reply_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
-                     (int)unknown->len, (const char *)unknown->data);
-        return;
-    }
-    if (bad) {
-        reply_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s",
-                     (int)bad->len, (const char *)bad->data, why);
-        return;
-    }
-    long long values[CONFIG_COUNT];
-    for (size_t k = 0; k < n; k++) {
-        size_t i = which[k];
-        size_t p = slice_is(argv[i], "maxclients") ? P_MAXCLIENTS : P_TIMEOUT;
-        long long lo = p == P_MAXCLIENTS ? 1 : 0;
-        long long hi = p == P_MAXCLIENTS ? maxclients_limit() : INT32_MAX;
-        if (slice_to_ll(argv[i + 1], &values[p]) != 0) {
-            reply_errorf(c,
-                         "ERR CONFIG SET failed (possibly related to argument "
-                         "'%.*s') - argument "
-                         "couldn't be parsed into an integer",
-                         (int)argv[i].len, (const char *)argv[i].data);
-            return;
-        }
-        if (values[p] < lo || values[p] > hi) {
-            reply_errorf(c,
-                         "ERR CONFIG SET failed (possibly related to argument "
-                         "'%.*s') - argument "
-                         "must be between %lld and %lld inclusive",
-                         (int)argv[i].len, (const char *)argv[i].data, lo, hi);
-            return;
-        }
-    }
-    struct server *srv = c->w->srv;
-    if (set[P_MAXCLIENTS])
-        atomic_store(&srv->maxclients, (unsigned)values[P_MAXCLIENTS]);
-    if (set[P_TIMEOUT])
-        atomic_store(&srv->timeout, (unsigned)values[P_TIMEOUT]);
-    reply_ok(c);
-}
+/* CONFIG GET, SET, REWRITE and HELP are cmd_config.c's. */
 
 static void config_resetstat(struct conn *c, size_t argc, const kvs_slice *argv)
 {
@@ -581,9 +391,9 @@ static void config_resetstat(struct conn *c, size_t argc, const kvs_slice *argv)
 }
 
 static const struct subcommand config_subs[] = {
-    {"get", config_get, -3},
-    {"set", config_set, -4},
-    {"resetstat", config_resetstat, 2},
+    {"get", config_cmd_get, -3},        {"set", config_cmd_set, -4},
+    {"resetstat", config_resetstat, 2}, {"rewrite", config_cmd_rewrite, 2},
+    {"help", config_cmd_help, 2},
 };
 
 const struct subcommand *command_subcommands(const struct command *cmd, size_t *n)

@@ -1,55 +1,44 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * kvs-server's command line; see config.h. Main thread, at startup.
+ * kvs-server's configuration; see config.h. config_parse() runs on the
+ * main thread at startup, the config_opt_* functions on workers under
+ * config_lock().
  *
- * Every value is checked here, before a socket or a file is touched, so
- * that a mistyped flag costs nothing and explains itself in one line.
+ * The command line is read as Redis reads its own: an optional file
+ * first, then "--name value [value ...]" (or "--name=value"), each
+ * option a directive of the file, applied after the file's so that the
+ * command line wins.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#define DEFAULT_DATA_DIR "data"
-#define DEFAULT_MAXCLIENTS 10000
-#define MAX_THREADS 1024
-#define DEFAULT_MAX_QUERY_BUFFER (1ull << 30)    /* Redis's client-query-buffer-limit */
-#define DEFAULT_MAX_OUTPUT_BUFFER (256ull << 20) /* a hard limit, per client */
-#define MIN_BUFFER_LIMIT (1ull << 20)
-/* The most either limit may be: sums such as "limit + one reply" cannot wrap. */
-#define MAX_BUFFER_LIMIT ((unsigned long long)(SIZE_MAX / 4))
-#define MAX_PASSWORD_FILE (64u << 10)
-/* The mem engine's range (engines/mem/mem_engine.c). */
-#define MIN_MAXMEMORY (1ull << 20)
-#define MAX_MAXMEMORY (1ull << 46)
-#define DEFAULT_SNAPSHOT_INTERVAL 5
-/* HTTP (docs/http.md): an 8 KiB URL and 8 KiB of header fields, as
-   nginx allows by default; bodies up to 64 MiB. */
-#define DEFAULT_HTTP_MAX_URL (8u << 10)
-#define DEFAULT_HTTP_MAX_HEADERS (8u << 10)
-#define DEFAULT_HTTP_MAX_BODY (64ull << 20)
-#define MAX_HTTP_HEAD (1u << 20)
-#define DEFAULT_HTTP_REQUEST_TIMEOUT 10
-#define DEFAULT_HTTP_KEEPALIVE_TIMEOUT 60
-#define DEFAULT_HTTP_KEEPALIVE_REQUESTS 1000
+#include "auth.h"
+#include "config_internal.h"
 
 static const char usage[] =
-    "Usage: kvs-server [OPTIONS]\n"
+    "Usage: kvs-server [CONFIG_FILE] [--option value ...]\n"
     "Serve a kvs store over the Redis protocol (RESP2).\n"
     "\n"
+    "CONFIG_FILE holds \"directive value\" lines in redis.conf's form (# comments,\n"
+    "\"double\" or 'single' quotes); each option below is also a directive of the\n"
+    "same name without the dashes, and what the command line sets wins. Redis's\n"
+    "names are taken where kvs has the same setting; Redis directives kvs has no\n"
+    "use for (save, daemonize...) are ignored with a warning.\n"
+    "\n"
     "  --addr IP:PORT        listen on IP:PORT or [IPv6]:PORT (default " KVS_ADDR_DEFAULT ")\n"
+    "  --bind IP, --port N   the same in Redis's two parts\n"
     "  --engine NAME         storage engine: %s (default: the one the data\n"
     "                        directory was written by, else kvs)\n"
-    "  --data-dir DIR        data directory, created if missing (default " DEFAULT_DATA_DIR ")\n"
-    "  --fsync POLICY        always, everysec or no (default everysec)\n"
+    "  --dir DIR, --data-dir DIR  data directory, created if missing (default data)\n"
+    "  --appendfsync POLICY, --fsync POLICY  always, everysec or no (default everysec)\n"
     "  --threads N           worker threads (default: cores - 1, at least 1)\n"
     "  --maxclients N        most clients connected at once (default 10000)\n"
     "  --timeout SECONDS     close clients idle this long; 0 never (default 0)\n"
@@ -58,10 +47,13 @@ static const char usage[] =
     "  --requirepass-file F  the same, the password being the first line of F\n"
     "  --protected-mode yes|no  with no password, serve only loopback clients\n"
     "                        (default yes)\n"
-    "  --max-query-buffer N  close a client whose request reaches N bytes; N may\n"
-    "                        end in kb, mb or gb (default 1gb, at least 1mb)\n"
+    "  --client-query-buffer-limit N, --max-query-buffer N  close a client whose\n"
+    "                        request reaches N bytes; N may end in kb, mb or gb\n"
+    "                        (default 1gb, at least 1mb)\n"
     "  --max-output-buffer N close a client owed more than N bytes of replies;\n"
     "                        0 for no limit (default 256mb, else at least 1mb)\n"
+    "  --client-output-buffer-limit CLASS HARD SOFT SECONDS  Redis's form: the\n"
+    "                        hard limits of normal and replica clients\n"
     "  --hz N                active expiry cycles per second, 1 to 500, as Redis's\n"
     "                        hz (default 10)\n"
     "  --active-expire-effort N  1 to 10, as Redis's: more keys looked at per\n"
@@ -88,7 +80,8 @@ static const char usage[] =
     "  --http-keepalive-requests N  HTTP: requests per connection before it\n"
     "                        is closed (default 1000)\n"
     "  --replicaof HOST:PORT be a replica of the primary at HOST:PORT (a kvs-server\n"
-    "                        or redis-server; see docs/replication.md)\n"
+    "                        or redis-server; see docs/replication.md); in a file\n"
+    "                        also \"replicaof HOST PORT\" as redis.conf writes it\n"
     "  --masterauth PASS     the password the primary asks replicas for\n"
     "  --repl-backlog-size N bytes of writes kept for replicas that reconnect\n"
     "                        (partial resync); N may end in kb, mb, gb (default 1mb)\n"
@@ -96,16 +89,120 @@ static const char usage[] =
     "                        it then syncs afresh (default 256mb)\n"
     "  --repl-timeout SECONDS  give up a replication link silent this long\n"
     "                        (default 60)\n"
-    "  --repl-ping-period SECONDS  a primary's PING to its replicas (default 10)\n"
-    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  --repl-ping-replica-period SECONDS, --repl-ping-period SECONDS  a primary's\n"
+    "                        PING to its replicas (default 10)\n"
+    "  --loglevel LEVEL, --log-level LEVEL  debug, info, warn or error (or Redis's\n"
+    "                        verbose, notice, warning, nothing; default info)\n"
     "  -V, --version         print the version and exit\n"
-    "  -h, --help            print this help and exit\n";
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "CONFIG GET shows every option, CONFIG SET changes those that can change while\n"
+    "the server runs (CONFIG HELP lists them), CONFIG REWRITE writes the running\n"
+    "configuration back into CONFIG_FILE.\n";
+
+/* Redis directives with no meaning for kvs: taken and ignored, with a
+   warning, so that a redis.conf mostly works. REWRITE leaves them. */
+static const char *const redis_only[] = {
+    "daemonize",
+    "supervised",
+    "always-show-logo",
+    "set-proc-title",
+    "proc-title-template",
+    "tcp-backlog",
+    "tcp-keepalive",
+    "unixsocket",
+    "unixsocketperm",
+    "socket-mark-id",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
+    "crash-log-enabled",
+    "crash-memcheck-enabled",
+    "stop-writes-on-bgsave-error",
+    "rdbcompression",
+    "rdbchecksum",
+    "sanitize-dump-payload",
+    "dbfilename",
+    "rdb-del-sync-files",
+    "appendfilename",
+    "appenddirname",
+    "no-appendfsync-on-rewrite",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
+    "aof-load-truncated",
+    "aof-use-rdb-preamble",
+    "aof-timestamp-enabled",
+    "aof-rewrite-incremental-fsync",
+    "rdb-save-incremental-fsync",
+    "replica-serve-stale-data",
+    "replica-read-only",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
+    "repl-diskless-load",
+    "repl-disable-tcp-nodelay",
+    "replica-priority",
+    "replica-announced",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "acllog-max-len",
+    "maxmemory-samples",
+    "maxmemory-eviction-tenacity",
+    "replica-ignore-maxmemory",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-server-del",
+    "replica-lazy-flush",
+    "lazyfree-lazy-user-del",
+    "lazyfree-lazy-user-flush",
+    "io-threads",
+    "io-threads-do-reads",
+    "oom-score-adj",
+    "oom-score-adj-values",
+    "disable-thp",
+    "lua-time-limit",
+    "busy-reply-threshold",
+    "cluster-enabled",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "latency-monitor-threshold",
+    "latency-tracking",
+    "latency-tracking-info-percentiles",
+    "notify-keyspace-events",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "hash-max-ziplist-entries",
+    "hash-max-ziplist-value",
+    "list-max-listpack-size",
+    "list-max-ziplist-size",
+    "list-compress-depth",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
+    "zset-max-ziplist-entries",
+    "zset-max-ziplist-value",
+    "hll-sparse-max-bytes",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
+    "activerehashing",
+    "dynamic-hz",
+    "jemalloc-bg-thread",
+    "activedefrag",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "maxmemory-clients",
+    "client-query-buffer-limit-soft",
+    "enable-protected-configs",
+    "enable-debug-command",
+    "enable-module-command",
+    "locale-collate",
+};
 
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void bad(const char *fmt, ...)
 {
-    char line[512];
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
@@ -113,523 +210,236 @@ static void bad(const char *fmt, ...)
     fprintf(stderr, "kvs-server: %s\n", line);
 }
 
-/* Registered engine names as "kvs, lmdb". */
-static void engine_names(char *out, size_t size)
+static const struct config_option *find_option(const char *name)
 {
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < kvs_engine_count() && used < size; i++)
-        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "",
-                                 kvs_engine_name(kvs_engine_at(i)));
-}
-
-/* A decimal number in [lo, hi], digits only. */
-static int parse_uint(const char *text, unsigned long long lo, unsigned long long hi, unsigned *out)
-{
-    if (!*text || strspn(text, "0123456789") != strlen(text))
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(text, NULL, 10);
-    if (errno || v < lo || v > hi)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-/* One worker per core but one, at least one: the kernel's network stack,
-   the store's background thread and, often, clients on the same host need
-   a core too. On 2 cores one worker measured faster at one request per
-   round trip than two (docs/performance.md). */
-static unsigned default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
-}
-
-static int set_addr(struct server_config *cfg, const char *text)
-{
-    if (kvs_addr_parse(text, &cfg->addr, &cfg->addr_len) != 0 ||
-        kvs_addr_format((const struct sockaddr *)&cfg->addr, cfg->addr_len, cfg->addr_text,
-                        sizeof(cfg->addr_text)) != 0) {
-        bad("invalid address '%s': expected IP:PORT or [IPv6]:PORT", text);
-        return -1;
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct config_option *o = &config_options[i];
+        if (strcasecmp(o->name, name) == 0 || (o->alias && strcasecmp(o->alias, name) == 0))
+            return o;
     }
-    return 0;
+    return NULL;
 }
 
-enum {
-    OPT_ADDR = 256,
-    OPT_ENGINE,
-    OPT_DATA_DIR,
-    OPT_FSYNC,
-    OPT_THREADS,
-    OPT_MAXCLIENTS,
-    OPT_TIMEOUT,
-    OPT_LOG_LEVEL,
-    OPT_REQUIREPASS,
-    OPT_REQUIREPASS_FILE,
-    OPT_PROTECTED_MODE,
-    OPT_MAX_QUERY_BUFFER,
-    OPT_MAX_OUTPUT_BUFFER,
-    OPT_HZ,
-    OPT_EXPIRE_EFFORT,
-    OPT_MAXMEMORY,
-    OPT_SNAPSHOT_INTERVAL,
-    OPT_HTTP_ADDR,
-    OPT_HTTP_MAX_BODY,
-    OPT_HTTP_MAX_URL,
-    OPT_HTTP_MAX_HEADERS,
-    OPT_HTTP_REQUEST_TIMEOUT,
-    OPT_HTTP_KEEPALIVE_TIMEOUT,
-    OPT_HTTP_KEEPALIVE_REQUESTS,
-    OPT_REPLICAOF,
-    OPT_MASTERAUTH,
-    OPT_REPL_BACKLOG_SIZE,
-    OPT_REPLICA_OUTPUT_LIMIT,
-    OPT_REPL_TIMEOUT,
-    OPT_REPL_PING_PERIOD
-};
-
-static const struct option options[] = {
-    {"addr", required_argument, NULL, OPT_ADDR},
-    {"engine", required_argument, NULL, OPT_ENGINE},
-    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-    {"fsync", required_argument, NULL, OPT_FSYNC},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"maxclients", required_argument, NULL, OPT_MAXCLIENTS},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"requirepass", required_argument, NULL, OPT_REQUIREPASS},
-    {"requirepass-file", required_argument, NULL, OPT_REQUIREPASS_FILE},
-    {"protected-mode", required_argument, NULL, OPT_PROTECTED_MODE},
-    {"max-query-buffer", required_argument, NULL, OPT_MAX_QUERY_BUFFER},
-    {"max-output-buffer", required_argument, NULL, OPT_MAX_OUTPUT_BUFFER},
-    {"hz", required_argument, NULL, OPT_HZ},
-    {"active-expire-effort", required_argument, NULL, OPT_EXPIRE_EFFORT},
-    {"maxmemory", required_argument, NULL, OPT_MAXMEMORY},
-    {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
-    {"http-addr", required_argument, NULL, OPT_HTTP_ADDR},
-    {"http-max-body", required_argument, NULL, OPT_HTTP_MAX_BODY},
-    {"http-max-url", required_argument, NULL, OPT_HTTP_MAX_URL},
-    {"http-max-headers", required_argument, NULL, OPT_HTTP_MAX_HEADERS},
-    {"http-request-timeout", required_argument, NULL, OPT_HTTP_REQUEST_TIMEOUT},
-    {"http-keepalive-timeout", required_argument, NULL, OPT_HTTP_KEEPALIVE_TIMEOUT},
-    {"http-keepalive-requests", required_argument, NULL, OPT_HTTP_KEEPALIVE_REQUESTS},
-    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
-    {"masterauth", required_argument, NULL, OPT_MASTERAUTH},
-    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG_SIZE},
-    {"replica-output-buffer-limit", required_argument, NULL, OPT_REPLICA_OUTPUT_LIMIT},
-    {"repl-timeout", required_argument, NULL, OPT_REPL_TIMEOUT},
-    {"repl-ping-period", required_argument, NULL, OPT_REPL_PING_PERIOD},
-    {"version", no_argument, NULL, 'V'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-enum { BYTES_OK = 0, BYTES_BAD = -1, BYTES_TOO_LARGE = -2 };
-
-/* A size in bytes as Redis writes them: digits, then optionally k, kb, m,
-   mb, g or gb (k = 1000, kb = 1024, and so on), any case. Returns
-   BYTES_OK; BYTES_BAD for anything else (a sign, a blank, a fraction, an
-   unknown unit); or BYTES_TOO_LARGE for a size over max, also one that
-   does not even fit in 64 bits (it is never wrapped). */
-static int parse_bytes(const char *text, unsigned long long max, unsigned long long *out)
+static bool redis_only_directive(const char *name)
 {
-    static const struct {
-        const char *suffix;
-        unsigned long long unit;
-    } units[] = {
-        {"", 1},        {"b", 1},         {"k", 1000},       {"kb", 1024},
-        {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
-    };
-    size_t digits = strspn(text, "0123456789");
-    if (digits == 0)
-        return BYTES_BAD;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(text + digits, units[i].suffix) != 0)
-            continue;
-        errno = 0;
-        unsigned long long v = strtoull(text, NULL, 10);
-        if (errno == ERANGE || v > max / units[i].unit)
-            return BYTES_TOO_LARGE;
-        *out = v * units[i].unit;
-        return BYTES_OK;
+    for (size_t i = 0; i < sizeof(redis_only) / sizeof(redis_only[0]); i++) {
+        if (strcasecmp(redis_only[i], name) == 0)
+            return true;
     }
-    return BYTES_BAD;
+    return false;
 }
 
-/* --max-query-buffer and --max-output-buffer: a size of at least 1mb (or
-   0, meaning no limit, when zero_ok) and at most MAX_BUFFER_LIMIT.
-   Returns 0, or -1 after printing why. */
-static int set_buffer_limit(const char *opt, const char *val, bool zero_ok, size_t *out)
+/* One directive, from the file (where is "FILE:LINE: ", shown the name as
+   written) or the command line (where "", shown "--name"). Returns 0, or
+   -1 after printing why. */
+static int apply(struct server_config *cfg, const char *where, const char *name, const char *shown,
+                 int argc, char **argv, const size_t *len)
 {
-    unsigned long long bytes = 0;
-    int rc = parse_bytes(val, MAX_BUFFER_LIMIT, &bytes);
-    if (rc == BYTES_TOO_LARGE) {
-        bad("invalid %s '%s': too large (at most %llu bytes)", opt, val, MAX_BUFFER_LIMIT);
-        return -1;
+    const struct config_option *o = find_option(name);
+    if ((o && (o->flags & CO_DERIVED)) || (!o && redis_only_directive(name))) {
+        log_warn("%s'%s' is a Redis setting kvs has no use for; ignored", where, shown);
+        return 0;
     }
-    if (rc != BYTES_OK || (bytes < MIN_BUFFER_LIMIT && !(zero_ok && bytes == 0))) {
-        bad("invalid %s '%s': expected %sa size of at least 1mb", opt, val, zero_ok ? "0 or " : "");
-        return -1;
-    }
-    *out = (size_t)bytes;
-    return 0;
-}
-
-static void drop_password(struct server_config *cfg)
-{
-    if (cfg->requirepass) {
-        explicit_bzero(cfg->requirepass, cfg->requirepass_len);
-        free(cfg->requirepass);
-    }
-    cfg->requirepass = NULL;
-    cfg->requirepass_len = 0;
-}
-
-static int set_password(struct server_config *cfg, const char *pass, size_t len)
-{
-    drop_password(cfg);
-    if (len == 0)
-        return 0; /* as Redis's requirepass "": no password */
-    cfg->requirepass = malloc(len + 1);
-    if (!cfg->requirepass) {
-        bad("out of memory");
-        return -1;
-    }
-    memcpy(cfg->requirepass, pass, len);
-    cfg->requirepass[len] = '\0';
-    cfg->requirepass_len = len;
-    return 0;
-}
-
-/* The password is the file's first line, without its line end. */
-static int read_password_file(struct server_config *cfg, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        bad("cannot read --requirepass-file '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    char *text = malloc(MAX_PASSWORD_FILE + 1);
-    size_t len = text ? fread(text, 1, MAX_PASSWORD_FILE + 1, f) : 0;
-    bool failed = !text || ferror(f);
-    fclose(f);
-    int rc = -1;
-    if (failed) {
-        bad("cannot read --requirepass-file '%s'", path);
-    } else if (len > MAX_PASSWORD_FILE) {
-        bad("--requirepass-file '%s' is over %u bytes", path, MAX_PASSWORD_FILE);
-    } else {
-        char *nl = memchr(text, '\n', len);
-        if (nl)
-            len = (size_t)(nl - text);
-        if (len && text[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            bad("--requirepass-file '%s' holds no password", path);
+    if (!o) {
+        if (strcasecmp(name, "include") == 0)
+            bad("%s'include' is not supported: put the settings in one file", where);
+        else if (where[0])
+            bad("%sunknown directive '%s' (see kvs-server --help)", where, shown);
         else
-            rc = set_password(cfg, text, len);
+            bad("unknown option '%s' (see --help)", shown);
+        return -1;
     }
-    if (text) {
-        explicit_bzero(text, MAX_PASSWORD_FILE + 1);
-        free(text);
+    if (argc < o->min_args) {
+        bad("%soption '%s' needs a value", where, shown);
+        return -1;
     }
+    if (o->max_args >= 0 && argc > o->max_args) {
+        bad("%soption '%s' takes %d value%s, not %d (next: '%s')", where, shown, o->max_args,
+            o->max_args == 1 ? "" : "s", argc, argv[o->max_args]);
+        return -1;
+    }
+    char why[512];
+    why[0] = '\0';
+    if (o->set(cfg, argc, argv, len, why, sizeof(why)) == 0)
+        return 0;
+    char value[256];
+    size_t used = 0;
+    value[0] = '\0';
+    for (int i = 0; i < argc && used < sizeof(value); i++)
+        used += (size_t)snprintf(value + used, sizeof(value) - used, "%s%s", i ? " " : "", argv[i]);
+    bad("%sinvalid %s '%s': %s", where, shown, value, why);
+    return -1;
+}
+
+/* The file's directives, in order. Returns 0 or -1 after printing why. */
+static int apply_file(struct server_config *cfg, const char *path)
+{
+    size_t len;
+    char *text = config_read(path, &len);
+    if (!text) {
+        bad("cannot read the configuration file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    unsigned lineno = 0;
+    for (const char *p = text, *end = text + len; p < end && rc == 0;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *line = p;
+        p = nl ? nl + 1 : end;
+        lineno++;
+        size_t skip = strspn(line, " \t\r");
+        if (skip >= n || line[skip] == '#')
+            continue;
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
+        struct config_args a;
+        int split = config_split(line, n, &a);
+        if (split == -1) {
+            bad("%sunbalanced quotes", where);
+            rc = -1;
+        } else if (split != 0) {
+            bad("out of memory");
+            rc = -1;
+        } else if (a.argc > 0) {
+            rc = apply(cfg, where, a.argv[0], a.argv[0], a.argc - 1, a.argv + 1, a.len + 1);
+            if (rc == 0 && find_option(a.argv[0]) && (find_option(a.argv[0])->flags & CO_SECRET)) {
+                for (int i = 1; i < a.argc; i++)
+                    explicit_bzero(a.argv[i], a.len[i]);
+            }
+        }
+        config_args_free(&a);
+    }
+    explicit_bzero(text, len);
+    free(text);
     return rc;
 }
 
-static int set_http_addr(struct server_config *cfg, const char *text)
+/* The command line's options, as spans of argv: --name then its values,
+   up to the next argument starting with "--". */
+struct cli_option {
+    int at;    /* index of --name in argv */
+    int nvals; /* values after it (a value given as --name=value: 1) */
+};
+
+/* Whether a command-line argument starts an option rather than being a
+   value: "--name", or a dash and one letter ("-h", "-V", a mistyped
+   short option). "-1" and "-::1" are values. */
+static bool looks_like_option(const char *arg)
 {
-    if (kvs_addr_parse(text, &cfg->http_addr, &cfg->http_addr_len) != 0 ||
-        kvs_addr_format((const struct sockaddr *)&cfg->http_addr, cfg->http_addr_len,
-                        cfg->http_addr_text, sizeof(cfg->http_addr_text)) != 0) {
-        bad("invalid --http-addr '%s': expected IP:PORT or [IPv6]:PORT", text);
-        cfg->http_addr_len = 0;
+    if (arg[0] != '-')
+        return false;
+    if (arg[1] == '-')
+        return arg[2] != '\0';
+    return ((arg[1] >= 'a' && arg[1] <= 'z') || (arg[1] >= 'A' && arg[1] <= 'Z')) && !arg[2];
+}
+
+/* Split argv[first..] into options. Returns CONFIG_OK, CONFIG_EXIT after
+   --help or --version, or CONFIG_BAD after printing why. */
+static enum config_result scan_cli(int argc, char **argv, int first, struct cli_option *opts,
+                                   int *nopts)
+{
+    *nopts = 0;
+    for (int i = first; i < argc;) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            char names[128];
+            size_t used = 0;
+            names[0] = '\0';
+            for (size_t e = 0; e < kvs_engine_count() && used < sizeof(names); e++)
+                used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", e ? ", " : "",
+                                         kvs_engine_name(kvs_engine_at(e)));
+            printf(usage, names);
+            return CONFIG_EXIT;
+        }
+        if (strcmp(arg, "-V") == 0 || strcmp(arg, "--version") == 0) {
+            printf("kvs-server %s\n", KVS_VERSION);
+            return CONFIG_EXIT;
+        }
+        if (strncmp(arg, "--", 2) != 0 || !arg[2] || arg[2] == '=') {
+            if (arg[0] == '-' && arg[1])
+                bad("unknown option '%s' (see --help)", arg);
+            else
+                bad("unexpected argument '%s' (see --help)", arg);
+            return CONFIG_BAD;
+        }
+        int j = i + 1;
+        if (!strchr(arg, '=')) {
+            while (j < argc && !looks_like_option(argv[j]))
+                j++;
+        }
+        opts[*nopts].at = i;
+        opts[*nopts].nvals = strchr(arg, '=') ? 1 : j - i - 1;
+        (*nopts)++;
+        i = j;
+    }
+    return CONFIG_OK;
+}
+
+/* Apply one command-line option. Returns 0 or -1 after printing why. */
+static int apply_cli(struct server_config *cfg, char **argv, const struct cli_option *o)
+{
+    char *arg = argv[o->at];
+    char name[128];
+    char *eq = strchr(arg, '=');
+    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (name_len >= sizeof(name)) {
+        bad("unknown option '%s' (see --help)", arg);
         return -1;
     }
-    return 0;
-}
-
-/* An HTTP size option: a size as parse_bytes() takes it, from 1kb to max. */
-static int set_http_size(const char *opt, const char *val, unsigned long long max,
-                         unsigned long long *out)
-{
-    unsigned long long bytes = 0;
-    if (parse_bytes(val, max, &bytes) != BYTES_OK || bytes < 1024) {
-        bad("invalid %s '%s': expected a size from 1kb to %llu bytes", opt, val, max);
+    memcpy(name, arg, name_len);
+    name[name_len] = '\0';
+    char **vals = eq ? (char *[]){eq + 1, NULL} : argv + o->at + 1;
+    size_t *len = calloc((size_t)o->nvals + 1, sizeof(*len));
+    if (!len) {
+        bad("out of memory");
         return -1;
     }
-    *out = bytes;
-    return 0;
-}
-
-/* The HTTP options; returns 0, or -1 after printing why. */
-static int apply_http(struct server_config *cfg, int opt, const char *val)
-{
-    unsigned long long bytes = 0;
-    switch (opt) {
-    case OPT_HTTP_ADDR:
-        return set_http_addr(cfg, val);
-    case OPT_HTTP_MAX_BODY:
-        if (set_http_size("--http-max-body", val, MAX_BUFFER_LIMIT, &bytes) != 0)
-            return -1;
-        cfg->http_max_body = (size_t)bytes;
-        return 0;
-    case OPT_HTTP_MAX_URL:
-        if (set_http_size("--http-max-url", val, MAX_HTTP_HEAD, &bytes) != 0)
-            return -1;
-        cfg->http_max_url = (unsigned)bytes;
-        return 0;
-    case OPT_HTTP_MAX_HEADERS:
-        if (set_http_size("--http-max-headers", val, MAX_HTTP_HEAD, &bytes) != 0)
-            return -1;
-        cfg->http_max_headers = (unsigned)bytes;
-        return 0;
-    case OPT_HTTP_REQUEST_TIMEOUT:
-    case OPT_HTTP_KEEPALIVE_TIMEOUT: {
-        bool request = opt == OPT_HTTP_REQUEST_TIMEOUT;
-        unsigned *out = request ? &cfg->http_request_timeout : &cfg->http_keepalive_timeout;
-        if (parse_uint(val, 1, 86400, out) != 0) {
-            bad("invalid --http-%s-timeout '%s': expected 1 to 86400 seconds",
-                request ? "request" : "keepalive", val);
-            return -1;
-        }
-        return 0;
+    for (int i = 0; i < o->nvals; i++)
+        len[i] = strlen(vals[i]);
+    int rc = apply(cfg, "", name + 2, name, o->nvals, vals, len);
+    const struct config_option *opt = find_option(name + 2);
+    /* Out of /proc/PID/cmdline from now on; ps may have seen it already,
+       hence --requirepass-file. */
+    if (rc == 0 && opt && (opt->flags & CO_SECRET)) {
+        for (int i = 0; i < o->nvals; i++)
+            memset(vals[i], 'x', len[i]);
     }
-    case OPT_HTTP_KEEPALIVE_REQUESTS:
-        if (parse_uint(val, 1, 1000000000, &cfg->http_keepalive_requests) != 0) {
-            bad("invalid --http-keepalive-requests '%s': expected 1 to 1000000000", val);
-            return -1;
-        }
-        return 0;
-    }
-    return -1;
-}
-
-/* --replicaof HOST:PORT ([IPv6]:PORT too); host is kept in argv. */
-static int set_replicaof(struct server_config *cfg, char *val)
-{
-    char *colon = strrchr(val, ':');
-    unsigned port;
-    if (!colon || colon == val || parse_uint(colon + 1, 1, 65535, &port) != 0) {
-        bad("invalid --replicaof '%s': expected HOST:PORT", val);
-        return -1;
-    }
-    *colon = '\0';
-    if (val[0] == '[' && colon[-1] == ']') {
-        colon[-1] = '\0';
-        val++;
-    }
-    cfg->replicaof_host = val;
-    cfg->replicaof_port = port;
-    return 0;
-}
-
-/* The replication options; returns 0, or -1 after printing why. */
-static int apply_repl(struct server_config *cfg, int opt, const char *val)
-{
-    unsigned long long bytes = 0;
-    switch (opt) {
-    case OPT_REPLICAOF:
-        return set_replicaof(cfg, (char *)val);
-    case OPT_MASTERAUTH:
-        free(cfg->masterauth);
-        cfg->masterauth = strdup(val);
-        if (!cfg->masterauth) {
-            bad("out of memory");
-            return -1;
-        }
-        memset((char *)val, 'x', strlen(val)); /* out of /proc/PID/cmdline */
-        return 0;
-    case OPT_REPL_BACKLOG_SIZE:
-    case OPT_REPLICA_OUTPUT_LIMIT: {
-        bool backlog = opt == OPT_REPL_BACKLOG_SIZE;
-        const char *name = backlog ? "--repl-backlog-size" : "--replica-output-buffer-limit";
-        if (parse_bytes(val, MAX_BUFFER_LIMIT, &bytes) != BYTES_OK || bytes < 16384) {
-            bad("invalid %s '%s': expected a size of at least 16kb", name, val);
-            return -1;
-        }
-        *(backlog ? &cfg->repl_backlog_size : &cfg->replica_output_limit) = bytes;
-        return 0;
-    }
-    case OPT_REPL_TIMEOUT:
-    case OPT_REPL_PING_PERIOD: {
-        bool timeout = opt == OPT_REPL_TIMEOUT;
-        if (parse_uint(val, 1, 3600, timeout ? &cfg->repl_timeout : &cfg->repl_ping_period) != 0) {
-            bad("invalid --repl-%s '%s': expected 1 to 3600 seconds",
-                timeout ? "timeout" : "ping-period", val);
-            return -1;
-        }
-        return 0;
-    }
-    }
-    return -1;
-}
-
-/* One option and its value; returns 0, or -1 after printing why. */
-static int apply(struct server_config *cfg, int opt, const char *val)
-{
-    char names[128];
-    switch (opt) {
-    case OPT_ADDR:
-        return set_addr(cfg, val);
-    case OPT_ENGINE:
-        if (!kvs_engine_find(val)) {
-            engine_names(names, sizeof(names));
-            bad("unknown engine '%s' (available: %s)", val, names);
-            return -1;
-        }
-        cfg->engine = val;
-        return 0;
-    case OPT_DATA_DIR:
-        if (!*val) {
-            bad("--data-dir needs a directory");
-            return -1;
-        }
-        cfg->data_dir = val;
-        return 0;
-    case OPT_FSYNC:
-        if (kvs_fsync_parse(val, &cfg->fsync) != 0) {
-            bad("invalid --fsync '%s': expected always, everysec or no", val);
-            return -1;
-        }
-        return 0;
-    case OPT_THREADS:
-        if (parse_uint(val, 1, MAX_THREADS, &cfg->threads) != 0) {
-            bad("invalid --threads '%s': expected 1 to %d", val, MAX_THREADS);
-            return -1;
-        }
-        return 0;
-    case OPT_MAXCLIENTS:
-        if (parse_uint(val, 1, 1000000, &cfg->maxclients) != 0) {
-            bad("invalid --maxclients '%s': expected 1 to 1000000", val);
-            return -1;
-        }
-        return 0;
-    case OPT_TIMEOUT:
-        if (parse_uint(val, 0, 100u * 365 * 86400, &cfg->timeout) != 0) {
-            bad("invalid --timeout '%s': expected seconds, 0 for never", val);
-            return -1;
-        }
-        return 0;
-    case OPT_LOG_LEVEL:
-        if (log_level_parse(val, &cfg->log_level) != 0) {
-            bad("invalid --log-level '%s': expected debug, info, warn or error", val);
-            return -1;
-        }
-        return 0;
-    case OPT_REQUIREPASS:
-        if (set_password(cfg, val, strlen(val)) != 0)
-            return -1;
-        /* Out of /proc/PID/cmdline from now on; ps may have seen it
-           already, hence --requirepass-file. */
-        memset((char *)val, 'x', strlen(val));
-        return 0;
-    case OPT_REQUIREPASS_FILE:
-        return read_password_file(cfg, val);
-    case OPT_PROTECTED_MODE:
-        if (strcasecmp(val, "yes") != 0 && strcasecmp(val, "no") != 0) {
-            bad("invalid --protected-mode '%s': expected yes or no", val);
-            return -1;
-        }
-        cfg->protected_mode = strcasecmp(val, "yes") == 0;
-        return 0;
-    case OPT_MAX_QUERY_BUFFER:
-        return set_buffer_limit("--max-query-buffer", val, false, &cfg->max_query_buffer);
-    case OPT_MAX_OUTPUT_BUFFER:
-        return set_buffer_limit("--max-output-buffer", val, true, &cfg->max_output_buffer);
-    case OPT_HZ:
-        if (parse_uint(val, 1, 500, &cfg->hz) != 0) {
-            bad("invalid --hz '%s': expected 1 to 500", val);
-            return -1;
-        }
-        return 0;
-    case OPT_EXPIRE_EFFORT:
-        if (parse_uint(val, 1, 10, &cfg->expire_effort) != 0) {
-            bad("invalid --active-expire-effort '%s': expected 1 to 10", val);
-            return -1;
-        }
-        return 0;
-    case OPT_MAXMEMORY: {
-        unsigned long long bytes = 0;
-        int rc = parse_bytes(val, MAX_MAXMEMORY, &bytes);
-        if (rc != BYTES_OK || (bytes != 0 && bytes < MIN_MAXMEMORY)) {
-            bad("invalid --maxmemory '%s': expected 0 or a size from 1mb to 64tb", val);
-            return -1;
-        }
-        cfg->maxmemory = bytes;
-        return 0;
-    }
-    case OPT_SNAPSHOT_INTERVAL:
-        if (parse_uint(val, 0, 100u * 365 * 86400, &cfg->snapshot_interval) != 0) {
-            bad("invalid --snapshot-interval '%s': expected seconds, 0 for none", val);
-            return -1;
-        }
-        return 0;
-    }
-    if (opt >= OPT_REPLICAOF)
-        return apply_repl(cfg, opt, val);
-    return apply_http(cfg, opt, val);
+    free(len);
+    return rc;
 }
 
 static enum config_result parse(struct server_config *cfg, int argc, char **argv)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->data_dir = DEFAULT_DATA_DIR;
-    cfg->fsync = KVS_FSYNC_EVERYSEC;
-    cfg->threads = default_threads();
-    cfg->maxclients = DEFAULT_MAXCLIENTS;
-    cfg->log_level = LVL_INFO;
-    cfg->protected_mode = true;
-    cfg->max_query_buffer = DEFAULT_MAX_QUERY_BUFFER;
-    cfg->max_output_buffer = DEFAULT_MAX_OUTPUT_BUFFER;
-    cfg->hz = 10;
-    cfg->expire_effort = 1;
-    cfg->snapshot_interval = DEFAULT_SNAPSHOT_INTERVAL;
-    cfg->http_max_body = DEFAULT_HTTP_MAX_BODY;
-    cfg->http_max_url = DEFAULT_HTTP_MAX_URL;
-    cfg->http_max_headers = DEFAULT_HTTP_MAX_HEADERS;
-    cfg->http_request_timeout = DEFAULT_HTTP_REQUEST_TIMEOUT;
-    cfg->http_keepalive_timeout = DEFAULT_HTTP_KEEPALIVE_TIMEOUT;
-    cfg->http_keepalive_requests = DEFAULT_HTTP_KEEPALIVE_REQUESTS;
-    cfg->repl_backlog_size = 1ull << 20;      /* Redis's repl-backlog-size */
-    cfg->replica_output_limit = 256ull << 20; /* Redis's client-output-buffer-limit replica */
-    cfg->repl_timeout = 60;
-    cfg->repl_ping_period = 10;
-    if (set_addr(cfg, KVS_ADDR_DEFAULT) != 0)
+    if (config_defaults(cfg) != 0)
         return CONFIG_BAD;
-
-    opterr = 0; /* errors are printed here, in one line */
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":Vh", options, NULL)) != -1) {
-        char names[128];
-        switch (opt) {
-        case 'V':
-            printf("kvs-server %s\n", KVS_VERSION);
-            return CONFIG_EXIT;
-        case 'h':
-            engine_names(names, sizeof(names));
-            printf(usage, names);
-            return CONFIG_EXIT;
-        case ':':
-            bad("option '%s' needs a value (see --help)", argv[optind - 1]);
-            return CONFIG_BAD;
-        case '?':
-            if (optopt)
-                bad("unknown option '-%c' (see --help)", optopt);
-            else
-                bad("unknown option '%s' (see --help)", argv[optind - 1]);
-            return CONFIG_BAD;
-        default:
-            if (apply(cfg, opt, optarg) != 0)
-                return CONFIG_BAD;
+    /* The file, if the first argument is not an option. */
+    const char *file = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    struct cli_option *opts = calloc((size_t)argc + 1, sizeof(*opts));
+    if (!opts) {
+        bad("out of memory");
+        return CONFIG_BAD;
+    }
+    int nopts = 0;
+    enum config_result r = scan_cli(argc, argv, file ? 2 : 1, opts, &nopts);
+    if (r == CONFIG_OK && file) {
+        char abs[PATH_MAX];
+        if (!realpath(file, abs)) {
+            bad("cannot read the configuration file '%s': %s", file, strerror(errno));
+            r = CONFIG_BAD;
+        } else if (!(cfg->config_file = strdup(abs))) {
+            bad("out of memory");
+            r = CONFIG_BAD;
+        } else if (apply_file(cfg, cfg->config_file) != 0) {
+            r = CONFIG_BAD;
         }
     }
-    if (optind < argc) {
-        bad("unexpected argument '%s' (see --help)", argv[optind]);
-        return CONFIG_BAD;
+    for (int i = 0; r == CONFIG_OK && i < nopts; i++) {
+        if (apply_cli(cfg, argv, &opts[i]) != 0)
+            r = CONFIG_BAD;
     }
-    return CONFIG_OK;
+    free(opts);
+    return r;
 }
 
 enum config_result config_parse(struct server_config *cfg, int argc, char **argv)
@@ -642,9 +452,139 @@ enum config_result config_parse(struct server_config *cfg, int argc, char **argv
 
 void config_free(struct server_config *cfg)
 {
-    drop_password(cfg);
+    auth_set_password(cfg, NULL, 0);
     if (cfg->masterauth)
         explicit_bzero(cfg->masterauth, strlen(cfg->masterauth));
     free(cfg->masterauth);
     cfg->masterauth = NULL;
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+    free(cfg->requirepass_file);
+    cfg->requirepass_file = NULL;
+    for (size_t i = 0; i < cfg->nowned; i++)
+        free(cfg->owned[i]);
+    free(cfg->owned);
+    cfg->owned = NULL;
+    cfg->nowned = 0;
+}
+
+/* ---- CONFIG ---- */
+
+/* Serialises CONFIG SET, GET and REWRITE: the strings some options keep
+   (requirepass-file) are replaced under it. */
+static pthread_mutex_t config_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void config_lock(void)
+{
+    pthread_mutex_lock(&config_mutex);
+}
+
+void config_unlock(void)
+{
+    pthread_mutex_unlock(&config_mutex);
+}
+
+size_t config_opt_count(void)
+{
+    return config_noptions;
+}
+
+const char *config_opt_name(size_t i)
+{
+    return config_options[i].name;
+}
+
+const char *config_opt_alias(size_t i)
+{
+    return config_options[i].alias;
+}
+
+bool config_opt_live(size_t i)
+{
+    return config_options[i].live != NULL;
+}
+
+void config_opt_get(struct server *srv, size_t i, struct text *out)
+{
+    config_options[i].get(&srv->cfg, srv, out);
+}
+
+int config_opt_set(struct server *srv, size_t i, const char *val, size_t len, bool apply_it,
+                   char *why, size_t size)
+{
+    const struct config_option *o = &config_options[i];
+    if (!o->live) {
+        snprintf(why, size, "can't set immutable config");
+        return -1;
+    }
+    if (strlen(val) != len && o->live != NULL && strcmp(o->name, "requirepass") != 0) {
+        snprintf(why, size, "argument must not hold NUL bytes");
+        return -1;
+    }
+    return o->live(srv, val, len, apply_it, why, size);
+}
+
+int config_write_back(struct server *srv, char *why, size_t size)
+{
+    if (!srv->cfg.config_file) {
+        snprintf(why, size, "The server is running without a config file");
+        return -1;
+    }
+    struct server_config defaults;
+    if (config_defaults(&defaults) != 0) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    struct rewrite_entry *e = calloc(config_noptions, sizeof(*e));
+    struct text *values = calloc(config_noptions, sizeof(*values));
+    size_t n = 0;
+    int rc = -1;
+    if (!e || !values) {
+        snprintf(why, size, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct config_option *o = &config_options[i];
+        if (o->flags & CO_DERIVED)
+            continue;
+        struct text now = {0}, def = {0};
+        bool set = o->get(&srv->cfg, srv, &now);
+        bool def_set = o->get(&defaults, NULL, &def);
+        /* A password read from a file stays in its file. */
+        if (strcmp(o->name, "requirepass") == 0 && srv->cfg.requirepass_file)
+            set = false;
+        e[n].names[0] = o->name;
+        e[n].names[1] = o->alias;
+        if (set) {
+            if (o->flags & CO_QUOTE)
+                text_repr(&values[n], now.p ? now.p : "", now.len);
+            else
+                text_append(&values[n], now.p ? now.p : "", now.len);
+            e[n].value = values[n].p;
+        }
+        e[n].force = set && !(o->flags & CO_IF_PRESENT) &&
+                     (set != def_set || now.len != def.len ||
+                      (now.len && memcmp(now.p, def.p, now.len) != 0));
+        bool oom = now.oom || def.oom || values[n].oom;
+        if (now.p)
+            explicit_bzero(now.p, now.len);
+        text_free(&now);
+        text_free(&def);
+        n++;
+        if (oom) {
+            snprintf(why, size, "out of memory");
+            goto out;
+        }
+    }
+    rc = config_rewrite(srv->cfg.config_file, e, n, why, size);
+out:
+    for (size_t i = 0; values && i < config_noptions; i++) {
+        if (values[i].p)
+            explicit_bzero(values[i].p, values[i].len);
+        text_free(&values[i]);
+    }
+    free(values);
+    free(e);
+    config_free(&defaults);
+    return rc;
 }

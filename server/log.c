@@ -3,18 +3,19 @@
  * kvs-server's log; see log.h. Called from every thread.
  *
  * Format: "kvs-server[PID] 2024-11-21 18:00:00.123 info: message". The
- * level is set once at startup, before any thread starts, so reading it
- * needs no synchronisation.
+ * level is an atomic: CONFIG SET may change it while threads log.
  */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LVL_INFO;
+/* CONFIG SET loglevel changes it while other threads log. */
+static _Atomic int min_level = LVL_INFO;
 
 static const char *const level_names[] = {
     [LVL_DEBUG] = "debug",
@@ -36,12 +37,22 @@ int log_level_parse(const char *text, enum log_level *out)
 
 void log_set_level(enum log_level level)
 {
-    min_level = level;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load_explicit(&min_level, memory_order_relaxed);
+}
+
+const char *log_level_name(enum log_level level)
+{
+    return level_names[level];
 }
 
 bool log_enabled(enum log_level level)
 {
-    return level >= min_level;
+    return (int)level >= atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

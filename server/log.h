@@ -20,8 +20,12 @@ enum log_level {
 /* Parse "debug", "info", "warn" or "error". Returns 0 or -1. */
 int log_level_parse(const char *text, enum log_level *out);
 
-/* Set the lowest level written; call before the worker threads start. */
+/* Set the lowest level written; any thread (CONFIG SET loglevel). */
 void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* "debug", "info", "warn" or "error". */
+const char *log_level_name(enum log_level level);
 
 /* Whether a line at level would be written, to skip costly formatting. */
 bool log_enabled(enum log_level level);

@@ -38,14 +38,16 @@ struct server_config {
     unsigned timeout; /* seconds of idleness before a client is closed; 0 never */
     enum log_level log_level;
     /* Access control (auth.h): the default user's password, NULL for none;
-       owned by the config, freed by config_free(). */
+       owned by the config, freed by config_free(). CONFIG SET changes it
+       under auth.c's lock; requirepass_len is read without it. */
     char *requirepass;
-    size_t requirepass_len;
-    bool protected_mode;      /* no password: serve loopback peers only */
-    size_t max_query_buffer;  /* bytes a client's unexecuted input may reach */
-    size_t max_output_buffer; /* bytes of replies a client may owe; 0 no limit */
-    unsigned hz;              /* active expiry cycles per second (expiry.h) */
-    unsigned expire_effort;   /* 1-10, Redis's active-expire-effort */
+    _Atomic size_t requirepass_len;
+    /* What CONFIG SET can change while clients are served (config.h). */
+    atomic_bool protected_mode;       /* no password: serve loopback peers only */
+    _Atomic size_t max_query_buffer;  /* bytes a client's unexecuted input may reach */
+    _Atomic size_t max_output_buffer; /* bytes of replies a client may owe; 0 no limit */
+    _Atomic unsigned hz;              /* active expiry cycles per second (expiry.h) */
+    _Atomic unsigned expire_effort;   /* 1-10, Redis's active-expire-effort */
     /* The mem engine's (kvs_options): bytes, 0 no limit; seconds, 0 none. */
     unsigned long long maxmemory;
     unsigned snapshot_interval;
@@ -70,6 +72,14 @@ struct server_config {
     unsigned long long replica_output_limit;
     unsigned repl_timeout;
     unsigned repl_ping_period;
+    /* The configuration file, absolute (NULL: started without one); the
+       file the password was read from (NULL: given as text); and the
+       strings the const char * fields point into. Owned, freed by
+       config_free(); config_lock() guards requirepass_file. */
+    char *config_file;
+    char *requirepass_file;
+    char **owned;
+    size_t nowned;
 };
 
 /* Counters INFO's stats section reports. Each worker owns one set and is its

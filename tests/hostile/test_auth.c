@@ -238,7 +238,7 @@ Test(auth, requirepass_file)
     char missing[PATH_MAX + 16];
     snprintf(missing, sizeof(missing), "%s/nosuch", dir);
     const char *const files[] = {file, missing};
-    const char *const why[] = {"holds no password", "cannot read --requirepass-file"};
+    const char *const why[] = {"holds no password", "invalid --requirepass-file"};
     for (size_t i = 0; i < 2; i++) {
         const char *argv[] = {h_server_binary(), "--requirepass-file", files[i], NULL};
         ts_result r;
