@@ -105,6 +105,7 @@ static const struct command table[] = {
     {"monitor", cmd_monitor, 1, CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE, 0, 0, 0, 0,
      NULL},
     {"reset", cmd_reset, 1, CONN_CMD_FLAGS, 0, 0, 0, 0, NULL},
+    {"debug", cmd_debug, -2, CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE, 0, 0, 0, 0, NULL},
     /* transactions: cmd_multi.c */
     {"multi", cmd_multi, 1, MULTI_CMD_FLAGS | CMD_FAST | CMD_ALLOW_BUSY, 0, 0, 0, 0, NULL},
     {"exec", cmd_exec, 1, MULTI_CMD_FLAGS | CMD_SKIP_SLOWLOG, 0, 0, 0, 0, NULL},

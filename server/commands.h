@@ -136,7 +136,7 @@ cmd_proc cmd_setbit, cmd_getbit, cmd_bitcount, cmd_bitpos, cmd_bitop;
 /* cmd_rename.c */
 cmd_proc cmd_rename, cmd_renamenx, cmd_copy;
 /* cmd_client.c, monitor.c */
-cmd_proc cmd_reset, cmd_monitor;
+cmd_proc cmd_reset, cmd_monitor, cmd_debug;
 cmd_proc client_list, client_info, client_kill, client_reply, client_no_evict, client_pause;
 cmd_proc client_unpause;
 /* cmd_command.c: COMMAND LIST and COMMAND GETKEYS */

@@ -225,7 +225,8 @@ static void *expirer_main(void *arg)
         if (e->stop)
             break;
         pthread_mutex_unlock(&e->lock);
-        cycle(e);
+        if (!atomic_load_explicit(&e->paused, memory_order_relaxed))
+            cycle(e);
         /* A cycle that ran past the next tick starts the count afresh. */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -42,6 +42,8 @@ struct expirer {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    /* DEBUG SET-ACTIVE-EXPIRE 0: cycles are skipped (any thread sets it). */
+    atomic_bool paused;
 
     /* The expirer's thread only. */
     uint64_t cursor; /* where the next step starts */
