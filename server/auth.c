@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,11 +115,61 @@ bool auth_protected_refuses(bool protected_mode, bool has_password, const struct
     return protected_mode && !has_password && !auth_peer_is_loopback(peer);
 }
 
+/* Sockets that gave the password while the store was opening (loading.c),
+   by their SO_COOKIE: unique for the life of the system, so a descriptor
+   number reused by another connection never inherits the grant. Taken
+   once each by auth_conn_init(). */
+#define PREAUTH_MAX 1024
+static pthread_mutex_t preauth_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t preauth[PREAUTH_MAX];
+static _Atomic unsigned npreauth;
+
+static uint64_t socket_cookie(int fd)
+{
+    uint64_t cookie = 0;
+    socklen_t len = sizeof(cookie);
+    if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0)
+        return 0;
+    return cookie;
+}
+
+void auth_preauthorize(int fd)
+{
+    uint64_t cookie = socket_cookie(fd);
+    pthread_mutex_lock(&preauth_lock);
+    unsigned n = atomic_load(&npreauth);
+    if (cookie && n < PREAUTH_MAX) {
+        preauth[n] = cookie;
+        atomic_store(&npreauth, n + 1);
+    }
+    pthread_mutex_unlock(&preauth_lock);
+}
+
+/* Whether fd's socket was preauthorized; the grant is used up. */
+static bool take_preauth(int fd)
+{
+    if (atomic_load_explicit(&npreauth, memory_order_relaxed) == 0)
+        return false;
+    uint64_t cookie = socket_cookie(fd);
+    bool found = false;
+    pthread_mutex_lock(&preauth_lock);
+    unsigned n = atomic_load(&npreauth);
+    for (unsigned i = 0; cookie && i < n && !found; i++) {
+        if (preauth[i] == cookie) {
+            preauth[i] = preauth[n - 1];
+            atomic_store(&npreauth, n - 1);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&preauth_lock);
+    return found;
+}
+
 void auth_conn_init(struct conn *c)
 {
     /* As Redis: a connection made while no password is set stays
        authenticated when one is set later (CONFIG SET requirepass). */
-    if (!auth_required(&c->w->srv->cfg)) {
+    if (!auth_required(&c->w->srv->cfg) || take_preauth(c->fd)) {
         c->flags |= CONN_AUTHED;
         return;
     }

@@ -61,6 +61,10 @@ bool auth_protected_refuses(bool protected_mode, bool has_password, const struct
    is required. Called by conn_open() once the parser is ready. */
 void auth_conn_init(struct conn *c);
 
+/* The socket fd gave the password before a worker took it (while the
+   store was opening): its connection starts authenticated. Any thread. */
+void auth_preauthorize(int fd);
+
 /* The connection gave the password: lift the limits, allow every command. */
 void auth_conn_grant(struct conn *c);
 

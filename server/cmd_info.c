@@ -176,12 +176,23 @@ static void info_memory(struct info *in, struct server *srv, const kvs_stats *st
     add(in, "maxmemory_policy:noeviction\r\n");
 }
 
+/* The engine's "read_only" figure: it refuses writes after a failed
+   fsync (kvs, lmdb) until restarted. */
+static void find_read_only(void *ctx, const char *name, const char *value)
+{
+    if (strcmp(name, "read_only") == 0 && strcmp(value, "0") != 0)
+        *(bool *)ctx = true;
+}
+
 static void info_persistence(struct info *in, struct server *srv)
 {
     struct persist_status ps;
     persist_status(srv, &ps);
     section(in, "Persistence");
-    add(in, "loading:0\r\n");
+    /* A replica loading a primary's copy; while the store itself opens at
+       startup, loading.c answers INFO with the load's figures. */
+    add(in, "loading:%d\r\n", repl_is_loading(srv->repl));
+    add(in, "async_loading:0\r\n");
     add(in, "rdb_changes_since_last_save:%llu\r\n", (unsigned long long)ps.changes);
     add(in, "rdb_bgsave_in_progress:%d\r\n", ps.in_progress);
     add(in, "rdb_last_save_time:%lld\r\n", (long long)(ps.last_save_ms / 1000));
@@ -192,6 +203,12 @@ static void info_persistence(struct info *in, struct server *srv)
     bool in_memory = kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE;
     add(in, "aof_enabled:%d\r\n", !in_memory && srv->cfg.fsync != KVS_FSYNC_NO);
     add(in, "appendfsync:%s\r\n", kvs_fsync_name(srv->cfg.fsync));
+    bool read_only = false;
+    kvs_db_info(srv->store.db, find_read_only, &read_only);
+    add(in, "aof_last_write_status:%s\r\n", read_only ? "err" : "ok");
+    add(in, "store_read_only:%d\r\n", read_only);
+    if (read_only)
+        add(in, "store_read_only_reason:an fsync failed; writes are refused until restart\r\n");
 }
 
 /* The engine's own figures, as kvs_db_info() gives them; stats_shown

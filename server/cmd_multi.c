@@ -116,8 +116,8 @@ static bool enqueue(struct conn *c, const struct command *cmd, size_t argc, cons
         bytes += argv[i].len;
     if (bytes > c->w->srv->cfg.max_query_buffer ||
         m->bytes.len > c->w->srv->cfg.max_query_buffer - bytes) {
-        log_warn("client id=%llu: MULTI queue over the query buffer limit, closing",
-                 (unsigned long long)c->id);
+        log_warn("client id=%llu addr=%s: MULTI queue over the query buffer limit, closing",
+                 (unsigned long long)c->id, c->addr);
         return false;
     }
     void *cmds = m->cmds, *args = m->args;

@@ -352,9 +352,9 @@ void reply_kvs_error(struct conn *c, int err)
    reply too big to owe (MGET of many large values), before it is built. */
 void reply_over_limit(struct conn *c, size_t want)
 {
-    log_warn("client id=%llu would be owed %zu bytes of replies, over --max-output-buffer "
-             "(%zu); closing it",
-             (unsigned long long)c->id, want, c->out_limit);
+    log_warn("client id=%llu addr=%s would be owed %zu bytes of replies, over "
+             "max-output-buffer (%zu); closing it",
+             (unsigned long long)c->id, c->addr, want, c->out_limit);
     c->flags |= CONN_KILL;
 }
 
@@ -389,8 +389,9 @@ bool command_batched(const struct command *cmd, size_t argc, const kvs_slice *ar
 void commands_execute(struct conn *c, const struct command *cmd, size_t argc, const kvs_slice *argv)
 {
     if (looks_like_http(argv[0])) {
-        log_warn("client id=%llu sent an HTTP request line (cross-protocol attack?); closing it",
-                 (unsigned long long)c->id);
+        log_warn("client id=%llu addr=%s sent an HTTP request line (cross-protocol attack?); "
+                 "closing it",
+                 (unsigned long long)c->id, c->addr);
         c->flags |= CONN_KILL;
         return;
     }

@@ -777,6 +777,47 @@ static bool get_loglevel(const struct server_config *cfg, struct server *srv, st
     return put_s(out, log_level_name(srv ? log_get_level() : cfg->log_level));
 }
 
+/* logfile and pidfile: a path, "" for none (Redis's logfile "" is
+   stdout; kvs logs to stderr then). */
+static int set_path(const char **field, struct server_config *cfg, const char *val, size_t len,
+                    char *why, size_t size)
+{
+    if (no_nul(val, len, why, size) != 0)
+        return -1;
+    if (len == 0) {
+        *field = NULL;
+        return 0;
+    }
+    *field = config_keep(cfg, val, len);
+    return *field ? 0 : (WHY("out of memory"), -1);
+}
+
+static int set_logfile(struct server_config *cfg, int argc, char **argv, const size_t *len,
+                       char *why, size_t size)
+{
+    (void)argc;
+    return set_path(&cfg->logfile, cfg, argv[0], len[0], why, size);
+}
+
+static bool get_logfile(const struct server_config *cfg, struct server *srv, struct text *out)
+{
+    (void)srv;
+    return put_s(out, cfg->logfile ? cfg->logfile : "");
+}
+
+static int set_pidfile(struct server_config *cfg, int argc, char **argv, const size_t *len,
+                       char *why, size_t size)
+{
+    (void)argc;
+    return set_path(&cfg->pidfile, cfg, argv[0], len[0], why, size);
+}
+
+static bool get_pidfile(const struct server_config *cfg, struct server *srv, struct text *out)
+{
+    (void)srv;
+    return put_s(out, cfg->pidfile ? cfg->pidfile : "");
+}
+
 /* ---- access ---- */
 
 static int set_requirepass(struct server_config *cfg, int argc, char **argv, const size_t *len,
@@ -1066,6 +1107,8 @@ const struct config_option config_options[] = {
     {"maxclients", NULL, CO_LIVE, 1, 1, set_maxclients, live_maxclients, get_maxclients},
     {"timeout", NULL, CO_LIVE, 1, 1, set_timeout, live_timeout, get_timeout},
     {"loglevel", "log-level", CO_LIVE, 1, 1, set_loglevel, live_loglevel, get_loglevel},
+    {"logfile", NULL, CO_QUOTE, 1, 1, set_logfile, NULL, get_logfile},
+    {"pidfile", NULL, CO_QUOTE, 1, 1, set_pidfile, NULL, get_pidfile},
     {"requirepass", NULL, CO_LIVE | CO_QUOTE | CO_SECRET, 1, 1, set_requirepass, live_requirepass,
      get_requirepass},
     {"requirepass-file", NULL, CO_LIVE | CO_QUOTE, 1, 1, set_requirepass_file,

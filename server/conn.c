@@ -149,8 +149,9 @@ static enum read_result conn_read(struct conn *c)
         if (want > max)
             want = c->in.cap < max ? max : 0;
         if (want == 0) {
-            log_warn("client id=%llu: request over the query buffer limit (%zu bytes), closing",
-                     (unsigned long long)c->id, max);
+            log_warn("client id=%llu addr=%s: request over the query buffer limit (%zu bytes), "
+                     "closing",
+                     (unsigned long long)c->id, c->addr, max);
             reply_error(c, "ERR Protocol error: query buffer limit reached");
             c->flags |= CONN_QUIT;
             return READ_DONE;

@@ -53,7 +53,7 @@ static void deny(struct listener *l, int fd)
     stat_add(&l->srv->listener_stats.rejected, 1);
 }
 
-static void take(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len)
+void listener_take(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
     struct server *srv = l->srv;
     if (!l->http &&
@@ -93,7 +93,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t peer_len = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            take(l, fd, (const struct sockaddr *)&peer, peer_len);
+            listener_take(l, fd, (const struct sockaddr *)&peer, peer_len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)

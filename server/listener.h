@@ -38,6 +38,10 @@ int listener_bind_http(struct listener *l, struct server *srv, char *why, size_t
 /* listen() and start accepting on base. Returns 0 or -1 with why. */
 int listener_start(struct listener *l, struct event_base *base, char *why, size_t size);
 
+/* A connection accepted elsewhere (loading.h) taken as if accepted here:
+   protected mode, maxclients, then a worker. Main thread. */
+void listener_take(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len);
+
 /* Stop accepting and close the socket; safe to call twice. */
 void listener_close(struct listener *l);
 

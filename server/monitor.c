@@ -59,8 +59,8 @@ static void on_mail(evutil_socket_t fd, short what, void *arg)
     m->mail.len = 0;
     pthread_mutex_unlock(&m->lock);
     if (overflow) {
-        log_warn("client id=%llu: MONITOR fell %u MB behind, closing it", (unsigned long long)c->id,
-                 MAILBOX_MAX >> 20);
+        log_warn("client id=%llu addr=%s: MONITOR fell %u MB behind, closing it",
+                 (unsigned long long)c->id, c->addr, MAILBOX_MAX >> 20);
         c->flags |= CONN_KILL;
     }
     if (c->npending == 0)

@@ -78,6 +78,9 @@ struct server_config {
        config_free(); config_lock() guards requirepass_file. */
     char *config_file;
     char *requirepass_file;
+    /* Where the log goes (NULL: stderr) and the pid file (NULL: none). */
+    const char *logfile;
+    const char *pidfile;
     char **owned;
     size_t nowned;
 };
