@@ -21,7 +21,8 @@
  * the primary's and its own replicas, or a promotion, continue from it.
  * REPLCONF ACK <offset> goes back every second and on GETACK. Every
  * second, if the offset moved, the store is synced and the offset written
- * to .kvs-repl (repl.c), so that a restart continues partially. The
+ * to .kvs-repl (repl.c), so that a restart continues partially; a thread
+ * of its own does that, beside the applying (persister_main). The
  * replica never expires keys itself (its active expiry is off): the
  * primary's DELs remove them, and reads of a key whose time has passed
  * miss already, as in Redis.
@@ -723,6 +724,81 @@ static void persist_offset(struct repl *r, uint64_t *persisted)
         *persisted = off;
 }
 
+/* The offset kept with the data is made durable once a second by a
+   thread of its own while the stream is applied: an fsync of a store with
+   a second of writes behind it can take 100 ms and more (160 ms seen under
+   SET -P 16), and the stream's thread stalled for it once a second. The
+   thread lives within one stream() call, so no full sync runs beside it,
+   and the replication id does not change while it runs. */
+struct persister {
+    struct repl *r;
+    pthread_t thread;
+    pthread_mutex_t lock; /* protects stop and persisted */
+    pthread_cond_t wake;  /* CLOCK_MONOTONIC */
+    bool stop;
+    uint64_t persisted;
+};
+
+static void *persister_main(void *arg)
+{
+    struct persister *ps = arg;
+    pthread_mutex_lock(&ps->lock);
+    while (!ps->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec++;
+        while (!ps->stop && pthread_cond_timedwait(&ps->wake, &ps->lock, &until) != ETIMEDOUT)
+            ;
+        if (ps->stop)
+            break;
+        uint64_t persisted = ps->persisted;
+        pthread_mutex_unlock(&ps->lock);
+        persist_offset(ps->r, &persisted);
+        pthread_mutex_lock(&ps->lock);
+        ps->persisted = persisted;
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return NULL;
+}
+
+/* Start the persister; false when it could not start (the stream's
+   thread then persists itself). Not for a volatile engine. */
+static bool persister_start(struct persister *ps, struct repl *r, uint64_t persisted)
+{
+    *ps = (struct persister){.r = r, .persisted = persisted};
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ps->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&ps->lock, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&ps->thread, NULL, persister_main, ps);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&ps->wake);
+        pthread_mutex_destroy(&ps->lock);
+        return false;
+    }
+    pthread_setname_np(ps->thread, "kvs-repl-save");
+    return true;
+}
+
+/* Stop it; returns the last offset it made durable. */
+static uint64_t persister_stop(struct persister *ps)
+{
+    pthread_mutex_lock(&ps->lock);
+    ps->stop = true;
+    pthread_cond_signal(&ps->wake);
+    pthread_mutex_unlock(&ps->lock);
+    pthread_join(ps->thread, NULL);
+    pthread_cond_destroy(&ps->wake);
+    pthread_mutex_destroy(&ps->lock);
+    return ps->persisted;
+}
+
 static int stream(struct mlink *m)
 {
     struct repl *r = m->r;
@@ -737,6 +813,9 @@ static int stream(struct mlink *m)
     set_state(r, LINK_CATCHING_UP);
     int64_t last_ack = 0, last_persist = mono_ms(), last_io = mono_ms();
     uint64_t persisted = repl_stream_end(&r->stream);
+    struct persister ps;
+    bool volatile_db = kvs_engine_traits(kvs_db_engine(r->srv->store.db)) & KVS_ENGINE_VOLATILE;
+    bool own_persister = !volatile_db && persister_start(&ps, r, persisted);
     int rc = 0;
     bool first = true;
     while (!stopping(r)) {
@@ -752,7 +831,7 @@ static int stream(struct mlink *m)
             send_ack(m);
             last_ack = now;
         }
-        if (now - last_persist >= 1000) {
+        if (!own_persister && now - last_persist >= 1000) {
             persist_offset(r, &persisted);
             last_persist = now;
         }
@@ -774,6 +853,8 @@ static int stream(struct mlink *m)
             set_state(r, LINK_STREAMING);
         }
     }
+    if (own_persister)
+        persisted = persister_stop(&ps);
     persist_offset(r, &persisted);
     resp_parser_free(&p);
     free(a);
