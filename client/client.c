@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,23 +90,39 @@ static int connect_fd(const struct sockaddr_storage *ss, socklen_t len, int time
     return 0;
 }
 
+/* Addresses a name may resolve to that are tried, in the resolver's order. */
+#define MAX_ADDRS 8
+
 int kvs_client_connect(const char *addr, int timeout_ms, kvs_client **cp, char *why, size_t size)
 {
     if (!addr)
         addr = KVS_ADDR_DEFAULT;
     if (timeout_ms <= 0)
         timeout_ms = KVS_CLIENT_TIMEOUT_MS;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (kvs_addr_parse(addr, &ss, &len) != 0) {
+    struct sockaddr_storage ss[MAX_ADDRS];
+    socklen_t len[MAX_ADDRS];
+    size_t n = 0;
+    char reason[256] = "";
+    int rc = kvs_addr_resolve(addr, ss, len, MAX_ADDRS, &n, reason, sizeof(reason));
+    if (rc == KVS_EINVAL) {
         if (why)
-            snprintf(why, size, "invalid address '%s' (expected IP:PORT or [IPv6]:PORT)", addr);
+            snprintf(why, size, "invalid address '%s' (%s)", addr, reason);
         return KVS_EINVAL;
+    }
+    if (rc != 0) {
+        if (why)
+            snprintf(why, size, "cannot connect to %s: %s", addr, reason);
+        return KVS_ECONNECT;
     }
     kvs_client *c = calloc(1, sizeof(*c));
     if (!c)
         return KVS_ENOMEM;
-    int err = connect_fd(&ss, len, timeout_ms, &c->fd);
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+        err = connect_fd(&ss[i], len[i], timeout_ms, &c->fd);
+        if (err == 0)
+            break;
+    }
     if (err != 0) {
         if (why)
             snprintf(why, size, "cannot connect to %s: %s", addr, strerror(err));
@@ -115,6 +132,11 @@ int kvs_client_connect(const char *addr, int timeout_ms, kvs_client **cp, char *
     c->timeout_ms = timeout_ms;
     *cp = c;
     return 0;
+}
+
+void kvs_client_set_timeout(kvs_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : KVS_CLIENT_TIMEOUT_MS;
 }
 
 void kvs_client_close(kvs_client *c)
@@ -201,8 +223,34 @@ static int apply(kvs_client *c, kvs_client_request *req, const resp_reply *r)
     return KVS_EPROTO;
 }
 
-/* Parse the replies already received, applying them to reqs[*done..n). */
-static int parse_replies(kvs_client *c, kvs_client_request *reqs, size_t n, size_t *done)
+/* What consumes the replies of a call, one parsed element at a time (an
+   array's header, then its elements): take() returns 0 and sets *whole
+   when an element completes a reply, or KVS_EPROTO / KVS_ENOMEM. The
+   element's bytes are valid during the call only. */
+struct reader {
+    int (*take)(kvs_client *c, struct reader *rd, const resp_reply *r, bool *whole);
+};
+
+/* A batch's reader: each reply is one element, for reqs[done]. */
+struct batch_reader {
+    struct reader base;
+    kvs_client_request *reqs;
+    size_t done;
+};
+
+static int batch_take(kvs_client *c, struct reader *rd, const resp_reply *r, bool *whole)
+{
+    struct batch_reader *b = (struct batch_reader *)rd;
+    int rc = apply(c, &b->reqs[b->done], r);
+    if (rc != 0)
+        return rc;
+    b->done++;
+    *whole = true;
+    return 0;
+}
+
+/* Parse the replies already received into rd, up to n whole ones. */
+static int parse_replies(kvs_client *c, struct reader *rd, size_t n, size_t *done)
 {
     while (*done < n) {
         if (c->in.len == c->rpos)
@@ -213,10 +261,14 @@ static int parse_replies(kvs_client *c, kvs_client_request *reqs, size_t n, size
                                   RESP_DEFAULT_MAX_BULK, &r, &used);
         if (rc == RESP_MORE)
             return 0;
-        if (rc == RESP_ERROR || apply(c, &reqs[*done], &r) != 0)
+        bool whole = false;
+        if (rc == RESP_ERROR || (rc = rd->take(c, rd, &r, &whole)) != 0) {
+            if (rc == KVS_ENOMEM)
+                return broken(c, KVS_ENOMEM, "out of memory for a reply", 0);
             return broken(c, KVS_EPROTO, "unexpected reply from server", 0);
+        }
         c->rpos += used;
-        (*done)++;
+        *done += whole;
     }
     return 0;
 }
@@ -266,15 +318,15 @@ static int read_some(kvs_client *c)
     return broken(c, KVS_EIO, "recv", errno);
 }
 
-/* Write c->out and read n replies into reqs. */
-static int exchange(kvs_client *c, kvs_client_request *reqs, size_t n)
+/* Write c->out and read n replies into rd. */
+static int exchange(kvs_client *c, struct reader *rd, size_t n)
 {
     size_t done = 0;
     int rc = 0;
     while (rc == 0) {
         if (c->sent < c->out.len && (rc = write_some(c)) != 0)
             break;
-        if ((rc = parse_replies(c, reqs, n, &done)) != 0)
+        if ((rc = parse_replies(c, rd, n, &done)) != 0)
             break;
         if (done == n && c->sent == c->out.len)
             break;
@@ -317,7 +369,8 @@ int kvs_client_batch(kvs_client *c, kvs_client_request *reqs, size_t n)
             return rc;
         }
     }
-    return exchange(c, reqs, n);
+    struct batch_reader rd = {{batch_take}, reqs, 0};
+    return exchange(c, &rd.base, n);
 }
 
 /* The single calls are batches of one. */
@@ -343,4 +396,236 @@ int kvs_client_remove(kvs_client *c, kvs_slice key)
 {
     kvs_client_request req = {.op = KVS_CLIENT_REMOVE, .key = key};
     return single(c, &req);
+}
+
+/* ---- any command, its reply as a tree ---- */
+
+/* Nesting deeper than this is taken for a broken stream. */
+#define MAX_DEPTH 32
+
+struct tree_reader {
+    struct reader base;
+    kvs_reply *root;
+    kvs_reply *open[MAX_DEPTH]; /* arrays still being filled */
+    size_t filled[MAX_DEPTH];
+    int depth;
+};
+
+static int tree_take(kvs_client *c, struct reader *rd, const resp_reply *r, bool *whole)
+{
+    (void)c;
+    struct tree_reader *t = (struct tree_reader *)rd;
+    kvs_reply *node;
+    if (t->depth == 0) {
+        node = t->root = calloc(1, sizeof(*node));
+        if (!node)
+            return KVS_ENOMEM;
+    } else {
+        kvs_reply *parent = t->open[t->depth - 1];
+        node = &parent->element[t->filled[t->depth - 1]++];
+    }
+    switch (r->type) {
+    case RESP_SIMPLE:
+    case RESP_ERR:
+    case RESP_BULK:
+        node->type = r->type == RESP_SIMPLE ? KVS_REPLY_STATUS
+                     : r->type == RESP_ERR  ? KVS_REPLY_ERROR
+                                            : KVS_REPLY_STRING;
+        node->str = malloc(r->str.len + 1);
+        if (!node->str)
+            return KVS_ENOMEM;
+        memcpy(node->str, r->str.data, r->str.len);
+        node->str[r->str.len] = '\0';
+        node->len = r->str.len;
+        break;
+    case RESP_INTEGER:
+        node->type = KVS_REPLY_INTEGER;
+        node->integer = r->integer;
+        break;
+    case RESP_NIL:
+        node->type = KVS_REPLY_NIL;
+        break;
+    case RESP_ARRAY:
+        node->type = KVS_REPLY_ARRAY;
+        if (r->integer < 0 || (unsigned long long)r->integer > SIZE_MAX / sizeof(kvs_reply))
+            return KVS_EPROTO;
+        if (r->integer > 0) {
+            if (t->depth == MAX_DEPTH)
+                return KVS_EPROTO;
+            node->element = calloc((size_t)r->integer, sizeof(kvs_reply));
+            if (!node->element)
+                return KVS_ENOMEM;
+            node->integer = r->integer; /* counted as they arrive: see below */
+            t->open[t->depth] = node;
+            t->filled[t->depth] = 0;
+            t->depth++;
+            *whole = false;
+            return 0;
+        }
+        break;
+    }
+    /* Close the arrays this element completes. */
+    while (t->depth > 0 && t->filled[t->depth - 1] == (size_t)t->open[t->depth - 1]->integer)
+        t->depth--;
+    *whole = t->depth == 0;
+    return 0;
+}
+
+/* What r holds, not r itself. Recursive: the depth is at most MAX_DEPTH,
+   tree_take() refuses deeper replies. Elements of an array left
+   unfilled by a broken stream are zeroed: nothing to free. */
+static void free_contents(kvs_reply *r)
+{
+    if (r->type == KVS_REPLY_ARRAY && r->element) {
+        for (long long i = 0; i < r->integer; i++)
+            free_contents(&r->element[i]);
+    }
+    free(r->element);
+    free(r->str);
+}
+
+void kvs_reply_free(kvs_reply *r)
+{
+    if (!r)
+        return;
+    free_contents(r);
+    free(r);
+}
+
+int kvs_client_command(kvs_client *c, size_t argc, const kvs_slice *argv, kvs_reply **reply)
+{
+    *reply = NULL;
+    c->err[0] = '\0';
+    if (c->broken) {
+        snprintf(c->err, sizeof(c->err), "connection unusable after an earlier error");
+        return KVS_ECLOSED;
+    }
+    if (argc == 0)
+        return KVS_EINVAL;
+    int rc = resp_add_command(&c->out, argc, argv);
+    if (rc != 0) {
+        c->out.len = 0;
+        return rc;
+    }
+    struct tree_reader t = {{tree_take}, NULL, {NULL}, {0}, 0};
+    rc = exchange(c, &t.base, 1);
+    if (rc != 0) {
+        kvs_reply_free(t.root);
+        return rc;
+    }
+    *reply = t.root;
+    if (t.root->type == KVS_REPLY_ERROR) {
+        snprintf(c->err, sizeof(c->err), "%s", t.root->str);
+        return KVS_ESERVER;
+    }
+    return 0;
+}
+
+/* A command whose reply must be of type want; returns what
+   kvs_client_command() does, or KVS_EPROTO (the stream is then broken). */
+static int command_of(kvs_client *c, size_t argc, const kvs_slice *argv, kvs_reply_type want,
+                      kvs_reply **reply)
+{
+    int rc = kvs_client_command(c, argc, argv, reply);
+    if (rc == 0 && (*reply)->type != want) {
+        kvs_reply_free(*reply);
+        *reply = NULL;
+        return broken(c, KVS_EPROTO, "unexpected reply from server", 0);
+    }
+    return rc;
+}
+
+int kvs_client_auth(kvs_client *c, const char *user, kvs_slice password)
+{
+    kvs_slice argv[3] = {kvs_slice_of("AUTH", 4)};
+    size_t argc = 1;
+    if (user)
+        argv[argc++] = kvs_slice_str(user);
+    argv[argc++] = password;
+    kvs_reply *r = NULL;
+    int rc = command_of(c, argc, argv, KVS_REPLY_STATUS, &r);
+    kvs_reply_free(r);
+    return rc;
+}
+
+/* argv of name followed by n keys (and values, when given): malloc'd. */
+static kvs_slice *keys_argv(const char *name, const kvs_slice *keys, const kvs_slice *values,
+                            size_t n, size_t *argc)
+{
+    size_t per = values ? 2 : 1;
+    if (n > (SIZE_MAX / sizeof(kvs_slice) - 1) / per)
+        return NULL;
+    kvs_slice *argv = malloc(sizeof(*argv) * (1 + n * per));
+    if (!argv)
+        return NULL;
+    argv[0] = kvs_slice_str(name);
+    for (size_t i = 0; i < n; i++) {
+        argv[1 + i * per] = keys[i];
+        if (values)
+            argv[2 + i * per] = values[i];
+    }
+    *argc = 1 + n * per;
+    return argv;
+}
+
+int kvs_client_mget(kvs_client *c, const kvs_slice *keys, size_t n, kvs_buf *values, int *status)
+{
+    if (n == 0)
+        return KVS_EINVAL;
+    size_t argc;
+    kvs_slice *argv = keys_argv("MGET", keys, NULL, n, &argc);
+    if (!argv)
+        return KVS_ENOMEM;
+    kvs_reply *r = NULL;
+    int rc = command_of(c, argc, argv, KVS_REPLY_ARRAY, &r);
+    free(argv);
+    if (rc == 0 && (size_t)r->integer != n)
+        rc = broken(c, KVS_EPROTO, "MGET answered another number of values", 0);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const kvs_reply *e = &r->element[i];
+        if (e->type == KVS_REPLY_NIL)
+            status[i] = KVS_ENOTFOUND;
+        else if (e->type == KVS_REPLY_STRING)
+            status[i] = kvs_buf_set(&values[i], e->str, e->len);
+        else
+            rc = broken(c, KVS_EPROTO, "unexpected reply from server", 0);
+    }
+    kvs_reply_free(r);
+    return rc;
+}
+
+int kvs_client_mset(kvs_client *c, const kvs_slice *keys, const kvs_slice *values, size_t n)
+{
+    if (n == 0)
+        return KVS_EINVAL;
+    size_t argc;
+    kvs_slice *argv = keys_argv("MSET", keys, values, n, &argc);
+    if (!argv)
+        return KVS_ENOMEM;
+    kvs_reply *r = NULL;
+    int rc = command_of(c, argc, argv, KVS_REPLY_STATUS, &r);
+    free(argv);
+    kvs_reply_free(r);
+    return rc;
+}
+
+int kvs_client_exists(kvs_client *c, const kvs_slice *keys, size_t n, unsigned long long *count)
+{
+    if (n == 0)
+        return KVS_EINVAL;
+    size_t argc;
+    kvs_slice *argv = keys_argv("EXISTS", keys, NULL, n, &argc);
+    if (!argv)
+        return KVS_ENOMEM;
+    kvs_reply *r = NULL;
+    int rc = command_of(c, argc, argv, KVS_REPLY_INTEGER, &r);
+    free(argv);
+    if (rc == 0) {
+        if (r->integer < 0)
+            rc = broken(c, KVS_EPROTO, "unexpected reply from server", 0);
+        else
+            *count = (unsigned long long)r->integer;
+    }
+    kvs_reply_free(r);
+    return rc;
 }

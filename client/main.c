@@ -2,9 +2,12 @@
 /*
  * kvs-client: the command-line client.
  *
- *   kvs-client set KEY VALUE [--addr IP:PORT]   prints nothing
- *   kvs-client get KEY [--addr IP:PORT]         prints the value, or "Key not found"
- *   kvs-client rm KEY [--addr IP:PORT]          "Key not found" on stderr, exit 1
+ *   kvs-client set KEY VALUE [--addr ADDR] [-a PASS]   prints nothing
+ *   kvs-client get KEY [--addr ADDR] [-a PASS]         prints the value, or "Key not found"
+ *   kvs-client rm KEY [--addr ADDR] [-a PASS]          "Key not found" on stderr, exit 1
+ *
+ * ADDR is IP:PORT, [IPv6]:PORT or HOST:PORT. The password may come from
+ * $KVS_PASSWORD instead of -a/--pass, out of other users' ps.
  *
  * Exit status: 0 success (also get of a missing key), 1 a missing key for rm
  * or a server/connection error, 2 a usage error. Options may come before or
@@ -25,7 +28,7 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-    "usage: kvs-client <command> [--addr IP:PORT]\n"
+    "usage: kvs-client <command> [--addr ADDR] [-a PASSWORD]\n"
     "\n"
     "commands:\n"
     "  set KEY VALUE    store VALUE under KEY\n"
@@ -33,7 +36,10 @@ static const char usage_text[] =
     "  rm KEY           remove KEY\n"
     "\n"
     "options:\n"
-    "  --addr IP:PORT   server to talk to, IPv4 or [IPv6] (default " KVS_ADDR_DEFAULT ")\n"
+    "  --addr ADDR      server to talk to: IP:PORT, [IPv6]:PORT or HOST:PORT\n"
+    "                   (default " KVS_ADDR_DEFAULT ")\n"
+    "  -a, --pass PASSWORD  authenticate (AUTH) first; $KVS_PASSWORD does the\n"
+    "                   same without showing it to other users' ps\n"
     "  -h, --help       print this help and exit\n"
     "  -V, --version    print the version and exit\n";
 
@@ -44,7 +50,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     fputs("kvs-client: ", stderr);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nusage: kvs-client set KEY VALUE | get KEY | rm KEY [--addr IP:PORT]\n"
+    fputs("\nusage: kvs-client set KEY VALUE | get KEY | rm KEY [--addr ADDR] [-a PASSWORD]\n"
           "Try 'kvs-client --help' for more information.\n",
           stderr);
     return EXIT_USAGE;
@@ -79,13 +85,19 @@ static int finish_stdout(int status)
     return status;
 }
 
-static int run(const struct command *cmd, char **pos, const char *addr)
+static int run(const struct command *cmd, char **pos, const char *addr, const char *pass)
 {
     char why[256];
     kvs_client *c = NULL;
     int rc = kvs_client_connect(addr, KVS_CLIENT_TIMEOUT_MS, &c, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "kvs-client: %s\n", rc == KVS_ECONNECT ? why : kvs_strerror(rc));
+        fprintf(stderr, "kvs-client: %s\n", why[0] ? why : kvs_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    if (pass && (rc = kvs_client_auth(c, NULL, kvs_slice_str(pass))) != 0) {
+        const char *detail = kvs_client_last_error(c);
+        fprintf(stderr, "kvs-client: AUTH failed: %s\n", *detail ? detail : kvs_strerror(rc));
+        kvs_client_close(c);
         return EXIT_FAILURE;
     }
     kvs_slice key = kvs_slice_str(pos[0]);
@@ -120,9 +132,37 @@ static int run(const struct command *cmd, char **pos, const char *addr)
     return finish_stdout(status);
 }
 
+/* The password, copied, and the argument overwritten: out of
+   /proc/PID/cmdline from now on (ps may have seen it already; hence
+   $KVS_PASSWORD). */
+static const char *hide(char *arg)
+{
+    static char *copy;
+    free(copy);
+    copy = strdup(arg);
+    memset(arg, 'x', strlen(arg));
+    return copy ? copy : "";
+}
+
+/* IP:PORT, [IPv6]:PORT or HOST:PORT in form (a name is resolved later). */
+static bool looks_like_addr(const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (kvs_addr_parse(addr, &ss, &len) == 0)
+        return true;
+    const char *colon = strrchr(addr, ':');
+    return colon && colon != addr && addr[0] != '[' && !memchr(addr, ':', (size_t)(colon - addr)) &&
+           colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+           strlen(colon + 1) <= 5 && atoi(colon + 1) <= 65535;
+}
+
 int main(int argc, char **argv)
 {
     const char *addr = KVS_ADDR_DEFAULT;
+    const char *pass = getenv("KVS_PASSWORD");
+    if (pass && !*pass)
+        pass = NULL;
     char **pos = calloc((size_t)argc + 1, sizeof(*pos));
     if (!pos) {
         perror("kvs-client");
@@ -150,13 +190,19 @@ int main(int argc, char **argv)
                 addr = argv[++i];
         } else if (strncmp(arg, "--addr=", 7) == 0) {
             addr = arg + 7;
+        } else if (strcmp(arg, "-a") == 0 || strcmp(arg, "--pass") == 0) {
+            if (i + 1 == argc) {
+                status = usage_error("option '%s' needs a value", arg);
+            } else {
+                pass = hide(argv[++i]);
+            }
+        } else if (strncmp(arg, "--pass=", 7) == 0) {
+            pass = hide(argv[i] + 7);
         } else {
             status = usage_error("unknown option '%s'", arg);
         }
     }
     if (status < 0) {
-        struct sockaddr_storage ss;
-        socklen_t len;
         const struct command *cmd = npos > 0 ? find_command(pos[0]) : NULL;
         if (npos == 0)
             status = usage_error("missing command");
@@ -166,10 +212,12 @@ int main(int argc, char **argv)
             status = usage_error("missing argument for '%s'", cmd->name);
         else if (npos - 1 > cmd->nargs)
             status = usage_error("unexpected argument '%s'", pos[cmd->nargs + 1]);
-        else if (kvs_addr_parse(addr, &ss, &len) != 0)
-            status = usage_error("invalid address '%s' (expected IP:PORT or [IPv6]:PORT)", addr);
+        else if (!looks_like_addr(addr))
+            status = usage_error("invalid address '%s' (expected IP:PORT, [IPv6]:PORT or "
+                                 "HOST:PORT)",
+                                 addr);
         else
-            status = run(cmd, pos + 1, addr);
+            status = run(cmd, pos + 1, addr, pass);
     }
     free(pos);
     return status;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* "IP:PORT" and "[IPv6]:PORT" addresses; see include/kvs/addr.h. */
+/* "IP:PORT", "[IPv6]:PORT" and "HOST:PORT" addresses; see include/kvs/addr.h. */
 #include "kvs/addr.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -99,4 +100,56 @@ int kvs_addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t 
         return KVS_EINVAL;
     }
     return n >= 0 && (size_t)n < size ? 0 : KVS_EINVAL;
+}
+
+int kvs_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len, size_t max,
+                     size_t *n, char *why, size_t size)
+{
+    *n = 0;
+    if (max == 0)
+        return KVS_EINVAL;
+    if (kvs_addr_parse(text, &ss[0], &len[0]) == 0) {
+        *n = 1;
+        return 0;
+    }
+    /* HOST:PORT: a name (an IPv6 literal needs its brackets). */
+    const char *colon = strrchr(text, ':');
+    unsigned port;
+    char host[256];
+    size_t host_len = colon ? (size_t)(colon - text) : 0;
+    if (!colon || host_len == 0 || host_len >= sizeof(host) || text[0] == '[' ||
+        memchr(text, ':', host_len) || parse_port(colon + 1, &port) != 0) {
+        if (why)
+            snprintf(why, size, "expected IP:PORT, [IPv6]:PORT or HOST:PORT");
+        return KVS_EINVAL;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0) {
+        if (why)
+            snprintf(why, size, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return KVS_ENOTFOUND;
+    }
+    for (const struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(ss[0]))
+            continue;
+        memset(&ss[*n], 0, sizeof(ss[0]));
+        memcpy(&ss[*n], ai->ai_addr, ai->ai_addrlen);
+        len[*n] = ai->ai_addrlen;
+        (*n)++;
+    }
+    freeaddrinfo(res);
+    if (*n == 0) {
+        if (why)
+            snprintf(why, size, "cannot resolve '%s': no IPv4 or IPv6 address", host);
+        return KVS_ENOTFOUND;
+    }
+    return 0;
 }

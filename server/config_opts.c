@@ -182,13 +182,16 @@ static bool put_s(struct text *out, const char *s)
 
 /* ---- addresses: addr, bind, port, http-addr ---- */
 
-/* Parse text into *ss and its canonical text. */
+/* Parse text into *ss and its numeric text; a host name is resolved, to
+   the first address the resolver gives. */
 static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len, char *out,
                       size_t out_size, char *why, size_t size)
 {
-    if (kvs_addr_parse(text, ss, len) != 0 ||
-        kvs_addr_format((const struct sockaddr *)ss, *len, out, out_size) != 0) {
-        WHY("expected IP:PORT or [IPv6]:PORT");
+    size_t n = 0;
+    if (kvs_addr_resolve(text, ss, len, 1, &n, why, size) != 0)
+        return -1;
+    if (kvs_addr_format((const struct sockaddr *)ss, *len, out, out_size) != 0) {
+        WHY("expected IP:PORT, [IPv6]:PORT or HOST:PORT");
         return -1;
     }
     return 0;
@@ -243,10 +246,8 @@ static int set_bind(struct server_config *cfg, int argc, char **argv, const size
     unsigned port;
     split_addr(cfg->addr_text, host, sizeof(host), &port);
     snprintf(text, sizeof(text), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
-    if (set_main_addr(cfg, text, why, size) != 0) {
-        WHY("expected an IPv4 or IPv6 address");
+    if (set_main_addr(cfg, text, why, size) != 0)
         return -1;
-    }
     for (int i = 1; i < argc; i++)
         log_warn("bind: kvs listens on one address, %s; '%s' is ignored", ip, argv[i]);
     return 0;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Socket addresses as kvs writes them on command lines: "IP:PORT" for IPv4
- * and "[IPv6]:PORT" for IPv6, numeric only (no host names, no scope ids).
- * Shared by kvs-server (--addr to listen on) and the client (--addr to
- * connect to), so that both accept and print exactly the same forms.
+ * and "[IPv6]:PORT" for IPv6 (no scope ids), and "HOST:PORT" with a host
+ * name, resolved. Shared by kvs-server (--addr to listen on) and the
+ * client (--addr to connect to), so that both accept and print exactly the
+ * same forms.
  *
  * Thread safety: every function here is reentrant.
  */
@@ -33,6 +34,19 @@ extern "C" {
  * including a missing port, a host name and an IPv6 address without [].
  */
 int kvs_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * kvs_addr_resolve - what kvs_addr_parse() takes, or "HOST:PORT" with a
+ * host name, resolved (getaddrinfo: /etc/hosts, then DNS; this may block).
+ * @ss, @len: arrays of max entries receiving the addresses, in the order
+ *            the resolver gives them (connect to each in turn).
+ * @n:        receives how many were written (at least 1 on success).
+ * @why:      NULL, or size bytes for a one-line reason on failure.
+ * Returns 0, KVS_EINVAL (not one of the forms), or KVS_ENOTFOUND (the
+ * name does not resolve).
+ */
+int kvs_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len, size_t max,
+                     size_t *n, char *why, size_t size);
 
 /*
  * kvs_addr_format - write an AF_INET/AF_INET6 address as kvs_addr_parse()

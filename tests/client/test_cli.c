@@ -164,7 +164,7 @@ Test(cli, version_and_help)
     cli(&r, "-h", NULL);
     cr_assert_eq(r.status, 0);
     cr_assert_not_null(strstr(r.out, "usage: kvs-client"));
-    cr_assert_not_null(strstr(r.out, "--addr IP:PORT"));
+    cr_assert_not_null(strstr(r.out, "--addr ADDR"));
     cr_assert_str_eq(r.err, "");
     ts_result_free(&r);
     cli(&r, "--help", NULL);

@@ -103,7 +103,7 @@ static const struct bad_args bad_args[] = {
     {{"--fsync", "sometimes"}, "--fsync 'sometimes'"},
     {{"--log-level", "loud"}, "--log-level 'loud'"},
     {{"--engine", "nosuch"}, "unknown engine 'nosuch'"},
-    {{"--addr", "localhost:4000"}, "invalid --addr 'localhost:4000'"},
+    {{"--addr", "nohost.invalid:4000"}, "invalid --addr 'nohost.invalid:4000': cannot resolve"},
     {{"--addr", "127.0.0.1"}, "invalid --addr"},
     {{"--addr", "127.0.0.1:99999"}, "invalid --addr"},
     {{"--addr", "::1:4000"}, "invalid --addr"},
