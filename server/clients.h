@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Every connection of every worker, for the commands that look at or act
  * on other clients: CLIENT LIST, CLIENT INFO, CLIENT KILL (cmd_client.c)

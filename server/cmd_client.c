@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The CLIENT subcommands that look beyond the calling connection, and
  * RESET: CLIENT LIST, INFO, KILL, REPLY, NO-EVICT, PAUSE, UNPAUSE (the

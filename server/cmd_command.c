@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern] and
  * COMMAND GETKEYS, as Redis 7.0 answers them: the list names subcommands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * DEBUG, the few subcommands Redis's own tests lean on that make sense
  * for kvs: SET-ACTIVE-EXPIRE 0|1 (pause the active expiry: keys past

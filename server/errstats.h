@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * INFO errorstats and total_error_replies: error replies counted by their
  * first word ("ERR", "WRONGPASS", "EXECABORT"...), as Redis 7 counts them,

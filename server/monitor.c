@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * MONITOR; see monitor.h. The list of monitors is under mon_lock, taken
  * before any mailbox's lock.

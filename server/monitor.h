@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * MONITOR: clients that see every command every other client runs, on
  * any worker, as redis-server prints them:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A look at data.mdb's two meta pages before LMDB opens it.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """redis-py against a kvs-server: the default pipeline() (MULTI/EXEC),
 WATCH with a transaction() retry loop from 8 threads, and info("keyspace").
 Usage: redis_py_pipeline.py PORT"""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The string commands, transactions and RENAME/COPY of issue 17 against a
  * real redis-server, as test_differential.c does for the rest: a script of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Looking at and acting on other clients (issue 17): CLIENT LIST, CLIENT
  * KILL, CLIENT REPLY, MONITOR and INFO's cpu and errorstats, with the
