@@ -56,10 +56,15 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-/* Keys or bytes per batch of a load, and of the stream's plain writes. */
-#define LOAD_BATCH_KEYS 4096
+/* Keys or bytes per batch of a load, and of the stream's plain writes.
+   256 keys: the kvs engine prefetches the index lines of the first 256
+   ops of a batch (engines/log/write.c), and the rest of a larger one
+   went cold: with 4096, a replica applied a backlog of 3M SETs at 360k/s;
+   with 256, at 610k/s, and a full sync of 1M keys loaded 15 to 40%
+   faster. */
+#define LOAD_BATCH_KEYS 256
 #define LOAD_BATCH_BYTES (4u << 20)
-#define STREAM_BATCH_OPS 4096
+#define STREAM_BATCH_OPS 256
 #define READ_SIZE (256u << 10)
 
 static int64_t mono_ms(void)
