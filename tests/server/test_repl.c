@@ -9,9 +9,13 @@
  * with the primary's exact keys; a link cut by a proxy in the test
  * resumes with a partial resync; a replica restarted (SIGTERM and kill -9)
  * resumes partially; a promoted replica holds every write WAIT
- * acknowledged, and the old primary rejoins it and catches up;
- * redis-server follows a kvs primary, also after a link cut, and
- * redis-cli --replica prints the stream.
+ * acknowledged, and the old primary rejoins it and catches up; the
+ * primary killed -9 at random points under writers, the replica promoted
+ * (every WAIT-acknowledged write kept; the writes lost without WAIT
+ * counted and printed), three times with the roles swapping; the replica
+ * killed -9 at random points under writes, resuming partially each time;
+ * redis-server follows a kvs primary, also after a link cut and when
+ * synced under writes, and redis-cli --replica prints the stream.
  *
  * A copy is compared with its primary as the whole list of (key, value,
  * expiry time) read by SCAN, GET and PEXPIRETIME, once the replica's
