@@ -974,6 +974,35 @@ static bool get_protected(const struct server_config *cfg, struct server *srv, s
 
 /* ---- replication ---- */
 
+/* HOST PORT (two words, as redis.conf) or HOST:PORT (one, as kvs's
+   options; [IPv6]:PORT too) into host (300 bytes) and port. */
+static int host_port(int argc, char **argv, char *host, unsigned *port, char *why, size_t size)
+{
+    if (argc == 2) {
+        snprintf(host, 300, "%s", argv[0]);
+        if (parse_unsigned(argv[1], 1, 65535, port, why, size) != 0)
+            return -1;
+    } else {
+        const char *colon = strrchr(argv[0], ':');
+        unsigned long long p;
+        if (!colon || colon == argv[0] || parse_uint(colon + 1, 1, 65535, &p, why, size) != 0) {
+            WHY("expected HOST:PORT or HOST PORT");
+            return -1;
+        }
+        *port = (unsigned)p;
+        size_t n = (size_t)(colon - argv[0]);
+        if (n >= 2 && argv[0][0] == '[' && colon[-1] == ']')
+            snprintf(host, 300, "%.*s", (int)(n - 2), argv[0] + 1);
+        else
+            snprintf(host, 300, "%.*s", (int)n, argv[0]);
+    }
+    if (!host[0] || strlen(host) >= 256) {
+        WHY("expected HOST:PORT or HOST PORT");
+        return -1;
+    }
+    return 0;
+}
+
 /* replicaof HOST PORT, as redis.conf; or HOST:PORT, as kvs's --replicaof;
    "no one" for none. */
 static int set_replicaof(struct server_config *cfg, int argc, char **argv, const size_t *len,
@@ -986,31 +1015,39 @@ static int set_replicaof(struct server_config *cfg, int argc, char **argv, const
     }
     char host[300];
     unsigned port;
-    if (argc == 2) {
-        snprintf(host, sizeof(host), "%s", argv[0]);
-        if (parse_unsigned(argv[1], 1, 65535, &port, why, size) != 0)
-            return -1;
-    } else {
-        const char *colon = strrchr(argv[0], ':');
-        unsigned long long p;
-        if (!colon || colon == argv[0] || parse_uint(colon + 1, 1, 65535, &p, why, size) != 0) {
-            WHY("expected HOST:PORT or HOST PORT");
-            return -1;
-        }
-        port = (unsigned)p;
-        size_t n = (size_t)(colon - argv[0]);
-        if (n >= 2 && argv[0][0] == '[' && colon[-1] == ']')
-            snprintf(host, sizeof(host), "%.*s", (int)(n - 2), argv[0] + 1);
-        else
-            snprintf(host, sizeof(host), "%.*s", (int)n, argv[0]);
-    }
-    if (!host[0] || strlen(host) >= 256) {
-        WHY("expected HOST:PORT or HOST PORT");
+    if (host_port(argc, argv, host, &port, why, size) != 0)
         return -1;
-    }
     cfg->replicaof_host = config_keep(cfg, host, strlen(host));
     cfg->replicaof_port = port;
     return cfg->replicaof_host ? 0 : (WHY("out of memory"), -1);
+}
+
+/* peer HOST:PORT (or HOST PORT): a primary's backup (repl.h's pair);
+   "none" for none. */
+static int set_peer(struct server_config *cfg, int argc, char **argv, const size_t *len, char *why,
+                    size_t size)
+{
+    (void)len;
+    if (argc == 1 && strcasecmp(argv[0], "none") == 0) {
+        cfg->peer_host = NULL;
+        return 0;
+    }
+    char host[300];
+    unsigned port;
+    if (host_port(argc, argv, host, &port, why, size) != 0)
+        return -1;
+    cfg->peer_host = config_keep(cfg, host, strlen(host));
+    cfg->peer_port = port;
+    return cfg->peer_host ? 0 : (WHY("out of memory"), -1);
+}
+
+static bool get_peer(const struct server_config *cfg, struct server *srv, struct text *out)
+{
+    (void)srv;
+    if (!cfg->peer_host)
+        return false;
+    text_printf(out, "%s:%u", cfg->peer_host, cfg->peer_port);
+    return true;
 }
 
 /* The primary followed now (REPLICAOF may have changed it), as Redis
@@ -1137,6 +1174,7 @@ const struct config_option config_options[] = {
      get_http_keepalive_requests},
     {"replicaof", "slaveof", 0, 1, 2, set_replicaof, NULL, get_replicaof},
     {"masterauth", NULL, CO_QUOTE | CO_SECRET, 1, 1, set_masterauth, NULL, get_masterauth},
+    {"peer", NULL, 0, 1, 2, set_peer, NULL, get_peer},
     {"repl-backlog-size", NULL, 0, 1, 1, set_backlog, NULL, get_backlog},
     {"replica-output-buffer-limit", NULL, 0, 1, 1, set_replica_limit, NULL, get_replica_limit},
     {"repl-timeout", NULL, 0, 1, 1, set_repl_timeout, NULL, get_repl_timeout},

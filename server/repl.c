@@ -54,6 +54,19 @@ const char *repl_link_state_name(enum repl_link_state s)
     return s >= 0 && s <= LINK_BROKEN ? names[s] : "unknown";
 }
 
+const char *repl_pair_state_name(enum repl_pair_state s)
+{
+    static const char *const names[] = {
+        [PAIR_NONE] = "none",
+        [PAIR_COLD_START] = "cold_start",
+        [PAIR_WARM_START] = "warm_start",
+        [PAIR_BOOTSTRAP] = "bootstrap",
+        [PAIR_SYNC] = "sync",
+        [PAIR_SHUTTING_DOWN] = "shutting_down",
+    };
+    return s >= 0 && s <= PAIR_SHUTTING_DOWN ? names[s] : "unknown";
+}
+
 void repl_new_id(char out[REPL_ID_LEN + 1])
 {
     unsigned char raw[REPL_ID_LEN / 2];
@@ -194,6 +207,8 @@ static void stream_wake(void *ctx)
     repl_wake_workers(ctx);
 }
 
+static void pair_start(struct repl *r, bool clean);
+
 int repl_init(struct server *srv)
 {
     struct repl *r = calloc(1, sizeof(*r));
@@ -264,7 +279,96 @@ int repl_init(struct server *srv)
         }
         r->half_loaded = false;
     }
+    if (srv->cfg.peer_host)
+        pair_start(r, meta);
     return 0;
+}
+
+/* A primary with a peer (--peer), at its start: ask the peer what it
+   holds, and copy the peer's data first (a replica of the peer until the
+   copy is loaded, clients answered -LOADING meanwhile; repl_replica.c then
+   makes it a primary again) when the peer holds keys and this store holds
+   none, or holds what a volatile engine kept of a run that did not stop
+   cleanly (clean: .kvs-repl was found, which only a clean stop leaves
+   for a primary): a snapshot older than what the peer followed, whose
+   writes since are on the peer (all those WAIT acknowledged), and which
+   the peer would otherwise copy over its newer data. */
+static void pair_start(struct repl *r, bool clean)
+{
+    struct server *srv = r->srv;
+    const char *host = srv->cfg.peer_host;
+    unsigned port = srv->cfg.peer_port;
+    kvs_stats st = {0};
+    int rc = kvs_db_stats(srv->store.db, &st);
+    bool stale = !clean && (kvs_engine_traits(kvs_db_engine(srv->store.db)) & KVS_ENGINE_VOLATILE);
+    long long peer_keys = -1;
+    if (repl_peer_probe(r, host, port, &peer_keys) != 0) {
+        atomic_store(&r->pair_start, PAIR_COLD_START);
+        if (rc == 0 && (st.keys == 0 || stale))
+            log_warn("replication: the peer %s:%u does not answer: serving %s (the peer, if "
+                     "it comes back, copies it, unless it is empty)",
+                     host, port, st.keys ? "the last snapshot" : "an empty store");
+        else
+            log_info("replication: pair: the peer %s:%u does not answer (cold start)", host, port);
+        return;
+    }
+    atomic_store(&r->pair_start, PAIR_WARM_START);
+    if (rc != 0 || (st.keys != 0 && !stale) || peer_keys <= 0) {
+        log_info("replication: pair: the peer %s:%u answers (warm start; it holds %lld keys, "
+                 "this store %llu)",
+                 host, port, peer_keys, (unsigned long long)st.keys);
+        return;
+    }
+    log_warn("replication: pair: this store holds %s and the peer %s:%u %lld keys: copying "
+             "them before serving (bootstrap)",
+             st.keys ? "a snapshot of a run that did not stop cleanly" : "nothing", host, port,
+             peer_keys);
+    snprintf(r->master_host, sizeof(r->master_host), "%s", host);
+    r->master_port = port;
+    atomic_store(&r->bootstrap, true);
+    atomic_store(&r->loading, true); /* -LOADING until the copy is loaded */
+    atomic_store(&r->role, REPL_REPLICA);
+    atomic_store(&r->link_state, LINK_CONNECTING);
+}
+
+enum repl_pair_state repl_pair_state(struct repl *r)
+{
+    if (atomic_load(&r->shutting_down))
+        return PAIR_SHUTTING_DOWN;
+    if (atomic_load(&r->bootstrap))
+        return PAIR_BOOTSTRAP;
+    if (repl_is_replica(r)) {
+        switch (atomic_load(&r->link_state)) {
+        case LINK_STREAMING:
+        case LINK_CATCHING_UP:
+            return PAIR_SYNC;
+        case LINK_FULL_SYNC:
+        case LINK_LOADING:
+            return PAIR_BOOTSTRAP;
+        case LINK_HANDSHAKE:
+            return PAIR_WARM_START;
+        default:
+            return PAIR_COLD_START;
+        }
+    }
+    if (!r->srv->cfg.peer_host)
+        return PAIR_NONE;
+    bool online = false, syncing = false;
+    pthread_mutex_lock(&r->lock);
+    for (struct repl_link *l = r->links; l; l = l->reg_next) {
+        if (atomic_load(&l->state) == RLINK_ONLINE)
+            online = true;
+        else
+            syncing = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (online)
+        return PAIR_SYNC;
+    if (syncing)
+        return PAIR_BOOTSTRAP;
+    if (!atomic_load(&r->pair_linked) && atomic_load(&r->pair_start) == PAIR_WARM_START)
+        return PAIR_WARM_START;
+    return PAIR_COLD_START;
 }
 
 int repl_start(struct server *srv)
@@ -272,15 +376,21 @@ int repl_start(struct server *srv)
     struct repl *r = srv->repl;
     if (!repl_is_replica(r))
         return 0;
-    log_info("replication: replica of %s:%u", r->master_host, r->master_port);
+    if (!atomic_load(&r->bootstrap))
+        log_info("replication: replica of %s:%u", r->master_host, r->master_port);
     return repl_link_start(r);
 }
 
 void repl_stop(struct server *srv)
 {
     struct repl *r = srv->repl;
-    if (r)
-        repl_link_stop(r);
+    if (!r)
+        return;
+    if (r->srv->cfg.peer_host || repl_is_replica(r)) {
+        atomic_store(&r->shutting_down, true);
+        log_info("replication: pair: shutting_down");
+    }
+    repl_link_stop(r);
 }
 
 void repl_finish(struct server *srv, bool saved)
@@ -290,7 +400,10 @@ void repl_finish(struct server *srv, bool saved)
         return;
     /* The writers have stopped and the store is closed: its data is the
        stream's end exactly, if the store kept it. */
-    if (saved && atomic_load(&r->stream.exists) && !r->half_loaded && !repl_is_loading(r))
+    /* A primary of a pair writes it without a backlog too: its next start
+       reads it as "stopped cleanly" (pair_start). */
+    bool exists = atomic_load(&r->stream.exists) || (srv->cfg.peer_host && !repl_is_replica(r));
+    if (saved && exists && !r->half_loaded && !repl_is_loading(r))
         repl_meta_write(r, r->replid, repl_stream_end(&r->stream));
     repl_stream_destroy(&r->stream);
     pthread_mutex_destroy(&r->lock);
@@ -305,34 +418,43 @@ void repl_finish(struct server *srv, bool saved)
     srv->repl = NULL;
 }
 
+void repl_become_primary(struct repl *r)
+{
+    pthread_mutex_lock(&r->lock);
+    /* Redis's shiftReplicationId: the old history stays valid up to
+       here, so that replicas of the old primary can go on partially. */
+    memcpy(r->replid2, r->replid, sizeof(r->replid));
+    r->second_offset = (int64_t)repl_stream_end(&r->stream) + 1;
+    repl_new_id(r->replid);
+    r->master_host[0] = '\0';
+    atomic_store(&r->link_state, LINK_NONE);
+    pthread_mutex_unlock(&r->lock);
+    if (!atomic_load(&r->stream.exists))
+        repl_stream_reset(&r->stream, 0);
+    /* Writes from here on are this server's own: the recorded offset
+       no longer bounds what the data holds. */
+    repl_meta_remove(r);
+    atomic_store(&r->role, REPL_PRIMARY);
+    store_feed_switch(&r->srv->store, true);
+    /* A bootstrap that never began loading kept -LOADING over a store
+       that is whole (empty): serve it. One that began, like any load cut
+       short, left a part of a copy: not served. */
+    if (atomic_exchange(&r->bootstrap, false) && !r->half_loaded)
+        atomic_store(&r->loading, false);
+    if (repl_is_loading(r))
+        log_warn("replication: promoted while the store held part of a full copy");
+    log_info("replication: now a primary (replication id %s; the old one %s valid up to "
+             "offset %lld)",
+             r->replid, r->replid2, (long long)r->second_offset - 1);
+}
+
 int repl_set_primary(struct repl *r, const char *host, unsigned port, char *why)
 {
     if (!host) {
         if (!repl_is_replica(r))
             return 0;
         repl_link_stop(r);
-        pthread_mutex_lock(&r->lock);
-        /* Redis's shiftReplicationId: the old history stays valid up to
-           here, so that replicas of the old primary can go on partially. */
-        memcpy(r->replid2, r->replid, sizeof(r->replid));
-        r->second_offset = (int64_t)repl_stream_end(&r->stream) + 1;
-        repl_new_id(r->replid);
-        r->master_host[0] = '\0';
-        atomic_store(&r->link_state, LINK_NONE);
-        bool loading = repl_is_loading(r);
-        pthread_mutex_unlock(&r->lock);
-        if (!atomic_load(&r->stream.exists))
-            repl_stream_reset(&r->stream, 0);
-        /* Writes from here on are this server's own: the recorded offset
-           no longer bounds what the data holds. */
-        repl_meta_remove(r);
-        atomic_store(&r->role, REPL_PRIMARY);
-        store_feed_switch(&r->srv->store, true);
-        if (loading)
-            log_warn("replication: promoted while the store held part of a full copy");
-        log_info("replication: now a primary (replication id %s; the old one %s valid up to "
-                 "offset %lld)",
-                 r->replid, r->replid2, (long long)r->second_offset - 1);
+        repl_become_primary(r);
         return 0;
     }
     if (strlen(host) >= sizeof(r->master_host)) {

@@ -60,6 +60,27 @@ enum repl_link_state {
 
 const char *repl_link_state_name(enum repl_link_state s);
 
+/* The states of a primary/backup pair, as INFO's kvs_pair_state. A
+   primary started with --peer (its backup) has a pair, and so has every
+   replica (its primary is its peer). A primary that finds its own store
+   empty at its start while its peer holds keys (a mem primary restarted
+   without a snapshot) first copies the peer's data (a full sync from the
+   peer, which serves it although its own link is down), answering
+   clients -LOADING meanwhile, then becomes a primary again; the peer
+   then continues partially from it. A replica never replaces the keys it
+   holds with an empty copy from a primary of another history (one that
+   restarted and lost its data): it refuses the copy and keeps its data. */
+enum repl_pair_state {
+    PAIR_NONE,          /* no pair: a primary without --peer */
+    PAIR_COLD_START,    /* the peer does not answer (or follows nothing yet) */
+    PAIR_WARM_START,    /* the peer answered; nothing streams yet */
+    PAIR_BOOTSTRAP,     /* one side copies its data to the other */
+    PAIR_SYNC,          /* the stream flows */
+    PAIR_SHUTTING_DOWN, /* this server stops */
+};
+
+const char *repl_pair_state_name(enum repl_pair_state s);
+
 struct repl {
     struct server *srv;
     struct repl_stream stream;
@@ -95,6 +116,17 @@ struct repl {
 
     /* Figures for INFO stats. */
     _Atomic uint64_t sync_full, sync_partial_ok, sync_partial_err;
+
+    /* The pair (see enum repl_pair_state): what the start found, whether
+       a replica link ever came, whether this server is copying its
+       peer's data before it serves, whether it stops; the empty copies
+       refused (the link thread's, with the id it last refused). */
+    _Atomic int pair_start; /* PAIR_COLD_START, PAIR_WARM_START or PAIR_NONE */
+    atomic_bool pair_linked;
+    atomic_bool bootstrap;
+    atomic_bool shutting_down;
+    _Atomic uint64_t empty_refused;
+    char refused_id[REPL_ID_LEN + 1];
 };
 
 /* ---- the server's life (main thread) ---- */
@@ -156,6 +188,9 @@ int repl_info_stats(struct repl *r, kvs_buf *text);
    but the link's. Returns 0 or -1 with why (128 bytes). */
 int repl_set_primary(struct repl *r, const char *host, unsigned port, char *why);
 
+/* The pair's state now. Any thread. */
+enum repl_pair_state repl_pair_state(struct repl *r);
+
 /* ---- the workers' side (repl_primary.c) ---- */
 
 /* Set up and free a worker's replication state. Main thread, in
@@ -196,6 +231,16 @@ void repl_new_id(char out[REPL_ID_LEN + 1]);
 /* Start and stop the link thread (r->lock not held). */
 int repl_link_start(struct repl *r);
 void repl_link_stop(struct repl *r);
+
+/* Ask host:port (AUTH with --masterauth first) how many keys it holds:
+   0 and *keys (-1 when it did not say), or -1 when it does not answer.
+   Blocks for a few seconds at most. Main thread, before the link's. */
+int repl_peer_probe(struct repl *r, const char *host, unsigned port, long long *keys);
+
+/* A replica becomes a primary: a new replication id, the old one kept as
+   the second, the stream fed by this server's writes. The link must be
+   stopped, or the caller is the link's thread, which then ends. */
+void repl_become_primary(struct repl *r);
 
 /* The state kept with the data (repl.c): write replid and offset to
    .kvs-repl durably, or remove it. Returns 0 or a kvs_err. */

@@ -70,6 +70,7 @@ struct replconf_slot {
     uint64_t conn_id;
     unsigned port;
     bool capa_eof, capa_psync2;
+    bool bootstrap; /* REPLCONF kvs-bootstrap 1: an empty primary copying its peer */
     char ip[64];
 };
 

@@ -89,6 +89,7 @@ void repl_wake_workers(struct repl *r)
 
 static void registry_add(struct repl *r, struct repl_link *l)
 {
+    atomic_store(&r->pair_linked, true);
     pthread_mutex_lock(&r->lock);
     l->reg_next = r->links;
     r->links = l;
@@ -586,6 +587,8 @@ void repl_replconf(struct conn *c, size_t argc, const kvs_slice *argv)
                 s->capa_eof = true;
             else if (slice_is(argv[i + 1], "psync2"))
                 s->capa_psync2 = true;
+        } else if (slice_is(argv[i], "kvs-bootstrap")) {
+            s->bootstrap = slice_is(argv[i + 1], "1");
         } else if (!slice_is(argv[i], "rdb-only") && !slice_is(argv[i], "rdb-filter-only")) {
             reply_errorf(c, "ERR Unrecognized REPLCONF option: %.*s", (int)argv[i].len,
                          (const char *)argv[i].data);
@@ -813,12 +816,27 @@ void repl_psync(struct conn *c, const char *replid, long long offset, bool psync
     struct worker *w = c->w;
     struct repl *r = w->srv->repl;
     struct repl_worker *rw = w->repl;
+    if (atomic_load(&r->bootstrap)) {
+        /* Copying its peer's data: it follows nothing yet, and the peer
+           that asks would follow itself. */
+        reply_error(c, "NOMASTERLINK Can't SYNC while copying my peer's data");
+        return;
+    }
     if (repl_is_replica(r)) {
+        /* A replica serves the stream it follows; and, link down or not,
+           a whole copy of its data to an empty primary of its pair that
+           asks for one (REPLCONF kvs-bootstrap 1). */
+        struct replconf_slot *bs = slot_of(rw, c->id, false);
+        bool peer_copy =
+            bs && bs->bootstrap && atomic_load(&r->stream.exists) && !repl_is_loading(r);
         int st = atomic_load(&r->link_state);
-        if (st != LINK_STREAMING && st != LINK_CATCHING_UP) {
+        if (!peer_copy && st != LINK_STREAMING && st != LINK_CATCHING_UP) {
             reply_error(c, "NOMASTERLINK Can't SYNC while not connected with my master");
             return;
         }
+        if (peer_copy)
+            log_warn("replication: pair: copying this server's data to its empty primary "
+                     "(bootstrap)");
     }
     struct repl_link *l = calloc(1, sizeof(*l));
     if (!l || resp_parser_init(&l->parser, NULL) != 0) {
@@ -960,6 +978,7 @@ int repl_info_replication(struct repl *r, kvs_buf *t)
 {
     bool replica = repl_is_replica(r);
     int64_t now = now_ms();
+    enum repl_pair_state pair = repl_pair_state(r);
     int rc = repl_addf(t, "role:%s\r\n", replica ? "slave" : "master");
     pthread_mutex_lock(&r->lock);
     if (rc == 0 && replica) {
@@ -988,6 +1007,11 @@ int repl_info_replication(struct repl *r, kvs_buf *t)
                            "kvs_link_state:%s\r\n",
                            repl_link_state_name(st));
     }
+    if (rc == 0 && replica)
+        rc = repl_addf(t, "kvs_empty_copies_refused:%llu\r\n",
+                       (unsigned long long)atomic_load(&r->empty_refused));
+    if (rc == 0 && pair != PAIR_NONE)
+        rc = repl_addf(t, "kvs_pair_state:%s\r\n", repl_pair_state_name(pair));
     if (rc == 0)
         rc = repl_addf(t, "connected_slaves:%u\r\n", r->nlinks);
     unsigned i = 0;

@@ -238,6 +238,32 @@ static int connect_to(struct repl *r, const char *host, unsigned port)
     return fd;
 }
 
+int repl_peer_probe(struct repl *r, const char *host, unsigned port, long long *keys)
+{
+    *keys = -1;
+    struct mlink m = {.r = r};
+    m.fd = connect_to(r, host, port);
+    if (m.fd < 0)
+        return -1;
+    char line[256];
+    int rc = 0;
+    const char *auth = r->srv->cfg.masterauth;
+    if (auth && (send_command(&m, 2, (const char *[]){"AUTH", auth}) != 0 ||
+                 read_line(&m, line, sizeof(line), 2000) != 0))
+        rc = -1;
+    if (rc == 0 && (send_command(&m, 1, (const char *[]){"DBSIZE"}) != 0 ||
+                    read_line(&m, line, sizeof(line), 2000) != 0))
+        rc = -1;
+    if (rc == 0 && line[0] == ':')
+        *keys = strtoll(line + 1, NULL, 10);
+    pthread_mutex_lock(&r->lock);
+    r->master_fd = -1;
+    pthread_mutex_unlock(&r->lock);
+    close(m.fd);
+    free(m.buf);
+    return rc;
+}
+
 /* ---- the full sync ---- */
 
 static int data_dir_fd(struct repl *r)
@@ -392,6 +418,7 @@ static int load_rdb(struct mlink *m, int fd, const char *replid, uint64_t offset
     struct store *st = &r->srv->store;
     int64_t start = mono_ms();
     atomic_store(&r->loading, true);
+    r->half_loaded = true; /* until the whole copy is loaded and saved */
     int rc = repl_loading_mark(r, true);
     if (rc == 0)
         rc = store_write(st, STORE_CLEAR, (kvs_slice){NULL, 0}, (kvs_slice){NULL, 0}, 0);
@@ -432,7 +459,10 @@ static int load_rdb(struct mlink *m, int fd, const char *replid, uint64_t offset
         return rc;
     }
     r->half_loaded = false;
-    atomic_store(&r->loading, false);
+    /* A bootstrap's copy is served once this server is a primary again
+       (repl_become_primary). */
+    if (!atomic_load(&r->bootstrap))
+        atomic_store(&r->loading, false);
     log_info("replication: loaded %" PRIu64 " keys in %lld ms; at offset %" PRIu64 " of %s",
              ld.keys, (long long)(mono_ms() - start), offset, replid);
     return 0;
@@ -454,6 +484,45 @@ static void drop_own_replicas(struct repl *r)
     }
 }
 
+static int stop_at_key(void *ctx, kvs_slice key, kvs_slice value, int64_t expire_at)
+{
+    (void)key;
+    (void)value;
+    (void)expire_at;
+    *(bool *)ctx = true;
+    return 1; /* stops the load: one key is enough */
+}
+
+/* Whether to refuse the copy in fd (the pair's rule, repl.h): it holds no
+   key, this store holds some, and it comes from another history (a
+   primary that restarted and lost its data). fd is left at its start. */
+static bool refuse_empty_copy(struct repl *r, int fd, const char *replid)
+{
+    kvs_stats st = {0};
+    if (kvs_db_stats(r->srv->store.db, &st) != 0 || st.keys == 0)
+        return false;
+    pthread_mutex_lock(&r->lock);
+    bool same = strcmp(replid, r->replid) == 0;
+    pthread_mutex_unlock(&r->lock);
+    if (same)
+        return false; /* the same history, emptied by its writes (FLUSHALL) */
+    bool any = false;
+    struct rdb_load_cb cb = {.key = stop_at_key, .ctx = &any};
+    int rc = rdb_load_fd(fd, &cb, NULL);
+    if (lseek(fd, 0, SEEK_SET) != 0 || any || rc != 0)
+        return false; /* a key, or a bad file that the load will report */
+    atomic_fetch_add(&r->empty_refused, 1);
+    if (strcmp(r->refused_id, replid) != 0) {
+        memcpy(r->refused_id, replid, REPL_ID_LEN + 1);
+        log_error("replication: %s:%u sent an empty copy (replication id %s) while this store "
+                  "holds %llu keys: refused, the data kept (a primary that lost its data; "
+                  "promote this server, or REPLICAOF NO ONE and FLUSHALL here to take the "
+                  "empty copy)",
+                  r->master_host, r->master_port, replid, (unsigned long long)st.keys);
+    }
+    return true;
+}
+
 static int full_sync(struct mlink *m, const char *replid, uint64_t offset)
 {
     struct repl *r = m->r;
@@ -466,6 +535,15 @@ static int full_sync(struct mlink *m, const char *replid, uint64_t offset)
         log_warn("replication: the transfer of the RDB from %s:%u failed; the data stays as it "
                  "was",
                  r->master_host, r->master_port);
+        return -1;
+    }
+    if (refuse_empty_copy(r, fd, replid)) {
+        close(fd);
+        int dfd = data_dir_fd(r);
+        if (dfd >= 0) {
+            unlinkat(dfd, SYNC_FILE, 0);
+            close(dfd);
+        }
         return -1;
     }
     set_state(r, LINK_LOADING);
@@ -919,6 +997,11 @@ static int session(struct repl *r)
     if (send_command(&m, 5, (const char *[]){"REPLCONF", "capa", "eof", "capa", "psync2"}) != 0 ||
         read_line(&m, line, sizeof(line), HANDSHAKE_TIMEOUT_MS) != 0)
         goto out;
+    bool bootstrap = atomic_load(&r->bootstrap);
+    if (bootstrap &&
+        (send_command(&m, 3, (const char *[]){"REPLCONF", "kvs-bootstrap", "1"}) != 0 ||
+         read_line(&m, line, sizeof(line), HANDSHAKE_TIMEOUT_MS) != 0))
+        goto out;
     char id[REPL_ID_LEN + 1], off[24];
     pthread_mutex_lock(&r->lock);
     bool known = atomic_load(&r->stream.exists) && !repl_is_loading(r);
@@ -940,6 +1023,17 @@ static int session(struct repl *r)
                  offset);
         if (full_sync(&m, newid, offset) != 0)
             goto out;
+        if (bootstrap) {
+            /* The peer's data is here: serve it as the primary, and let
+               the peer follow from where its data ends. */
+            log_info("replication: pair: copied the data of %s:%u", host, port);
+            repl_become_primary(r);
+            rc = 1;
+            goto out;
+        }
+    } else if (bootstrap) {
+        log_warn("replication: %s:%u answered PSYNC with %s during a bootstrap", host, port, line);
+        goto out;
     } else if (strncmp(line, "+CONTINUE", 9) == 0) {
         char newid[REPL_ID_LEN + 2] = "";
         if (sscanf(line + 9, " %41s", newid) == 1 && strlen(newid) == REPL_ID_LEN) {
@@ -993,7 +1087,8 @@ static void *link_main(void *arg)
         if (stopping(r))
             break;
         int64_t start = mono_ms();
-        session(r);
+        if (session(r) == 1)
+            break; /* a bootstrap done: this server is a primary now */
         if (stopping(r))
             break;
         set_state(r, LINK_BROKEN);

@@ -68,6 +68,10 @@ struct server_config {
     const char *replicaof_host;
     unsigned replicaof_port;
     char *masterauth;
+    /* --peer: a primary's backup (NULL: none), whose data an empty
+       primary copies first (repl.h, the pair). */
+    const char *peer_host;
+    unsigned peer_port;
     unsigned long long repl_backlog_size;
     unsigned long long replica_output_limit;
     unsigned repl_timeout;
