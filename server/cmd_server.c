@@ -111,8 +111,7 @@ static bool valid_client_name(kvs_slice name)
 static bool set_client_name(struct conn *c, kvs_slice name)
 {
     if (!valid_client_name(name)) {
-        reply_error(c, "ERR Client names cannot contain spaces, newlines or "
-                       "special characters.");
+        reply_error(c, "ERR Client names cannot contain spaces, newlines or special characters.");
         return false;
     }
     if (clients_set_name(c, name) != 0) {
@@ -380,7 +379,6 @@ void cmd_command(struct conn *c, size_t argc, const kvs_slice *argv)
 }
 
 /* CONFIG GET, SET, REWRITE and HELP are cmd_config.c's. */
-
 static void config_resetstat(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
