@@ -403,6 +403,33 @@ UNSIGNED_OPTION(http_keepalive_requests, http_keepalive_requests, 1, 1000000000)
 UNSIGNED_OPTION(repl_timeout, repl_timeout, 1, 3600)
 UNSIGNED_OPTION(repl_ping_period, repl_ping_period, 1, 3600)
 
+/* A size in bytes with Redis's units (parse_size), into a field of any
+   unsigned type that holds hi. */
+#define SIZE_OPTION(opt, field, lo, hi, zero_ok)                                                   \
+    static int set_##opt(struct server_config *cfg, int argc, char **argv, const size_t *len,      \
+                         char *why, size_t size)                                                   \
+    {                                                                                              \
+        (void)argc;                                                                                \
+        (void)len;                                                                                 \
+        unsigned long long v;                                                                      \
+        if (parse_size(argv[0], lo, hi, zero_ok, &v, why, size) != 0)                              \
+            return -1;                                                                             \
+        cfg->field = v;                                                                            \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static bool get_##opt(const struct server_config *cfg, struct server *srv, struct text *out)   \
+    {                                                                                              \
+        (void)srv;                                                                                 \
+        return put_u(out, cfg->field);                                                             \
+    }
+
+SIZE_OPTION(maxmemory, maxmemory, MIN_MAXMEMORY, MAX_MAXMEMORY, true)
+SIZE_OPTION(http_max_body, http_max_body, 1024, MAX_BUFFER_LIMIT, false)
+SIZE_OPTION(http_max_url, http_max_url, 1024, MAX_HTTP_HEAD, false)
+SIZE_OPTION(http_max_headers, http_max_headers, 1024, MAX_HTTP_HEAD, false)
+SIZE_OPTION(backlog, repl_backlog_size, 16384, MAX_BUFFER_LIMIT, false)
+SIZE_OPTION(replica_limit, replica_output_limit, 16384, MAX_BUFFER_LIMIT, false)
+
 /* The same for the live ones, whose fields are atomics. */
 #define LIVE_UNSIGNED_OPTION(opt, field, lo, hi)                                                   \
     static int set_##opt(struct server_config *cfg, int argc, char **argv, const size_t *len,      \
@@ -615,113 +642,6 @@ static bool get_cobl(const struct server_config *cfg, struct server *srv, struct
     text_printf(out, "normal %zu 0 0 replica %llu 0 0 pubsub 33554432 8388608 60",
                 atomic_load(&cfg->max_output_buffer), cfg->replica_output_limit);
     return true;
-}
-
-static int set_maxmemory(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                         char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    if (parse_size(argv[0], MIN_MAXMEMORY, MAX_MAXMEMORY, true, &cfg->maxmemory, why, size) != 0)
-        return -1;
-    return 0;
-}
-
-static bool get_maxmemory(const struct server_config *cfg, struct server *srv, struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->maxmemory);
-}
-
-/* The HTTP sizes: from 1kb to max. */
-static int http_size(const char *val, unsigned long long max, unsigned long long *out, char *why,
-                     size_t size)
-{
-    return parse_size(val, 1024, max, false, out, why, size);
-}
-
-static int set_http_max_body(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                             char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    unsigned long long v;
-    if (http_size(argv[0], MAX_BUFFER_LIMIT, &v, why, size) != 0)
-        return -1;
-    cfg->http_max_body = (size_t)v;
-    return 0;
-}
-
-static bool get_http_max_body(const struct server_config *cfg, struct server *srv, struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->http_max_body);
-}
-
-static int set_http_max_url(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                            char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    unsigned long long v;
-    if (http_size(argv[0], MAX_HTTP_HEAD, &v, why, size) != 0)
-        return -1;
-    cfg->http_max_url = (unsigned)v;
-    return 0;
-}
-
-static bool get_http_max_url(const struct server_config *cfg, struct server *srv, struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->http_max_url);
-}
-
-static int set_http_max_headers(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                                char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    unsigned long long v;
-    if (http_size(argv[0], MAX_HTTP_HEAD, &v, why, size) != 0)
-        return -1;
-    cfg->http_max_headers = (unsigned)v;
-    return 0;
-}
-
-static bool get_http_max_headers(const struct server_config *cfg, struct server *srv,
-                                 struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->http_max_headers);
-}
-
-static int set_backlog(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                       char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    return parse_size(argv[0], 16384, MAX_BUFFER_LIMIT, false, &cfg->repl_backlog_size, why, size);
-}
-
-static bool get_backlog(const struct server_config *cfg, struct server *srv, struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->repl_backlog_size);
-}
-
-static int set_replica_limit(struct server_config *cfg, int argc, char **argv, const size_t *len,
-                             char *why, size_t size)
-{
-    (void)argc;
-    (void)len;
-    return parse_size(argv[0], 16384, MAX_BUFFER_LIMIT, false, &cfg->replica_output_limit, why,
-                      size);
-}
-
-static bool get_replica_limit(const struct server_config *cfg, struct server *srv, struct text *out)
-{
-    (void)srv;
-    return put_u(out, cfg->replica_output_limit);
 }
 
 /* ---- logging ---- */
