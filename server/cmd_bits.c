@@ -146,6 +146,31 @@ static int range_unit(struct conn *c, kvs_slice arg, bool *isbit)
     return 0;
 }
 
+/* A BITCOUNT or BITPOS range of total bytes or bits (isbit), negative
+   ends counted from the end, clamped into the string as Redis does; a bit
+   range becomes the bytes that hold it and the masks of the bits of its
+   first and last byte that are outside it. */
+static void clamp_range(long long total, bool isbit, long long *start, long long *end,
+                        unsigned char *first_mask, unsigned char *last_mask)
+{
+    if (*start < 0)
+        *start = total + *start;
+    if (*end < 0)
+        *end = total + *end;
+    if (*start < 0)
+        *start = 0;
+    if (*end < 0)
+        *end = 0;
+    if (*end >= total)
+        *end = total - 1;
+    if (isbit && *start <= *end) {
+        *first_mask = (unsigned char)(~((1u << (8 - (*start & 7))) - 1) & 0xFF);
+        *last_mask = (unsigned char)((1u << (7 - (*end & 7))) - 1);
+        *start >>= 3;
+        *end >>= 3;
+    }
+}
+
 /* BITCOUNT key [start end [BYTE|BIT]] */
 void cmd_bitcount(struct conn *c, size_t argc, const kvs_slice *argv)
 {
@@ -177,22 +202,7 @@ void cmd_bitcount(struct conn *c, size_t argc, const kvs_slice *argv)
             reply_int(c, 0);
             return;
         }
-        if (start < 0)
-            start = total + start;
-        if (end < 0)
-            end = total + end;
-        if (start < 0)
-            start = 0;
-        if (end < 0)
-            end = 0;
-        if (end >= total)
-            end = total - 1;
-        if (isbit && start <= end) {
-            first_mask = (unsigned char)(~((1u << (8 - (start & 7))) - 1) & 0xFF);
-            last_mask = (unsigned char)((1u << (7 - (end & 7))) - 1);
-            start >>= 3;
-            end >>= 3;
-        }
+        clamp_range(total, isbit, &start, &end, &first_mask, &last_mask);
     } else if (argc == 2) {
         start = 0;
         end = len - 1;
@@ -262,22 +272,7 @@ void cmd_bitpos(struct conn *c, size_t argc, const kvs_slice *argv)
         }
         if (isbit)
             total <<= 3;
-        if (start < 0)
-            start = total + start;
-        if (end < 0)
-            end = total + end;
-        if (start < 0)
-            start = 0;
-        if (end < 0)
-            end = 0;
-        if (end >= total)
-            end = total - 1;
-        if (isbit && start <= end) {
-            first_mask = (unsigned char)(~((1u << (8 - (start & 7))) - 1) & 0xFF);
-            last_mask = (unsigned char)((1u << (7 - (end & 7))) - 1);
-            start >>= 3;
-            end >>= 3;
-        }
+        clamp_range(total, isbit, &start, &end, &first_mask, &last_mask);
     } else if (argc == 3) {
         start = 0;
         end = len - 1;
