@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <lzf.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -363,43 +364,6 @@ static int get_len(struct reader *r, uint64_t *len, bool *encoded)
     return 0;
 }
 
-/* LZF decompression (liblzf's format, as Redis uses it). Returns the
-   bytes written, or 0 when the input is bad or does not fit. */
-static size_t lzf_decompress(const unsigned char *in, size_t in_len, unsigned char *out,
-                             size_t out_len)
-{
-    const unsigned char *ip = in, *in_end = in + in_len;
-    unsigned char *op = out, *out_end = out + out_len;
-    while (ip < in_end) {
-        unsigned ctrl = *ip++;
-        if (ctrl < 32) { /* a literal run of ctrl + 1 bytes */
-            ctrl++;
-            if (op + ctrl > out_end || ip + ctrl > in_end)
-                return 0;
-            memcpy(op, ip, ctrl);
-            op += ctrl;
-            ip += ctrl;
-            continue;
-        }
-        size_t len = ctrl >> 5;
-        if (len == 7) {
-            if (ip >= in_end)
-                return 0;
-            len += *ip++;
-        }
-        len += 2;
-        if (ip >= in_end)
-            return 0;
-        size_t back = ((size_t)(ctrl & 0x1f) << 8) + *ip++ + 1;
-        if ((size_t)(op - out) < back || op + len > out_end)
-            return 0;
-        const unsigned char *ref = op - back;
-        for (size_t i = 0; i < len; i++) /* may overlap: byte by byte */
-            *op++ = *ref++;
-    }
-    return (size_t)(op - out);
-}
-
 /* A string into out (replacing its content). */
 static int get_string(struct reader *r, kvs_buf *out)
 {
@@ -439,7 +403,9 @@ static int get_string(struct reader *r, kvs_buf *out)
         rc = get_bytes(r, c, clen);
         if (rc == 0 && kvs_buf_reserve(out, olen ? olen : 1) != 0)
             rc = KVS_ENOMEM;
-        if (rc == 0 && olen && lzf_decompress(c, clen, out->data, olen) != olen)
+        /* liblzf (Redis's own compressor); lengths fit: both <= MAX_STRING. */
+        if (rc == 0 && olen &&
+            lzf_decompress(c, (unsigned)clen, out->data, (unsigned)olen) != (unsigned)olen)
             rc = fail(r, KVS_ECORRUPT, "a compressed string that does not decompress");
         free(c);
         out->len = rc == 0 ? olen : 0;
