@@ -297,3 +297,16 @@ void h_send_cmd(int fd, size_t argc, const kvs_slice *argv)
     h_send(fd, b.data, b.len);
     kvs_buf_free(&b);
 }
+
+long long h_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}

@@ -90,6 +90,12 @@ char *h_read_reply(int fd, size_t *len);
 /* Send a command (argc C strings, or argv slices) as RESP. */
 void h_send_cmd(int fd, size_t argc, const kvs_slice *argv);
 
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines. */
+long long h_mono_ms(void);
+
+/* Sleep ms milliseconds (between polls of a condition). */
+void h_pause_ms(long ms);
+
 /* Send a command and expect a reply, both string literals. */
 #define H_ROUNDTRIP(fd, cmd, reply)                                                                \
     do {                                                                                           \

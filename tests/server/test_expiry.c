@@ -123,20 +123,13 @@ static bool keyspace(redisContext *rc, long long *keys, long long *expires, long
     return found;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until DBSIZE is want, or fail at the deadline. Reads no key. */
 static void await_dbsize(redisContext *rc, long long want)
 {
-    int64_t deadline = mono_ms() + EXPIRY_DEADLINE_MS;
+    int64_t deadline = h_mono_ms() + EXPIRY_DEADLINE_MS;
     long long n;
     while ((n = cmd_int(rc, "DBSIZE")) != want) {
-        cr_assert_lt(mono_ms(), deadline, "DBSIZE stays %lld, not %lld", n, want);
+        cr_assert_lt(h_mono_ms(), deadline, "DBSIZE stays %lld, not %lld", n, want);
         /* A cycle runs every 100 ms: ask a few times per cycle, not in a
            tight loop that would take the CPU the cycle needs. */
         struct timespec pause = {0, 20 * 1000 * 1000};
@@ -149,10 +142,10 @@ static void await_dbsize(redisContext *rc, long long want)
 static void await_info_field(redisContext *rc, const char *section, const char *field,
                              long long want)
 {
-    int64_t deadline = mono_ms() + EXPIRY_DEADLINE_MS;
+    int64_t deadline = h_mono_ms() + EXPIRY_DEADLINE_MS;
     long long n;
     while ((n = info_field(rc, section, field)) < want) {
-        cr_assert_lt(mono_ms(), deadline, "%s stays %lld, not %lld", field, n, want);
+        cr_assert_lt(h_mono_ms(), deadline, "%s stays %lld, not %lld", field, n, want);
         struct timespec pause = {0, 20 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
@@ -179,7 +172,7 @@ ENGINE_TEST(gone_on_read_at_its_time)
     long long at = cmd_int(rc, "PEXPIRETIME short");
     cr_assert_gt(at, 0);
     /* Read until it is gone: never before its time. */
-    int64_t deadline = mono_ms() + EXPIRY_DEADLINE_MS;
+    int64_t deadline = h_mono_ms() + EXPIRY_DEADLINE_MS;
     for (;;) {
         /* The clock before the GET is at most the server's when it ran. */
         int64_t before = kvs_now_ms();
@@ -190,7 +183,7 @@ ENGINE_TEST(gone_on_read_at_its_time)
             break;
         cr_assert_lt(before, at, "GET found the key %lld ms after its time",
                      (long long)(before - at));
-        cr_assert_lt(mono_ms(), deadline, "the key never expired");
+        cr_assert_lt(h_mono_ms(), deadline, "the key never expired");
     }
     cr_expect_geq(kvs_now_ms(), at, "the key went before its time");
     /* Gone for every command, as if it had never been. */

@@ -30,19 +30,6 @@
 
 #define WAIT_MS 60000
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static redisContext *connect_port(uint16_t port)
 {
     struct timeval tv = {10, 0};
@@ -98,17 +85,17 @@ static long long info_field(redisContext *c, const char *name)
 
 static void wait_info(redisContext *c, const char *line)
 {
-    long long deadline = mono_ms() + WAIT_MS;
+    long long deadline = h_mono_ms() + WAIT_MS;
     while (!info_has(c, line)) {
-        cr_assert(mono_ms() < deadline, "INFO never showed %s", line);
-        pause_ms(20);
+        cr_assert(h_mono_ms() < deadline, "INFO never showed %s", line);
+        h_pause_ms(20);
     }
 }
 
 /* DBSIZE once the server serves (no more -LOADING). */
 static long long dbsize(redisContext *c)
 {
-    long long deadline = mono_ms() + WAIT_MS;
+    long long deadline = h_mono_ms() + WAIT_MS;
     for (;;) {
         redisReply *r = redisCommand(c, "DBSIZE");
         cr_assert_not_null(r, "no reply to DBSIZE: %s", c->errstr);
@@ -120,8 +107,8 @@ static long long dbsize(redisContext *c)
         cr_assert(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0, "DBSIZE: %s",
                   r->str);
         freeReplyObject(r);
-        cr_assert(mono_ms() < deadline, "still loading");
-        pause_ms(10);
+        cr_assert(h_mono_ms() < deadline, "still loading");
+        h_pause_ms(10);
     }
 }
 
@@ -129,9 +116,9 @@ static long long dbsize(redisContext *c)
 static void wait_synced(redisContext *primary, redisContext *replica)
 {
     wait_info(replica, "master_link_status:up");
-    long long deadline = mono_ms() + WAIT_MS;
+    long long deadline = h_mono_ms() + WAIT_MS;
     while (info_field(replica, "slave_repl_offset") != info_field(primary, "master_repl_offset"))
-        cr_assert(mono_ms() < deadline, "the replica never caught up");
+        cr_assert(h_mono_ms() < deadline, "the replica never caught up");
 }
 
 /* Which of prefix:0..n-1 the server holds, with the right value. */
@@ -221,7 +208,7 @@ Test(pair, mem_primary_bootstraps_from_backup, .timeout = 240)
         struct waiter w = {.port = p.s.port};
         snprintf(w.prefix, sizeof(w.prefix), "w%d", round);
         cr_assert_eq(pthread_create(&w.thread, NULL, waiter_main, &w), 0);
-        pause_ms(200 + rand_r(&seed) % 400);
+        h_pause_ms(200 + rand_r(&seed) % 400);
         if (primary) {
             ts_server_kill(&p.s);
             pthread_join(w.thread, NULL);
@@ -229,7 +216,7 @@ Test(pair, mem_primary_bootstraps_from_backup, .timeout = 240)
         } else {
             redisFree(bc);
             ts_server_kill(&b.s);
-            pause_ms(rand_r(&seed) % 300);
+            h_pause_ms(rand_r(&seed) % 300);
             h_restart(&b, bargs);
             bc = connect_port(b.s.port);
             atomic_store(&w.stop, true);
@@ -299,9 +286,9 @@ Test(pair, backup_refuses_an_empty_copy, .timeout = 120)
     h_restart(&p, pargs);
     pc = connect_port(p.s.port);
     cr_expect_eq(dbsize(pc), 0);
-    long long deadline = mono_ms() + WAIT_MS;
+    long long deadline = h_mono_ms() + WAIT_MS;
     while (info_field(bc, "kvs_empty_copies_refused") < 2)
-        cr_assert(mono_ms() < deadline, "the backup never refused the empty copy");
+        cr_assert(h_mono_ms() < deadline, "the backup never refused the empty copy");
     cr_expect_eq(dbsize(bc), 1000, "the backup replaced its keys with an empty copy");
     cr_expect(info_has(bc, "master_link_status:down"));
     /* The way out: promote the backup. */
@@ -339,9 +326,9 @@ Test(pair, cold_start_then_sync, .timeout = 120)
     wait_info(bc, "kvs_pair_state:sync");
     redisFree(bc);
     h_stop(&b);
-    long long deadline = mono_ms() + WAIT_MS;
+    long long deadline = h_mono_ms() + WAIT_MS;
     while (!info_has(pc, "kvs_pair_state:cold_start"))
-        cr_assert(mono_ms() < deadline, "the pair still in sync with its backup gone");
+        cr_assert(h_mono_ms() < deadline, "the pair still in sync with its backup gone");
     redisFree(pc);
     h_stop(&p);
 }

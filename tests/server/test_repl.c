@@ -41,19 +41,6 @@
 
 #define SYNC_TIMEOUT_MS 60000
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static redisContext *connect_port(uint16_t port)
 {
     struct timeval tv = {10, 0};
@@ -110,24 +97,24 @@ static bool info_has(redisContext *c, const char *text)
 /* Wait until the replica's link is up and its offset is the primary's. */
 static void wait_synced(redisContext *primary, redisContext *replica)
 {
-    long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+    long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
     for (;;) {
         long long want = info_field(primary, "master_repl_offset");
         long long have = info_field(replica, "slave_repl_offset");
         if (want >= 0 && have == want && info_has(replica, "master_link_status:up"))
             return;
-        cr_assert(mono_ms() < deadline, "replica at %lld, primary at %lld", have, want);
-        pause_ms(20);
+        cr_assert(h_mono_ms() < deadline, "replica at %lld, primary at %lld", have, want);
+        h_pause_ms(20);
     }
 }
 
 /* Wait until the replica's link is up (writes may still be going on). */
 static void wait_link_up(redisContext *replica)
 {
-    long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+    long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
     while (!info_has(replica, "master_link_status:up")) {
-        cr_assert(mono_ms() < deadline, "the replica's link never came up");
-        pause_ms(20);
+        cr_assert(h_mono_ms() < deadline, "the replica's link never came up");
+        h_pause_ms(20);
     }
 }
 
@@ -355,7 +342,7 @@ ParameterizedTest(struct ts_engine_param *e, repl, writes_replicate, .timeout = 
     ok(pc, "DEL key:9");
     ok(pc, "EXEC"); /* replicated as MULTI ... EXEC */
     ok(pc, "SET gone x PX 1");
-    pause_ms(300); /* the primary's active expiry removes it: a DEL */
+    h_pause_ms(300); /* the primary's active expiry removes it: a DEL */
     wait_synced(pc, rc);
     expect_same(pc, rc);
     /* A replica takes no writes. */
@@ -415,12 +402,12 @@ Test(repl, full_sync_under_writes, .timeout = 240)
     cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
     start_replica(&r, "lmdb", &p, NULL);
     redisContext *rc = connect_port(r.s.port);
-    long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+    long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
     while (!info_has(rc, "master_link_status:up")) {
-        cr_assert(mono_ms() < deadline, "the replica never came up");
-        pause_ms(20);
+        cr_assert(h_mono_ms() < deadline, "the replica never came up");
+        h_pause_ms(20);
     }
-    pause_ms(300);
+    h_pause_ms(300);
     atomic_store(&w.stop, true);
     pthread_join(w.thread, NULL);
     cr_expect_gt(w.writes, 0);
@@ -452,11 +439,11 @@ Test(repl, partial_resync_after_cut_and_restart, .timeout = 120)
         int before = atomic_load(&px.links);
         atomic_store(&px.cut, true);
         while (atomic_load(&px.cut))
-            pause_ms(5);
+            h_pause_ms(5);
         fill(pc, round * 100, 200, "cut"); /* while the link is down */
-        long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+        long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
         while (atomic_load(&px.links) == before)
-            cr_assert(mono_ms() < deadline, "the replica never came back");
+            cr_assert(h_mono_ms() < deadline, "the replica never came back");
         wait_synced(pc, rc);
     }
     expect_same(pc, rc);
@@ -477,12 +464,12 @@ Test(repl, partial_resync_after_cut_and_restart, .timeout = 120)
        partially (its offset on disk is at most what its data holds). */
     struct writer w = {.port = p.s.port};
     cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-    pause_ms(300);
+    h_pause_ms(300);
     redisFree(rc);
     ts_server_kill(&r.s);
-    pause_ms(200);
+    h_pause_ms(200);
     h_restart(&r, args);
-    pause_ms(300);
+    h_pause_ms(300);
     atomic_store(&w.stop, true);
     pthread_join(w.thread, NULL);
     rc = connect_port(r.s.port);
@@ -600,7 +587,7 @@ static void *acker_main(void *arg)
                 }
                 a->acked_ms = ms;
             }
-            a->acked_ms[a->acked++] = mono_ms();
+            a->acked_ms[a->acked++] = h_mono_ms();
         }
     }
     for (long i = 0; a->wait; i++) {
@@ -679,8 +666,8 @@ Test(repl, primary_killed_under_writes, .timeout = 240)
         struct acker waiting, plain;
         acker_start(&waiting, primary->s.port, wprefix, true);
         acker_start(&plain, primary->s.port, nprefix, false);
-        pause_ms(150 + rand_r(&seed) % 500);
-        long long killed_at = mono_ms();
+        h_pause_ms(150 + rand_r(&seed) % 500);
+        long long killed_at = h_mono_ms();
         ts_server_kill(&primary->s);
         pthread_join(waiting.thread, NULL);
         pthread_join(plain.thread, NULL);
@@ -760,7 +747,7 @@ Test(repl, replica_killed_under_writes, .timeout = 240)
     start_replica(&r, "kvs", &p, NULL);
     const char *rargs[] = {"--replicaof", p.s.addr, "--threads", "1", NULL};
     /* Anywhere, perhaps in the first full sync. */
-    pause_ms(rand_r(&seed) % 300);
+    h_pause_ms(rand_r(&seed) % 300);
     ts_server_kill(&r.s);
     h_restart(&r, rargs);
     redisContext *rc = connect_port(r.s.port);
@@ -769,7 +756,7 @@ Test(repl, replica_killed_under_writes, .timeout = 240)
     long long partial = info_field(pc, "sync_partial_ok");
     cr_expect_leq(full, 2);
     for (int kill = 0; kill < 4; kill++) {
-        pause_ms(100 + rand_r(&seed) % 600);
+        h_pause_ms(100 + rand_r(&seed) % 600);
         redisFree(rc);
         ts_server_kill(&r.s);
         h_restart(&r, rargs);
@@ -842,12 +829,12 @@ ParameterizedTest(struct ts_engine_param *e, repl, redis_server_replica, .timeou
     struct redis_replica rr;
     redis_replica_start(&rr, p.s.port);
     redisContext *rc = connect_port(rr.s.port);
-    long long deadline = mono_ms() + SYNC_TIMEOUT_MS;
+    long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
     while (!info_has(rc, "master_link_status:up")) {
-        cr_assert(mono_ms() < deadline, "redis-server never came up");
-        pause_ms(20);
+        cr_assert(h_mono_ms() < deadline, "redis-server never came up");
+        h_pause_ms(20);
     }
-    pause_ms(100);
+    h_pause_ms(100);
     atomic_store(&w.stop, true);
     pthread_join(w.thread, NULL);
     wait_synced(pc, rc);
