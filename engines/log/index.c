@@ -59,6 +59,7 @@ int klog_index_init(struct klog_index *ix, struct klog_epoch *epoch)
     atomic_init(&ix->table, t);
     ix->epoch = epoch;
     ix->used = ix->live = 0;
+    ix->opening = false;
     return 0;
 }
 
@@ -160,7 +161,10 @@ static void publish_locked(struct klog_index *ix, struct klog_table *t)
     struct klog_table *old = cur(ix);
     /* release: the slots written above are visible to whoever loads t. */
     atomic_store_explicit(&ix->table, t, memory_order_release);
-    klog_epoch_retire(ix->epoch, &old->retired, table_free);
+    if (ix->opening)
+        table_free(&old->retired);
+    else
+        klog_epoch_retire(ix->epoch, &old->retired, table_free);
 }
 
 /* Make room for n more used slots: grow, or rehash away removed marks. */
@@ -338,4 +342,9 @@ void klog_index_reset_locked(struct klog_index *ix, struct klog_table *t)
 {
     publish_locked(ix, t);
     ix->used = ix->live = 0;
+}
+
+void klog_index_set_opening_locked(struct klog_index *ix, bool opening)
+{
+    ix->opening = opening;
 }

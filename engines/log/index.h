@@ -96,8 +96,9 @@ struct klog_index {
     _Atomic(struct klog_table *) table;
     struct klog_epoch *epoch;
     /* Under the write lock: */
-    size_t used; /* slots not empty (live or removed) */
-    size_t live; /* slots holding a location */
+    size_t used;  /* slots not empty (live or removed) */
+    size_t live;  /* slots holding a location */
+    bool opening; /* no reader can reach the index yet (klog_index_set_opening_locked) */
 };
 
 /*
@@ -232,5 +233,16 @@ void klog_index_table_free(struct klog_table *t);
 
 /* klog_index_reset_locked - replace the table by t, an empty table. */
 void klog_index_reset_locked(struct klog_index *ix, struct klog_table *t);
+
+/*
+ * klog_index_set_opening_locked - say whether readers may probe the index:
+ * while opening is true (the store is being replayed and no reader can
+ * reach it), a table replaced by growth or a reset is freed at once rather
+ * than retired through the epoch. Retired tables wait for the background
+ * thread's next reclaim, about a second after the open: replaying 1M keys
+ * outgrows 32 MB of tables, which doubled the anonymous memory of a
+ * freshly restarted server. Starts false.
+ */
+void klog_index_set_opening_locked(struct klog_index *ix, bool opening);
 
 #endif

@@ -349,6 +349,8 @@ int klog_recover(struct klog_db *db, char *why)
 {
     struct klog_listing l = {0};
     pthread_mutex_lock(&db->wlock);
+    /* No reader can reach the store before the open returns. */
+    klog_index_set_opening_locked(&db->index, true);
     int rc = list_dir(db, &l, why);
     if (rc == 0) {
         rc = klog_segs_reserve_locked(db, l.n);
@@ -377,6 +379,7 @@ int klog_recover(struct klog_db *db, char *why)
     db->gap_sub = l.max_sub;
     for (size_t i = 0; rc == 0 && i < db->nsegs; i++)
         klog_seg_check_locked(db, db->segs[i]);
+    klog_index_set_opening_locked(&db->index, false);
     pthread_mutex_unlock(&db->wlock);
     klog_listing_free(&l);
     return rc;
