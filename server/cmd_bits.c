@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "keyspace.h"
 #include "reply.h"
+#include "string_ops.h"
 #include "strval.h"
 #include "worker.h"
 
@@ -32,42 +33,11 @@ static int bit_offset(struct conn *c, kvs_slice arg, uint64_t *out)
     return 0;
 }
 
-struct setbit {
-    uint64_t offset;
-    int on;
-    int old; /* reply */
-    bool oom;
-};
-
-static void decide_setbit(void *ctx, struct store_rmw *u)
-{
-    struct setbit *s = ctx;
-    size_t byte = (size_t)(s->offset >> 3);
-    kvs_buf *v = (kvs_buf *)u->value;
-    if (!u->found)
-        v->len = 0;
-    if (byte >= v->len) {
-        if (kvs_buf_reserve(v, byte + 1) != 0) {
-            s->oom = true;
-            return;
-        }
-        memset((char *)v->data + v->len, 0, byte + 1 - v->len);
-        v->len = byte + 1;
-    }
-    unsigned char *p = (unsigned char *)v->data + byte;
-    int bit = 7 - (int)(s->offset & 7);
-    s->old = (*p >> bit) & 1;
-    *p = (unsigned char)((*p & ~(1u << bit)) | ((unsigned)s->on << bit));
-    u->action = STORE_PUT;
-    u->put_value = (kvs_slice){v->data, v->len};
-    u->put_expire_at = u->found ? u->expire_at : 0;
-}
-
 /* SETBIT key offset value: the bit's old value. */
 void cmd_setbit(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    struct setbit s = {0};
+    struct str_setbit s = {0};
     if (bit_offset(c, argv[2], &s.offset) != 0)
         return;
     long long on;
@@ -77,7 +47,7 @@ void cmd_setbit(struct conn *c, size_t argc, const kvs_slice *argv)
     }
     s.on = (int)on;
     struct store_rmw u;
-    int rc = ks_update(c, argv[1], &c->w->scratch, decide_setbit, &s, &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, str_decide_setbit, &s, &u);
     if (rc != 0)
         reply_kvs_error(c, rc);
     else if (s.oom)
@@ -317,26 +287,16 @@ result:
     reply_int(c, pos);
 }
 
-enum { BITOP_AND, BITOP_OR, BITOP_XOR, BITOP_NOT };
-
 /* BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length, the
    longest source's; an empty result removes destkey. */
 void cmd_bitop(struct conn *c, size_t argc, const kvs_slice *argv)
 {
-    int op;
-    if (slice_is_cstr(argv[1], "and"))
-        op = BITOP_AND;
-    else if (slice_is_cstr(argv[1], "or"))
-        op = BITOP_OR;
-    else if (slice_is_cstr(argv[1], "xor"))
-        op = BITOP_XOR;
-    else if (slice_is_cstr(argv[1], "not"))
-        op = BITOP_NOT;
-    else {
+    int op = str_bitop_named(argv[1]);
+    if (op < 0) {
         reply_error(c, "ERR syntax error");
         return;
     }
-    if (op == BITOP_NOT && argc != 4) {
+    if (op == STR_BITOP_NOT && argc != 4) {
         reply_error(c, "ERR BITOP NOT must be called with a single source key.");
         return;
     }
@@ -345,57 +305,14 @@ void cmd_bitop(struct conn *c, size_t argc, const kvs_slice *argv)
         stripes |= store_txn_bit(argv[i]);
     struct store_txn local;
     struct store_txn *t = ks_txn_begin(c, stripes, &local);
-    size_t nsrc = argc - 3, maxlen = 0;
-    kvs_buf *src = calloc(nsrc, sizeof(*src));
-    kvs_buf res = {0};
-    int rc = src ? 0 : KVS_ENOMEM;
-    for (size_t i = 0; i < nsrc && rc == 0; i++) {
-        rc = store_txn_get(t, argv[3 + i], &src[i], NULL);
-        if (rc == KVS_ENOTFOUND) {
-            src[i].len = 0;
-            rc = 0;
-        }
-        if (src[i].len > maxlen)
-            maxlen = src[i].len;
-    }
-    if (rc == 0 && maxlen && kvs_buf_reserve(&res, maxlen) != 0)
-        rc = KVS_ENOMEM;
-    if (rc == 0 && maxlen) {
-        unsigned char *out = res.data;
-        for (size_t j = 0; j < maxlen; j++) {
-            unsigned char acc = j < src[0].len ? ((const unsigned char *)src[0].data)[j] : 0;
-            if (op == BITOP_NOT)
-                acc = (unsigned char)~acc;
-            for (size_t i = 1; i < nsrc; i++) {
-                unsigned char b = j < src[i].len ? ((const unsigned char *)src[i].data)[j] : 0;
-                if (op == BITOP_AND)
-                    acc &= b;
-                else if (op == BITOP_OR)
-                    acc |= b;
-                else
-                    acc ^= b;
-            }
-            out[j] = acc;
-        }
-        res.len = maxlen;
-    }
-    if (rc == 0) {
-        kvs_slice none = {NULL, 0};
-        rc = maxlen ? store_txn_write(t, STORE_SET, argv[2], (kvs_slice){res.data, res.len}, 0)
-                    : store_txn_write(t, STORE_DEL, argv[2], none, 0);
-        if (rc == STORE_SKIPPED)
-            rc = 0;
-    }
-    int end = ks_txn_end(c, t, rc == 0);
+    size_t len = 0;
+    int rc = str_bitop(t, (enum str_bitop)op, argv[2], argv + 3, argc - 3, &len);
+    int end = ks_txn_end(c, t, rc == 0 && store_txn_dirty(t));
     rc = rc ? rc : end;
-    for (size_t i = 0; src && i < nsrc; i++)
-        kvs_buf_free(&src[i]);
-    free(src);
-    kvs_buf_free(&res);
     if (rc == KVS_ENOMEM)
         c->flags |= CONN_KILL;
     else if (rc != 0)
         reply_kvs_error(c, rc);
     else
-        reply_int(c, (long long)maxlen);
+        reply_int(c, (long long)len);
 }

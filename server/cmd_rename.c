@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "keyspace.h"
 #include "reply.h"
+#include "string_ops.h"
 #include "worker.h"
 
 static bool same_key(kvs_slice a, kvs_slice b)
@@ -22,43 +23,19 @@ static bool same_key(kvs_slice a, kvs_slice b)
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
-/* Copy src to dst (moving it when move), unless dst exists and !replace.
-   Returns 0 with *done saying whether it was copied, KVS_ENOTFOUND when
-   src is missing, or the store's error. */
+/* Copy src to dst (moving it when move), unless dst exists and !replace,
+   in a transaction of c's. Returns as str_copy(). */
 static int copy_generic(struct conn *c, kvs_slice src, kvs_slice dst, bool move, bool replace,
                         bool *done)
 {
-    *done = false;
     struct store_txn local;
     struct store_txn *t = ks_txn_begin(c, store_txn_bit(src) | store_txn_bit(dst), &local);
-    kvs_buf *v = &c->w->scratch;
-    int64_t at = 0;
-    int rc = store_txn_get(t, src, v, &at);
-    if (rc == 0 && same_key(src, dst)) {
-        *done = true; /* RENAME k k: nothing to do */
-        ks_txn_end(c, t, false);
-        return 0;
+    int rc = str_copy(t, &c->w->scratch, src, dst, move, replace, done);
+    int end = ks_txn_end(c, t, rc == 0 && store_txn_dirty(t));
+    if (rc == 0 && end != 0) {
+        *done = false;
+        rc = end;
     }
-    if (rc == 0 && !replace) {
-        kvs_buf probe = {0};
-        int e = store_txn_get(t, dst, &probe, NULL);
-        kvs_buf_free(&probe);
-        if (e == 0) {
-            ks_txn_end(c, t, false);
-            return 0;
-        }
-        rc = e == KVS_ENOTFOUND ? 0 : e;
-    }
-    if (rc == 0)
-        rc = store_txn_write(t, STORE_SET, dst, (kvs_slice){v->data, v->len}, at);
-    if (rc == 0 && move) {
-        kvs_slice none = {NULL, 0};
-        rc = store_txn_write(t, STORE_DEL, src, none, 0);
-        rc = rc == STORE_SKIPPED ? 0 : rc;
-    }
-    int end = ks_txn_end(c, t, rc == 0);
-    rc = rc ? rc : end;
-    *done = rc == 0;
     return rc;
 }
 

@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "keyspace.h"
 #include "reply.h"
+#include "string_ops.h"
 #include "strval.h"
 #include "worker.h"
 
@@ -44,52 +45,15 @@ static void reply_rc(struct conn *c, int rc)
 
 /* ---- APPEND ---------------------------------------------------------- */
 
-struct append {
-    kvs_slice add;
-    kvs_buf *out; /* the new value */
-    bool too_big;
-    size_t len; /* reply */
-};
-
-static void decide_append(void *ctx, struct store_rmw *u)
-{
-    struct append *a = ctx;
-    size_t old = u->found ? u->value->len : 0;
-    if (a->add.len > STRING_MAX_BYTES - old) {
-        a->too_big = true;
-        return;
-    }
-    a->len = old + a->add.len;
-    if (!u->found) {
-        u->action = STORE_PUT;
-        u->put_value = a->add;
-        return;
-    }
-    if (a->add.len == 0)
-        return;
-    /* The value read is the caller's buffer: grow it in place. */
-    kvs_buf *v = (kvs_buf *)u->value;
-    if (kvs_buf_reserve(v, a->len) != 0) {
-        a->too_big = true; /* out of memory: refused */
-        a->out = NULL;
-        return;
-    }
-    memcpy((char *)v->data + v->len, a->add.data, a->add.len);
-    v->len = a->len;
-    u->action = STORE_PUT;
-    u->put_value = value_of(u);
-    u->put_expire_at = u->expire_at;
-}
-
 void cmd_append(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
-    struct append a = {.add = argv[2], .out = &c->w->scratch};
+    struct str_append a = {.add = argv[2]};
     struct store_rmw u;
-    int rc = ks_update(c, argv[1], &c->w->scratch, decide_append, &a, &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, str_decide_append, &a, &u);
     if (rc != 0)
         reply_rc(c, rc);
-    else if (a.too_big && !a.out)
+    else if (a.oom)
         c->flags |= CONN_KILL;
     else if (a.too_big)
         reply_error(c, err_too_big);
@@ -99,45 +63,16 @@ void cmd_append(struct conn *c, size_t argc, const kvs_slice *argv)
 
 /* ---- INCR, DECR, INCRBY, DECRBY ------------------------------------- */
 
-enum incr_error { INCR_OK, INCR_NOT_INT, INCR_OVERFLOW };
-
-struct incr {
-    long long by;
-    long long result;
-    enum incr_error err;
-    char text[24];
-};
-
-static void decide_incr(void *ctx, struct store_rmw *u)
-{
-    struct incr *in = ctx;
-    long long v = 0;
-    if (u->found && slice_to_ll(value_of(u), &v) != 0) {
-        in->err = INCR_NOT_INT;
-        return;
-    }
-    if ((in->by < 0 && v < 0 && in->by < LLONG_MIN - v) ||
-        (in->by > 0 && v > 0 && in->by > LLONG_MAX - v)) {
-        in->err = INCR_OVERFLOW;
-        return;
-    }
-    in->result = v + in->by;
-    int n = snprintf(in->text, sizeof(in->text), "%lld", in->result);
-    u->action = STORE_PUT;
-    u->put_value = (kvs_slice){in->text, (size_t)n};
-    u->put_expire_at = u->found ? u->expire_at : 0;
-}
-
 static void incr_generic(struct conn *c, kvs_slice key, long long by)
 {
-    struct incr in = {.by = by};
+    struct str_incr in = {.by = by};
     struct store_rmw u;
-    int rc = ks_update(c, key, &c->w->scratch, decide_incr, &in, &u);
+    int rc = ks_update(c, key, &c->w->scratch, str_decide_incr, &in, &u);
     if (rc != 0)
         reply_rc(c, rc);
-    else if (in.err == INCR_NOT_INT)
+    else if (in.err == STR_INCR_NOT_INT)
         reply_error(c, err_not_int);
-    else if (in.err == INCR_OVERFLOW)
+    else if (in.err == STR_INCR_OVERFLOW)
         reply_error(c, "ERR increment or decrement would overflow");
     else
         reply_int(c, in.result);
@@ -330,19 +265,11 @@ void cmd_getdel(struct conn *c, size_t argc, const kvs_slice *argv)
     }
 }
 
-static void decide_setnx(void *ctx, struct store_rmw *u)
-{
-    if (u->found)
-        return;
-    u->action = STORE_PUT;
-    u->put_value = *(const kvs_slice *)ctx;
-}
-
 void cmd_setnx(struct conn *c, size_t argc, const kvs_slice *argv)
 {
     (void)argc;
     struct store_rmw u;
-    int rc = ks_update(c, argv[1], &c->w->scratch, decide_setnx, (void *)&argv[2], &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, str_decide_setnx, (void *)&argv[2], &u);
     if (rc != 0)
         reply_rc(c, rc);
     else
@@ -361,21 +288,14 @@ void cmd_msetnx(struct conn *c, size_t argc, const kvs_slice *argv)
         stripes |= store_txn_bit(argv[i]);
     struct store_txn local;
     struct store_txn *t = ks_txn_begin(c, stripes, &local);
-    int rc = 0;
-    bool any = false;
-    for (size_t i = 1; i < argc && rc == 0 && !any; i += 2) {
-        rc = store_txn_get(t, argv[i], &c->w->scratch, NULL);
-        any = rc == 0;
-        rc = rc == KVS_ENOTFOUND || rc == 0 ? 0 : rc;
-    }
-    for (size_t i = 1; i < argc && rc == 0 && !any; i += 2)
-        rc = store_txn_write(t, STORE_SET, argv[i], argv[i + 1], 0);
-    int end = ks_txn_end(c, t, rc == 0 && !any);
+    bool set;
+    int rc = str_msetnx(t, &c->w->scratch, argv + 1, (argc - 1) / 2, &set);
+    int end = ks_txn_end(c, t, rc == 0 && store_txn_dirty(t));
     rc = rc ? rc : end;
     if (rc != 0)
         reply_rc(c, rc);
     else
-        reply_int(c, !any);
+        reply_int(c, set);
 }
 
 /* ---- GETRANGE, SETRANGE ---------------------------------------------- */
@@ -421,43 +341,6 @@ void cmd_getrange(struct conn *c, size_t argc, const kvs_slice *argv)
     reply_bulk(c, (const char *)c->w->scratch.data + start, (size_t)(end - start + 1));
 }
 
-struct setrange {
-    size_t offset;
-    kvs_slice add;
-    bool too_big, oom;
-    size_t len; /* reply */
-};
-
-static void decide_setrange(void *ctx, struct store_rmw *u)
-{
-    struct setrange *s = ctx;
-    size_t old = u->found ? u->value->len : 0;
-    if (s->add.len == 0) {
-        s->len = old; /* nothing written, nothing created */
-        return;
-    }
-    if (s->offset + s->add.len > STRING_MAX_BYTES) {
-        s->too_big = true;
-        return;
-    }
-    size_t len = s->offset + s->add.len > old ? s->offset + s->add.len : old;
-    kvs_buf *v = (kvs_buf *)u->value;
-    if (!u->found)
-        v->len = 0;
-    if (kvs_buf_reserve(v, len) != 0) {
-        s->oom = true;
-        return;
-    }
-    if (s->offset > v->len)
-        memset((char *)v->data + v->len, 0, s->offset - v->len);
-    memcpy((char *)v->data + s->offset, s->add.data, s->add.len);
-    v->len = len;
-    s->len = len;
-    u->action = STORE_PUT;
-    u->put_value = value_of(u);
-    u->put_expire_at = u->found ? u->expire_at : 0;
-}
-
 /* SETRANGE key offset value */
 void cmd_setrange(struct conn *c, size_t argc, const kvs_slice *argv)
 {
@@ -476,9 +359,9 @@ void cmd_setrange(struct conn *c, size_t argc, const kvs_slice *argv)
         reply_error(c, err_too_big);
         return;
     }
-    struct setrange s = {.offset = (size_t)offset, .add = argv[3]};
+    struct str_setrange s = {.offset = (size_t)offset, .add = argv[3]};
     struct store_rmw u;
-    int rc = ks_update(c, argv[1], &c->w->scratch, decide_setrange, &s, &u);
+    int rc = ks_update(c, argv[1], &c->w->scratch, str_decide_setrange, &s, &u);
     if (rc != 0)
         reply_rc(c, rc);
     else if (s.oom)

@@ -16,7 +16,7 @@
  * and the restarted replica serves nothing until a full sync completes.
  *
  * The stream: commands are parsed and applied through the store's door
- * (consecutive plain writes as one batch); once applied, their bytes are
+ * (repl_apply.h: consecutive plain writes as one batch); once applied, their bytes are
  * appended unchanged to this server's own stream, so that its offset is
  * the primary's and its own replicas, or a promotion, continue from it.
  * REPLCONF ACK <offset> goes back every second and on GETACK. Every
@@ -48,6 +48,7 @@
 #include "commands.h"
 #include "log.h"
 #include "rdb.h"
+#include "repl_apply.h"
 #include "repl_internal.h"
 #include "server.h"
 
@@ -56,7 +57,7 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-/* Keys or bytes per batch of a load, and of the stream's plain writes.
+/* Keys or bytes per batch of a load (the stream's: repl_apply.c).
    256 keys: the kvs engine prefetches the index lines of the first 256
    ops of a batch (engines/log/write.c), and the rest of a larger one
    went cold: with 4096, a replica applied a backlog of 3M SETs at 360k/s;
@@ -64,7 +65,6 @@
    faster. */
 #define LOAD_BATCH_KEYS 256
 #define LOAD_BATCH_BYTES (4u << 20)
-#define STREAM_BATCH_OPS 256
 #define READ_SIZE (256u << 10)
 
 static int64_t mono_ms(void)
@@ -561,85 +561,10 @@ static int full_sync(struct mlink *m, const char *replid, uint64_t offset)
 /* ---- the stream ---- */
 
 struct applier {
+    struct repl_applier *apply;
     struct repl *r;
     struct mlink *m;
-    kvs_op ops[STREAM_BATCH_OPS];
-    size_t n;
-    bool warned_unknown;
 };
-
-static int apply_flush(struct applier *a)
-{
-    if (a->n == 0)
-        return 0;
-    int rc = store_write_batch(&a->r->srv->store, a->ops, a->n);
-    a->n = 0;
-    return rc;
-}
-
-static int batch_op(struct applier *a, kvs_op op)
-{
-    if (a->n == STREAM_BATCH_OPS) {
-        int rc = apply_flush(a);
-        if (rc)
-            return rc;
-    }
-    a->ops[a->n++] = op;
-    return 0;
-}
-
-struct time_update {
-    int64_t at; /* the new time, 0: none */
-    bool keep;  /* KEEPTTL: the key's own */
-    kvs_slice value;
-    bool set, nx, xx;
-};
-
-static void decide(void *ctx, struct store_rmw *u)
-{
-    struct time_update *t = ctx;
-    if (t->set) {
-        if ((t->nx && u->found) || (t->xx && !u->found))
-            return;
-        u->action = STORE_PUT;
-        u->put_value = t->value;
-        u->put_expire_at = t->keep ? u->expire_at : t->at;
-        return;
-    }
-    if (!u->found)
-        return;
-    u->action = STORE_PUT;
-    u->put_value = (kvs_slice){u->value->data, u->value->len};
-    u->put_expire_at = t->at;
-}
-
-static int update(struct applier *a, kvs_slice key, struct time_update *t)
-{
-    int rc = apply_flush(a);
-    if (rc)
-        return rc;
-    kvs_buf scratch = {0};
-    struct store_rmw u;
-    rc = store_update(&a->r->srv->store, key, &scratch, decide, t, &u);
-    kvs_buf_free(&scratch);
-    return rc;
-}
-
-static int64_t time_of(kvs_slice opt, kvs_slice arg, bool *ok)
-{
-    long long v;
-    *ok = slice_to_ll(arg, &v) == 0;
-    if (!*ok)
-        return 0;
-    int64_t now = kvs_now_ms();
-    if (slice_is(opt, "ex") || slice_is(opt, "expire"))
-        return now + v * 1000;
-    if (slice_is(opt, "px") || slice_is(opt, "pexpire"))
-        return now + v;
-    if (slice_is(opt, "exat") || slice_is(opt, "expireat"))
-        return v * 1000;
-    return v; /* pxat, pexpireat */
-}
 
 static void send_ack(struct mlink *m)
 {
@@ -649,96 +574,6 @@ static void send_ack(struct mlink *m)
     int n =
         snprintf(line, sizeof(line), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n", nl, num);
     link_write(m, line, (size_t)n);
-}
-
-/* Apply one command of the stream. Returns 0, or a store error (the link
-   then breaks, and the command is applied again after a resync). */
-static int apply(struct applier *a, size_t argc, const kvs_slice *argv)
-{
-    kvs_slice cmd = argv[0];
-    const kvs_engine *engine = kvs_db_engine(a->r->srv->store.db);
-    if (slice_is(cmd, "set") && argc >= 3) {
-        struct time_update t = {.set = true, .value = argv[2]};
-        bool ok = true, rmw = false;
-        for (size_t i = 3; i < argc && ok; i++) {
-            if (slice_is(argv[i], "keepttl"))
-                t.keep = rmw = true;
-            else if (slice_is(argv[i], "nx"))
-                t.nx = rmw = true;
-            else if (slice_is(argv[i], "xx"))
-                t.xx = rmw = true;
-            else if (slice_is(argv[i], "get"))
-                continue;
-            else if (i + 1 < argc) {
-                t.at = time_of(argv[i], argv[i + 1], &ok);
-                i++;
-            }
-        }
-        if (argv[1].len > kvs_engine_max_key(engine) || argv[2].len > kvs_engine_max_value(engine))
-            return 0; /* the primary's engine took it; this one cannot */
-        if (rmw)
-            return update(a, argv[1], &t);
-        return batch_op(a, (kvs_op){.type = KVS_OP_SET,
-                                    .key = argv[1],
-                                    .value = argv[2],
-                                    .expire_at = t.at > 0 ? t.at : 0});
-    }
-    if ((slice_is(cmd, "setex") || slice_is(cmd, "psetex")) && argc == 4) {
-        bool ok;
-        int64_t at = time_of(slice_is(cmd, "setex") ? kvs_slice_str("ex") : kvs_slice_str("px"),
-                             argv[2], &ok);
-        return batch_op(a, (kvs_op){.type = KVS_OP_SET,
-                                    .key = argv[1],
-                                    .value = argv[3],
-                                    .expire_at = at > 0 ? at : 0});
-    }
-    if (slice_is(cmd, "mset")) {
-        int rc = 0;
-        for (size_t i = 1; i + 1 < argc && rc == 0; i += 2)
-            rc = batch_op(a, (kvs_op){.type = KVS_OP_SET, .key = argv[i], .value = argv[i + 1]});
-        return rc;
-    }
-    if (slice_is(cmd, "del") || slice_is(cmd, "unlink")) {
-        int rc = 0;
-        for (size_t i = 1; i < argc && rc == 0; i++)
-            rc = batch_op(a, (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i]});
-        return rc;
-    }
-    if ((slice_is(cmd, "pexpireat") || slice_is(cmd, "expireat") || slice_is(cmd, "pexpire") ||
-         slice_is(cmd, "expire")) &&
-        argc >= 3) {
-        struct time_update t = {0};
-        bool ok;
-        t.at = time_of(cmd, argv[2], &ok);
-        if (t.at <= 0)
-            t.at = 1; /* passed: the key is gone for readers; the primary's DEL follows */
-        return ok ? update(a, argv[1], &t) : 0;
-    }
-    if (slice_is(cmd, "persist") && argc == 2) {
-        struct time_update t = {0};
-        return update(a, argv[1], &t);
-    }
-    if (slice_is(cmd, "flushall") || slice_is(cmd, "flushdb")) {
-        int rc = apply_flush(a);
-        return rc ? rc
-                  : store_write(&a->r->srv->store, STORE_CLEAR, (kvs_slice){NULL, 0},
-                                (kvs_slice){NULL, 0}, 0);
-    }
-    if (slice_is(cmd, "select")) {
-        if (argc == 2 && !slice_is(argv[1], "0"))
-            log_warn("replication: the primary selected database %.*s; kvs has database 0 only",
-                     (int)argv[1].len, (const char *)argv[1].data);
-        return 0;
-    }
-    if (slice_is(cmd, "ping") || slice_is(cmd, "multi") || slice_is(cmd, "exec"))
-        return 0;
-    if (!a->warned_unknown) {
-        a->warned_unknown = true;
-        log_warn("replication: the primary sent '%.*s', which a kvs replica does not apply "
-                 "(logged once per link)",
-                 (int)(cmd.len > 64 ? 64 : cmd.len), (const char *)cmd.data);
-    }
-    return 0;
 }
 
 /* Apply the whole commands in m's buffer; append their bytes to the
@@ -751,13 +586,13 @@ static int apply_buffer(struct applier *a, resp_parser *p)
     size_t off = m->start;
     for (;;) {
         size_t used = 0;
-        if (a->n == 0)
+        if (!repl_apply_pending(a->apply))
             resp_parser_release(p);
         int rc = resp_parse(p, m->buf + off, m->len - off, &used, NULL);
         if (rc == RESP_MORE)
             break;
         if (rc != RESP_DONE) {
-            if (rc == RESP_FULL && apply_flush(a) == 0)
+            if (rc == RESP_FULL && repl_apply_flush(a->apply) == 0)
                 continue;
             log_warn("replication: the primary's stream is not RESP (%s)",
                      p->error ? p->error : "inline words");
@@ -768,12 +603,14 @@ static int apply_buffer(struct applier *a, resp_parser *p)
             continue;
         bool getack =
             p->argc >= 2 && slice_is(p->argv[0], "replconf") && slice_is(p->argv[1], "getack");
-        if (!getack && (rc = apply(a, p->argc, p->argv)) != 0) {
-            log_error("replication: applying the primary's stream failed: %s", kvs_strerror(rc));
+        if (!getack && (rc = repl_apply(a->apply, p->argc, p->argv)) != 0) {
+            if (rc != KVS_ENOTSUP)
+                log_error("replication: applying the primary's stream failed: %s",
+                          kvs_strerror(rc));
             return -1;
         }
         if (p->inline_cmd || getack) {
-            if (apply_flush(a) != 0)
+            if (repl_apply_flush(a->apply) != 0)
                 return -1;
             repl_stream_append(&r->stream, m->buf + done, off - done);
             done = off;
@@ -781,7 +618,7 @@ static int apply_buffer(struct applier *a, resp_parser *p)
                 send_ack(m);
         }
     }
-    if (apply_flush(a) != 0)
+    if (repl_apply_flush(a->apply) != 0)
         return -1;
     if (off > done)
         repl_stream_append(&r->stream, m->buf + done, off - done);
@@ -885,14 +722,13 @@ static uint64_t persister_stop(struct persister *ps)
 static int stream(struct mlink *m)
 {
     struct repl *r = m->r;
-    struct applier *a = calloc(1, sizeof(*a));
+    struct applier app = {.apply = repl_applier_new(&r->srv->store), .r = r, .m = m};
+    struct applier *a = &app;
     resp_parser p;
-    if (!a || resp_parser_init(&p, NULL) != 0) {
-        free(a);
+    if (!a->apply || resp_parser_init(&p, NULL) != 0) {
+        repl_applier_free(a->apply);
         return -1;
     }
-    a->r = r;
-    a->m = m;
     set_state(r, LINK_CATCHING_UP);
     int64_t last_ack = 0, last_persist = mono_ms(), last_io = mono_ms();
     uint64_t persisted = repl_stream_end(&r->stream);
@@ -940,7 +776,7 @@ static int stream(struct mlink *m)
         persisted = persister_stop(&ps);
     persist_offset(r, &persisted);
     resp_parser_free(&p);
-    free(a);
+    repl_applier_free(a->apply);
     return rc;
 }
 

@@ -15,7 +15,9 @@
  * counted and printed), three times with the roles swapping; the replica
  * killed -9 at random points under writes, resuming partially each time;
  * redis-server follows a kvs primary, also after a link cut and when
- * synced under writes, and redis-cli --replica prints the stream.
+ * synced under writes, and redis-cli --replica prints the stream; a kvs
+ * replica of every engine follows a real redis-server through the string
+ * commands Redis sends as typed, and stops at a hash.
  *
  * A copy is compared with its primary as the whole list of (key, value,
  * expiry time) read by SCAN, GET and PEXPIRETIME, once the replica's
@@ -786,6 +788,8 @@ struct redis_replica {
     char dir[PATH_MAX];
 };
 
+/* A redis-server without persistence: a replica of primary, or a primary
+   when primary is 0. */
 static void redis_replica_start(struct redis_replica *rr, uint16_t primary)
 {
     cr_assert_eq(ts_tmpdir_make(rr->dir), 0);
@@ -794,10 +798,12 @@ static void redis_replica_start(struct redis_replica *rr, uint16_t primary)
     snprintf(port_text, sizeof(port_text), "%u", (unsigned)port);
     snprintf(primary_text, sizeof(primary_text), "%u", (unsigned)primary);
     snprintf(log, sizeof(log), "%s/redis.log", rr->dir);
-    const char *args[] = {
-        "--port", port_text, "--bind",       "127.0.0.1", "--replicaof", "127.0.0.1", primary_text,
-        "--save", "",        "--appendonly", "no",        "--dir",       rr->dir,     "--daemonize",
-        "no",     NULL};
+    const char *args[] = {"--port",      port_text,   "--bind",       "127.0.0.1",
+                          "--save",      "",          "--appendonly", "no",
+                          "--dir",       rr->dir,     "--daemonize",  "no",
+                          "--replicaof", "127.0.0.1", primary_text,   NULL};
+    if (primary == 0)
+        args[12] = NULL; /* no --replicaof */
     ts_server_opts opts = {
         .binary = REDIS_SERVER, .args = args, .log_path = log, .no_addr = true, .port = port};
     cr_assert_eq(ts_server_start(&rr->s, &opts), TS_READY);
@@ -881,4 +887,113 @@ Test(repl, redis_cli_replica, .timeout = 60)
     ts_result_free(&res);
     redisFree(pc);
     h_stop(&p);
+}
+
+/* ---- a kvs replica of a real redis-server ---- */
+
+ParameterizedTestParameters(repl, kvs_replica_of_redis_server)
+{
+    H_ENGINE_PARAMS;
+}
+
+/* Redis sends the string commands as its clients typed them (INCR,
+   APPEND, SETRANGE, RENAME...): a kvs replica of every engine applies
+   them and ends with the primary's exact keys, values and times. A
+   command it cannot hold (a hash) stops its link before that command,
+   and the copy stays what it was. */
+ParameterizedTest(struct ts_engine_param *e, repl, kvs_replica_of_redis_server, .timeout = 120)
+{
+    struct redis_replica primary;
+    redis_replica_start(&primary, 0);
+    redisContext *pc = connect_port(primary.s.port);
+    fill(pc, 0, 500, "a");
+    ok(pc, "SET counter 10");
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)primary.s.port);
+    const char *args[] = {"--replicaof", addr, "--threads", "1", NULL};
+    struct h_server r;
+    h_start(&r, e->name, args);
+    redisContext *rc = connect_port(r.s.port);
+    wait_synced(pc, rc);
+    expect_same(pc, rc);
+    /* Every string command Redis 7.0 propagates as typed, with what
+       would make a copy differ if it were skipped or applied wrongly. */
+    const char *script[] = {
+        "INCR counter",
+        "INCRBY counter 32",
+        "DECR counter",
+        "DECRBY counter 5",
+        "INCR fresh",
+        "INCRBYFLOAT counter 1.5",
+        "INCRBYFLOAT flt 2.25",
+        "APPEND key:1 -appended",
+        "APPEND newkey abc",
+        "SETRANGE key:2 3 XYZ",
+        "SETRANGE ranged 5 hole",
+        "SETBIT key:3 7 1",
+        "SETBIT bits 100 1",
+        "SETNX key:4 not-set",
+        "SETNX nxkey set",
+        "MSETNX key:5 no other no",
+        "MSETNX m1 v1 m2 v2",
+        "RENAME key:6 renamed",
+        "RENAMENX key:7 key:8",
+        "RENAMENX key:9 renamed-nx",
+        "COPY key:10 copied",
+        "COPY key:11 key:12 REPLACE",
+        "BITOP OR bitor key:13 key:14",
+        "BITOP NOT bitnot key:15",
+        "GETSET key:16 swapped",
+        "GETDEL key:17",
+        "GETEX key:18 PX 900000",
+        "GETEX key:18 PERSIST",
+        "GETEX key:19 EXAT 4102444800",
+        "SET key:20 kept XX KEEPTTL",
+        "EXPIRE key:21 600",
+        "EXPIRE key:21 900 GT",
+        "PEXPIRE key:22 100",
+        "SETEX key:23 600 with-time",
+        "PSETEX key:24 600000 with-ptime",
+        "SET key:25 v NX",
+        "SET key:26 v GET",
+        "MSET key:27 m27 key:28 m28",
+        "UNLINK key:29",
+        "DEL key:30 key:31",
+        "MULTI",
+        "INCR counter",
+        "APPEND key:32 in-multi",
+        "EXEC",
+    };
+    for (size_t i = 0; i < sizeof(script) / sizeof(*script); i++) {
+        redisReply *rep = redisCommand(pc, script[i]);
+        cr_assert_not_null(rep, "%s", script[i]);
+        cr_expect_neq(rep->type, REDIS_REPLY_ERROR, "%s: %s", script[i], rep->str);
+        freeReplyObject(rep);
+    }
+    h_pause_ms(200);      /* PEXPIRE key:22 100 passes: the primary's DEL follows */
+    ok(pc, "GET key:22"); /* an access expires it on the primary */
+    wait_synced(pc, rc);
+    expect_same(pc, rc);
+    /* A hash: refused; the link goes down and the copy stays. */
+    ok(pc, "HSET hash f v");
+    ok(pc, "SET after-hash v");
+    long long deadline = h_mono_ms() + SYNC_TIMEOUT_MS;
+    bool logged = false;
+    while (!logged) {
+        cr_assert(h_mono_ms() < deadline, "the replica never refused the hash");
+        h_pause_ms(50);
+        ts_result res;
+        const char *grep[] = {"grep", "-c", "the primary sent 'HSET'", r.log, NULL};
+        ts_run(grep, NULL, 0, 5000, &res);
+        logged = res.status == 0;
+        ts_result_free(&res);
+    }
+    cr_expect(!info_has(rc, "master_link_status:up"), "the link stays down");
+    redisReply *got = cmd(rc, "EXISTS after-hash counter");
+    cr_expect_eq(got->integer, 1, "the copy stops before the hash: only counter exists");
+    freeReplyObject(got);
+    redisFree(rc);
+    redisFree(pc);
+    h_stop(&r);
+    redis_replica_stop(&primary);
 }
