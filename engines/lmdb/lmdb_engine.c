@@ -5,8 +5,9 @@
  * its hash, so that keys are in hash order and the empty key can be stored
  * (lmdb_internal.h, lmdb_keys.c).
  *
- * Locking (details in lmdb_txn.c): a get runs in a pooled read transaction
- * that holds resize_lock shared and never waits for a writer; writers are
+ * Locking (details in lmdb_txn.c): a get runs in a read transaction (the
+ * thread's own, or one from a pool; reset after each get) that holds
+ * resize_lock shared and never waits for a writer; writers are
  * serialized by write_lock, each set/remove/clear, and each batch of
  * kvs_db_write(), being one committed write transaction; growing the map when it fills takes
  * resize_lock exclusively for the remap, so readers wait only during that rare resize.
@@ -165,6 +166,8 @@ static int open_env(struct lmdb_db *db, const char *dir, kvs_fsync policy, char 
     if (mrc == 0) {
         mrc = mdb_dbi_open(txn, NULL, 0, &db->dbi);
         if (mrc == 0)
+            mrc = mdb_set_compare(txn, db->dbi, kvs__lmdb_key_cmp);
+        if (mrc == 0)
             mrc = mdb_txn_commit(txn); /* makes the handle usable by every txn */
         else
             mdb_txn_abort(txn);
@@ -185,6 +188,7 @@ static int lmdb_open(const char *dir, const kvs_options *opts, struct kvs_db **d
     }
     db->opts = *opts;
     db->opts.engine = NULL; /* borrowed for the open call only */
+    kvs__lmdb_pool_init(db);
     int rc = init_locks(db);
     if (rc != 0) {
         kvs__why(why, "lmdb: cannot create locks");

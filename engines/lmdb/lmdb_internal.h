@@ -3,7 +3,7 @@
  * The "lmdb" engine's handle and the transaction layer its methods share.
  *
  * lmdb_txn.c owns every LMDB transaction: it hands out read transactions
- * (pooled, reset between uses), runs each write in its own write
+ * (a thread's own or pooled, reset between uses), runs each write in its own write
  * transaction, grows the map when LMDB reports it full, and maps MDB_* and
  * errno codes onto kvs_err. lmdb_engine.c holds the engine table and the
  * methods built on it. Nothing outside engines/lmdb/ includes this header.
@@ -42,6 +42,8 @@
 #define LMDB_MAX_KEY (LMDB_LIB_MAX_KEY - LMDB_KEY_HEAD)
 /* Reset read transactions kept for reuse; each holds one reader slot. */
 #define LMDB_POOL_MAX 64
+/* Threads that may keep a read transaction of their own (lmdb_txn.c). */
+#define LMDB_OWNED_MAX 64
 
 struct lmdb_db {
     struct kvs_db base;
@@ -64,10 +66,16 @@ struct lmdb_db {
     pthread_rwlock_t resize_lock;
     bool broken; /* protected by resize_lock: a remap failed, the map is gone */
 
-    /* Protects pool/pool_len; held only to push or pop a pointer. */
+    /* Protects pool/pool_len and owned/owned_len; held only to push or
+       pop a pointer. */
     pthread_mutex_t pool_lock;
     MDB_txn *pool[LMDB_POOL_MAX];
     size_t pool_len;
+    /* The threads' own read transactions (lmdb_txn.c), to abort at close. */
+    MDB_txn *owned[LMDB_OWNED_MAX];
+    size_t owned_len;
+    uint64_t id; /* unique in the process, never reused: what a thread's own
+                    transaction is for */
 
     /* 0, or the first failed commit or sync: writes are refused from then on
        (never retried and acknowledged) and sync/close report it. */
@@ -99,7 +107,10 @@ int kvs__lmdb_err(int mdb_rc);
 int kvs__lmdb_read_begin(struct lmdb_db *db, MDB_txn **txnp);
 void kvs__lmdb_read_end(struct lmdb_db *db, MDB_txn *txn);
 
-/* Abort the pooled read transactions (close only). */
+/* Give db its id (open only). */
+void kvs__lmdb_pool_init(struct lmdb_db *db);
+
+/* Abort the pooled and the threads' own read transactions (close only). */
 void kvs__lmdb_pool_drain(struct lmdb_db *db);
 
 enum lmdb_write_op {
@@ -154,6 +165,10 @@ int kvs__lmdb_free_pages(MDB_txn *txn, size_t *pages);
 /* lmdb_layout.c: the stored form of key in buf (LMDB_LIB_MAX_KEY bytes);
    key.len is at most LMDB_MAX_KEY. */
 MDB_val kvs__lmdb_key(unsigned char *buf, kvs_slice key);
+
+/* LMDB's default key order, faster: the main database's comparison,
+   installed at open (mdb_set_compare). */
+int kvs__lmdb_key_cmp(const MDB_val *a, const MDB_val *b);
 
 /* A stored value's parts: the bare value and its expiry time. Returns 0,
    or KVS_ECORRUPT for a value whose header is impossible. */

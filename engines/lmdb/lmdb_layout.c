@@ -5,6 +5,7 @@
  * transaction with its effect on the expiry counts, scanning in hash
  * order, and converting stores of earlier layouts.
  */
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -59,6 +60,39 @@ MDB_val kvs__lmdb_key(unsigned char *buf, kvs_slice key)
         memcpy(buf + LMDB_KEY_HEAD, key.data, key.len);
     MDB_val k = {key.len + LMDB_KEY_HEAD, buf};
     return k;
+}
+
+/*
+ * The order of LMDB's default comparison (mdb_cmp_memn: memcmp over the
+ * shorter length, then the shorter key first), reached sooner: the tag
+ * and the hash, which decide nearly every comparison of a lookup, are
+ * compared as one byte and one 64-bit number instead of through memcmp,
+ * which was 6% of the server's CPU under GET. Being the same order, it
+ * reads and writes the same files as the default: a program that opens
+ * the store without it (mdb_stat, mdb_dump, an older kvs) agrees.
+ */
+int kvs__lmdb_key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    const unsigned char *p = a->mv_data, *q = b->mv_data;
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    if (n >= LMDB_KEY_HEAD) {
+        if (p[0] != q[0])
+            return p[0] < q[0] ? -1 : 1;
+        uint64_t x, y;
+        memcpy(&x, p + 1, 8);
+        memcpy(&y, q + 1, 8);
+        x = be64toh(x);
+        y = be64toh(y);
+        if (x != y)
+            return x < y ? -1 : 1;
+        p += LMDB_KEY_HEAD;
+        q += LMDB_KEY_HEAD;
+        n -= LMDB_KEY_HEAD;
+    }
+    int d = n ? memcmp(p, q, n) : 0;
+    if (d != 0)
+        return d;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
 /* Is k a user key, and which hash does it carry? */

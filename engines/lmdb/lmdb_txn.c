@@ -4,9 +4,10 @@
  *
  * Locking, in the order taken: write_lock (writers only), resize_lock
  * (shared by every transaction, exclusive for a remap), pool_lock (a leaf,
- * held for one pointer). A reader takes resize_lock shared and pool_lock
- * for a moment; it never waits for a writer, whose commit also holds
- * resize_lock only shared. The map is resized in two cases: a writer's
+ * held for one pointer). A reader takes resize_lock shared, and pool_lock
+ * for a moment unless the thread has a read transaction of its own; it
+ * never waits for a writer, whose commit also holds resize_lock only
+ * shared. The map is resized in two cases: a writer's
  * MDB_MAP_FULL (the writer drops its transaction and its shared hold,
  * doubles the map under the exclusive hold, and retries) and
  * MDB_MAP_RESIZED (another process grew the map; adopt its size).
@@ -112,6 +113,64 @@ static int remap(struct lmdb_db *db, bool grow)
     return rc;
 }
 
+/*
+ * A thread's own read transaction: after its first read of a store, a
+ * thread keeps the transaction it used (reset between reads, as in the
+ * pool, so it pins no snapshot and a remap may go ahead) and renews it
+ * for its next read of the same store without taking pool_lock. A server
+ * worker reads one store all its life. The store also lists it in owned,
+ * to abort it at close; a thread that goes on to another store leaves it
+ * there until then. At most LMDB_OWNED_MAX threads get one per store; the
+ * others, and a read begun inside another on the same thread (a scan's
+ * callback), use the pool. db_id is the store's id, which no later store
+ * takes, so a thread never uses the transaction of a closed store.
+ */
+static _Thread_local struct {
+    uint64_t db_id;
+    MDB_txn *txn;
+    bool in_use; /* between kvs__lmdb_read_begin() and _end() */
+} own;
+
+static atomic_uint_least64_t next_db_id = 1;
+
+void kvs__lmdb_pool_init(struct lmdb_db *db)
+{
+    db->id = atomic_fetch_add(&next_db_id, 1);
+}
+
+/* Make txn, begun or taken from the pool, this thread's own if a place in
+   owned is left. */
+static void adopt(struct lmdb_db *db, MDB_txn *txn)
+{
+    pthread_mutex_lock(&db->pool_lock);
+    bool room = db->owned_len < LMDB_OWNED_MAX;
+    if (room)
+        db->owned[db->owned_len++] = txn;
+    pthread_mutex_unlock(&db->pool_lock);
+    if (room) {
+        own.db_id = db->id;
+        own.txn = txn;
+        own.in_use = true;
+    }
+}
+
+/* Abort this thread's own transaction of db, whose renewal failed. */
+static void disown(struct lmdb_db *db)
+{
+    pthread_mutex_lock(&db->pool_lock);
+    for (size_t i = 0; i < db->owned_len; i++) {
+        if (db->owned[i] == own.txn) {
+            db->owned[i] = db->owned[--db->owned_len];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&db->pool_lock);
+    mdb_txn_abort(own.txn);
+    own.db_id = 0;
+    own.txn = NULL;
+    own.in_use = false;
+}
+
 static MDB_txn *pool_take(struct lmdb_db *db)
 {
     MDB_txn *txn = NULL;
@@ -130,9 +189,16 @@ int kvs__lmdb_read_begin(struct lmdb_db *db, MDB_txn **txnp)
             pthread_rwlock_unlock(&db->resize_lock);
             return KVS_EIO;
         }
-        MDB_txn *txn = pool_take(db);
+        MDB_txn *txn;
         int rc;
-        if (txn) {
+        if (own.db_id == db->id && !own.in_use) {
+            txn = own.txn;
+            rc = mdb_txn_renew(txn);
+            if (rc == 0)
+                own.in_use = true;
+            else
+                disown(db);
+        } else if ((txn = pool_take(db)) != NULL) {
             rc = mdb_txn_renew(txn);
             if (rc != 0)
                 mdb_txn_abort(txn);
@@ -140,6 +206,8 @@ int kvs__lmdb_read_begin(struct lmdb_db *db, MDB_txn **txnp)
             rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
         }
         if (rc == 0) {
+            if (own.db_id != db->id)
+                adopt(db, txn);
             *txnp = txn;
             return 0;
         }
@@ -156,6 +224,11 @@ void kvs__lmdb_read_end(struct lmdb_db *db, MDB_txn *txn)
 {
     /* A reset transaction keeps its reader slot but pins no snapshot. */
     mdb_txn_reset(txn);
+    if (own.txn == txn && own.db_id == db->id) {
+        own.in_use = false;
+        pthread_rwlock_unlock(&db->resize_lock);
+        return;
+    }
     pthread_mutex_lock(&db->pool_lock);
     if (db->pool_len < LMDB_POOL_MAX) {
         db->pool[db->pool_len++] = txn;
@@ -172,6 +245,8 @@ void kvs__lmdb_pool_drain(struct lmdb_db *db)
     pthread_mutex_lock(&db->pool_lock);
     while (db->pool_len > 0)
         mdb_txn_abort(db->pool[--db->pool_len]);
+    while (db->owned_len > 0)
+        mdb_txn_abort(db->owned[--db->owned_len]);
     pthread_mutex_unlock(&db->pool_lock);
 }
 

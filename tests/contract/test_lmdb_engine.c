@@ -418,3 +418,132 @@ Test(lmdb, meta_page_with_a_bad_page_size_is_refused)
     cr_expect(rc != 0 || r.problems > 0, "kvs-check found nothing: %s", report);
     cr_expect(strstr(report, "page size of 0") != NULL, "%s", report);
 }
+
+/* LMDB's default order (mdb_cmp_memn): memcmp over the shorter length,
+   then the shorter first. */
+static int memn_sign(const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int d = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
+    if (d == 0)
+        d = a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+    return (d > 0) - (d < 0);
+}
+
+/* The engine's key comparison orders keys exactly as LMDB's default does,
+   so that stores written with either (by an older kvs, LMDB's own tools,
+   or the child of adopts_map_grown_by_another_process) stay readable by
+   both. Keys of every length around the tag and hash (9 bytes), sharing
+   prefixes of every length, from a few byte values so that ties are
+   common. */
+Test(lmdb, key_order_is_lmdbs_default)
+{
+    enum { KEYS = 400, MAXLEN = 14 };
+    static unsigned char bytes[KEYS][MAXLEN];
+    static MDB_val keys[KEYS];
+    uint64_t seed = 42;
+    for (size_t i = 0; i < KEYS; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        size_t len = (size_t)(seed >> 33) % (MAXLEN + 1);
+        for (size_t j = 0; j < len; j++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            /* 0, 1, 0x7f, 0x80, 0xff: signedness and carries show. */
+            static const unsigned char pick[] = {0, 1, 0x7f, 0x80, 0xff};
+            bytes[i][j] = i > 0 && (seed >> 40) % 4 != 0 ? bytes[i - 1][j] : pick[(seed >> 33) % 5];
+        }
+        keys[i] = (MDB_val){len, bytes[i]};
+    }
+    for (size_t i = 0; i < KEYS; i++) {
+        for (size_t j = 0; j < KEYS; j++) {
+            int got = kvs__lmdb_key_cmp(&keys[i], &keys[j]);
+            cr_assert_eq((got > 0) - (got < 0), memn_sign(&keys[i], &keys[j]),
+                         "keys %zu (%zu bytes) and %zu (%zu bytes)", i, keys[i].mv_size, j,
+                         keys[j].mv_size);
+        }
+    }
+}
+
+/* A store in a directory of its own (the second of a test). */
+static kvs_db *open_other(char *other)
+{
+    cr_assert_eq(ts_tmpdir_make(other), 0, "mkdtemp failed");
+    kvs_options opts;
+    kvs_options_init(&opts);
+    opts.engine = "lmdb";
+    opts.fsync = KVS_FSYNC_NO;
+    kvs_db *d;
+    char why[KVS_WHY_MAX] = "";
+    int rc = kvs_db_open(other, &opts, &d, why);
+    cr_assert_eq(rc, 0, "open: %s (%s)", kvs_err_name(rc), why);
+    return d;
+}
+
+static bool holds(kvs_db *d, const char *key, const char *want)
+{
+    kvs_buf buf = KVS_BUF_INIT;
+    int rc = kvs_db_get(d, kvs_slice_str(key), &buf);
+    bool same = rc == 0 && buf.len == strlen(want) && memcmp(buf.data, want, buf.len) == 0;
+    kvs_buf_free(&buf);
+    return same;
+}
+
+static void *write_k(void *arg)
+{
+    char *val = arg;
+    return (void *)(intptr_t)kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str(val));
+}
+
+/* A scan callback that reads the store again, inside the scan's read. */
+static int get_inside(void *ctx, kvs_slice key, const kvs_slice *value, int64_t expire_at)
+{
+    (void)key;
+    (void)value;
+    (void)expire_at;
+    if (!holds(db, "k", "3"))
+        return KVS_EIO;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* A thread keeps the read transaction of its first get of a store for its
+   next ones (lmdb_txn.c). Each get still sees every write acknowledged
+   before it, made by another thread; a get inside a scan's read uses
+   another transaction; the thread's transaction of a store it no longer
+   reads, and of a closed store, is not used for a store opened after
+   (ASan: no use after free, no leak). */
+Test(lmdb, a_threads_own_read_transaction)
+{
+    open_lmdb(KVS_FSYNC_NO);
+    for (int i = 1; i <= 3; i++) {
+        char val[8];
+        snprintf(val, sizeof(val), "%d", i);
+        pthread_t t;
+        void *res;
+        cr_assert_eq(pthread_create(&t, NULL, write_k, val), 0);
+        cr_assert_eq(pthread_join(t, &res), 0);
+        cr_assert_eq((intptr_t)res, 0);
+        cr_assert(holds(db, "k", val), "the get after write %d", i);
+    }
+    size_t seen = 0;
+    uint64_t next;
+    cr_assert_eq(kvs_db_scan(db, 0, 100, 0, get_inside, &seen, &next), 0);
+    cr_assert_eq(seen, 1);
+
+    char other_dir[PATH_MAX];
+    kvs_db *other = open_other(other_dir);
+    cr_assert_eq(kvs_db_set(other, kvs_slice_str("k"), kvs_slice_str("other")), 0);
+    for (int round = 0; round < 3; round++) {
+        cr_assert(holds(other, "k", "other"));
+        cr_assert(holds(db, "k", "3"));
+    }
+    cr_assert_eq(kvs_db_close(db), 0);
+    db = NULL;
+    cr_assert(holds(other, "k", "other"));
+    cr_assert_eq(kvs_db_close(other), 0);
+    ts_tmpdir_remove(other_dir);
+    /* A store opened now may have the address of a closed one. */
+    open_lmdb(KVS_FSYNC_NO);
+    cr_assert(holds(db, "k", "3"));
+    cr_assert_eq(kvs_db_set(db, kvs_slice_str("k"), kvs_slice_str("4")), 0);
+    cr_assert(holds(db, "k", "4"));
+}
