@@ -81,7 +81,7 @@ static void info_server(struct info *in, struct worker *w)
     add(in, "redis_mode:standalone\r\n");
     add(in, "os:%s %s %s\r\n", u.sysname, u.release, u.machine);
     add(in, "arch_bits:%zu\r\n", sizeof(void *) * 8);
-    add(in, "multiplexing_api:%s\r\n", event_base_get_method(w->base));
+    add(in, "multiplexing_api:%s\r\n", w->uring ? "io_uring" : event_base_get_method(w->base));
     add(in, "process_id:%d\r\n", (int)getpid());
     add(in, "tcp_port:%u\r\n", port);
     add(in, "listen_address:%s\r\n", srv->cfg.addr_text);

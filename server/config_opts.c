@@ -379,6 +379,29 @@ static bool get_fsync(const struct server_config *cfg, struct server *srv, struc
     return put_s(out, kvs_fsync_name(cfg->fsync));
 }
 
+static const char *const io_backend_names[] = {"auto", "io_uring", "epoll"};
+
+static int set_io_backend(struct server_config *cfg, int argc, char **argv, const size_t *len,
+                          char *why, size_t size)
+{
+    (void)argc;
+    (void)len;
+    for (size_t i = 0; i < sizeof(io_backend_names) / sizeof(io_backend_names[0]); i++) {
+        if (strcasecmp(argv[0], io_backend_names[i]) == 0) {
+            cfg->io_backend = (enum io_backend)i;
+            return 0;
+        }
+    }
+    WHY("argument(s) must be one of the following: auto, io_uring, epoll");
+    return -1;
+}
+
+static bool get_io_backend(const struct server_config *cfg, struct server *srv, struct text *out)
+{
+    (void)srv;
+    return put_s(out, io_backend_names[cfg->io_backend]);
+}
+
 /* ---- numbers: a generic getter and setter over a field ---- */
 
 #define UNSIGNED_OPTION(opt, field, lo, hi)                                                        \
@@ -1062,6 +1085,7 @@ const struct config_option config_options[] = {
     {"dir", "data-dir", CO_QUOTE, 1, 1, set_dir, NULL, get_dir},
     {"appendfsync", "fsync", 0, 1, 1, set_fsync, NULL, get_fsync},
     {"threads", NULL, 0, 1, 1, set_threads, NULL, get_threads},
+    {"io-backend", NULL, 0, 1, 1, set_io_backend, NULL, get_io_backend},
     {"maxclients", NULL, CO_LIVE, 1, 1, set_maxclients, live_maxclients, get_maxclients},
     {"timeout", NULL, CO_LIVE, 1, 1, set_timeout, live_timeout, get_timeout},
     {"loglevel", "log-level", CO_LIVE, 1, 1, set_loglevel, live_loglevel, get_loglevel},

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "multi.h"
 #include "reply.h"
+#include "uring.h"
 #include "worker.h"
 
 /* The input buffer's first size; it may grow for one command up to
@@ -77,10 +78,20 @@ int conn_open(struct worker *w, int fd)
         goto out_conn;
     auth_conn_init(c);
     clients_add(c);
-    c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (!c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) != 0)
+    /* On the io_uring path the events watch no socket (fd -1): code that
+       adds ev_read back (repl.h's WAIT) then changes nothing. */
+    int ev_fd = w->uring ? -1 : fd;
+    c->ev_read = event_new(w->base, ev_fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(w->base, ev_fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (!c->ev_read || !c->ev_write)
         goto out_events;
+    if (w->uring) {
+        c->io = uring_io_new(c, fd);
+        if (!c->io || !uring_recv(w->uring, c->io))
+            goto out_events;
+    } else if (event_add(c->ev_read, NULL) != 0) {
+        goto out_events;
+    }
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -91,6 +102,9 @@ int conn_open(struct worker *w, int fd)
     return 0;
 
 out_events:
+    if (c->io)
+        uring_io_close(w->uring, c->io);
+    clients_remove(c);
     if (c->ev_read)
         event_free(c->ev_read);
     if (c->ev_write)
@@ -123,6 +137,8 @@ void conn_free(struct conn *c)
     event_free(c->ev_write);
     if (c->ev_pause)
         event_free(c->ev_pause);
+    if (c->io)
+        uring_io_close(w->uring, c->io); /* its operations are cancelled; their memory lives on */
     close(c->fd);
     resp_parser_free(&c->parser);
     kvs_buf_free(&c->in);
@@ -133,11 +149,11 @@ void conn_free(struct conn *c)
     worker_conn_gone(w);
 }
 
-/* One read into the free end of `in`. The buffer doubles only when a read
-   has filled it, so it grows as a big request actually arrives, never by a
-   length the client merely declared. Sets CONN_EOF or CONN_KILL when the
-   connection is done with reading. */
-static enum read_result conn_read(struct conn *c)
+/* Room at the free end of `in` for a read: READ_DATA when there is some.
+   The buffer doubles only when a read has filled it, so it grows as a big
+   request actually arrives, never by a length the client merely
+   declared. */
+static enum read_result in_room(struct conn *c)
 {
     /* Queued writes point into `in`: it may not move until they are
        applied, at the end of this turn; the socket stays readable. */
@@ -161,6 +177,16 @@ static enum read_result conn_read(struct conn *c)
             return READ_DONE;
         }
     }
+    return READ_DATA;
+}
+
+/* One read into the free end of `in`. Sets CONN_EOF or CONN_KILL when the
+   connection is done with reading. */
+static enum read_result conn_read(struct conn *c)
+{
+    enum read_result room = in_room(c);
+    if (room != READ_DATA)
+        return room;
     ssize_t n;
     do
         n = recv(c->fd, (char *)c->in.data + c->in.len, c->in.cap - c->in.len, 0);
@@ -336,11 +362,17 @@ static void wait_for_write(struct conn *c, bool on)
     }
 }
 
+static void conn_run_uring(struct conn *c);
+
 /* Execute what `in` holds and write the replies, repeating while commands
    were held back for output room, until the socket is full or nothing is
    left. Frees c when the connection is over; c must not be used after. */
 static void conn_run(struct conn *c)
 {
+    if (c->io) {
+        conn_run_uring(c);
+        return;
+    }
     for (;;) {
         conn_process(c);
         if (c->npending)
@@ -396,6 +428,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 
 bool conn_stop_read(struct conn *c)
 {
+    if (c->io)
+        return false; /* the worker reaps its ring instead (uring_poll) */
     if (c->flags & (CONN_WRITE_WAIT | CONN_QUIT | CONN_EOF | CONN_KILL | CONN_INPUT_PENDING))
         return false;
     switch (conn_read(c)) {
@@ -414,4 +448,152 @@ void conn_stop(struct conn *c)
 {
     c->flags |= CONN_EOF;
     conn_run(c);
+}
+
+/* ---- the io_uring path (uring.h) ---- */
+
+/* Arm a recv when c wants input, as the epoll path keeps ev_read added.
+   While a send waits for the kernel to take the replies, at most one recv
+   completes past it: a client that does not read its replies stops being
+   read, as on the epoll path. Returns false when the ring cannot take the
+   recv (the connection must go). */
+static bool uring_want_read(struct conn *c)
+{
+    struct uring_io *io = c->io;
+    if (io->recv_armed || (c->flags & (CONN_QUIT | CONN_EOF | CONN_KILL)) || c->blocked ||
+        c->batch_wait || c->npending)
+        return true;
+    if (io->send_armed && io->recv_since_send)
+        return true;
+    return uring_recv(c->w->uring, io);
+}
+
+/* Hand out to the kernel: it becomes io->tx, and out starts again empty
+   (with tx's old memory), so that replies appended while the send is in
+   flight (MONITOR's, WAIT's) never move the bytes the kernel reads. */
+static bool send_out(struct conn *c)
+{
+    struct uring_io *io = c->io;
+    kvs_buf spare = io->tx; /* empty: no send is armed */
+    io->tx = c->out;
+    io->tx_sent = c->out_sent;
+    c->out = spare;
+    c->out.len = c->out_sent = 0;
+    if (c->w->scratch.cap > BUF_SHRINK)
+        kvs_buf_free(&c->w->scratch);
+    return uring_send(c->w->uring, io);
+}
+
+/* conn_run() on the io_uring path: the same steps, with one send in
+   flight at a time in place of send(). While a send is in flight nothing
+   runs (conn_uring_sent goes on), as nothing runs on the epoll path while
+   out waits for room: replies keep their order, and PSYNC (repl.h) finds
+   every reply still owed in out. */
+static void conn_run_uring(struct conn *c)
+{
+    struct uring_io *io = c->io;
+    for (;;) {
+        if (io->send_armed) {
+            if (!uring_want_read(c))
+                break;
+            return;
+        }
+        conn_process(c);
+        if (c->npending)
+            return; /* the worker's batch_run goes on: conn_batch_done() */
+        if (c->flags & CONN_KILL)
+            break;
+        if (c->out.len > c->out_sent) {
+            if (!send_out(c))
+                break;
+            continue;
+        }
+        c->out.len = c->out_sent = 0;
+        if (c->out.cap > BUF_SHRINK)
+            kvs_buf_free(&c->out);
+        if (c->blocked)
+            return; /* WAIT holds it (repl.h); its answer runs it on */
+        if ((c->flags & CONN_INPUT_PENDING) && !(c->flags & CONN_QUIT))
+            continue;
+        if (c->flags & (CONN_QUIT | CONN_EOF))
+            break;
+        if (!uring_want_read(c))
+            break;
+        return;
+    }
+    conn_free(c);
+}
+
+void conn_uring_received(struct conn *c, const void *data, int res)
+{
+    if (c->flags & (CONN_EOF | CONN_QUIT | CONN_KILL))
+        return; /* reads nothing more */
+    if (res == -ENOBUFS || res == -EAGAIN || res == -EINTR) {
+        /* Every provided buffer was taken at once: they are given back
+           as their completions are reaped, so try again. */
+        if (!uring_want_read(c)) {
+            c->flags |= CONN_KILL;
+            conn_run_uring(c);
+        }
+        return;
+    }
+    if (res <= 0) {
+        c->flags |= res == 0 ? CONN_EOF : CONN_KILL;
+        conn_run_uring(c);
+        return;
+    }
+    c->last_active = c->w->now;
+    stat_add(&c->w->stats.net_in, (uint64_t)res);
+    if (c->io->send_armed)
+        c->io->recv_since_send = true;
+    const char *p = data;
+    size_t left = (size_t)res;
+    while (left > 0) {
+        enum read_result room = in_room(c);
+        if (room == READ_FULL) {
+            /* No recv is armed while writes are queued (uring_want_read). */
+            log_error("client id=%llu: input while writes are queued; closing",
+                      (unsigned long long)c->id);
+            c->flags |= CONN_KILL;
+        }
+        if (room != READ_DATA)
+            break;
+        size_t n = c->in.cap - c->in.len < left ? c->in.cap - c->in.len : left;
+        memcpy((char *)c->in.data + c->in.len, p, n);
+        c->in.len += n;
+        p += n;
+        left -= n;
+    }
+    conn_run_uring(c);
+}
+
+void conn_uring_sent(struct conn *c, int res)
+{
+    struct uring_io *io = c->io;
+    if (res == -EAGAIN || res == -EINTR)
+        res = 0; /* sent again below */
+    if (res < 0) {
+        c->flags |= CONN_KILL;
+        conn_run_uring(c);
+        return;
+    }
+    if (res > 0) {
+        io->tx_sent += (size_t)res;
+        c->last_active = c->w->now;
+        stat_add(&c->w->stats.net_out, (uint64_t)res);
+    }
+    if (io->tx_sent < io->tx.len) {
+        /* A partial send: the rest, which the kernel sends once the
+           socket has room. */
+        if (!uring_send(c->w->uring, io)) {
+            c->flags |= CONN_KILL;
+            conn_run_uring(c);
+        }
+        return;
+    }
+    io->tx.len = io->tx_sent = 0;
+    if (io->tx.cap > BUF_SHRINK)
+        kvs_buf_free(&io->tx);
+    io->recv_since_send = false;
+    conn_run_uring(c);
 }

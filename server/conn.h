@@ -10,7 +10,10 @@
  * `in` is executed and its reply appended to `out`; `out` is written with
  * one send(). While `out` cannot be written entirely the connection stops
  * reading (a client that does not read its replies cannot make the server
- * buffer without end) and waits for EV_WRITE.
+ * buffer without end) and waits for EV_WRITE. On the io_uring path
+ * (uring.h) the same steps run on completions instead: a recv SQE in
+ * place of EV_READ and recv(), a send SQE in place of send(), and nothing
+ * executed while a send is in flight.
  *
  * Writes are batched per worker turn (worker.h): SET/DEL/MSET queue their
  * ops and their replies are appended once the batch is applied. While a
@@ -39,6 +42,7 @@ struct event;
 struct command;
 struct multi;
 struct monitor;
+struct uring_io;
 
 enum conn_flag {
     CONN_QUIT = 1u << 0,          /* execute nothing more; close once out is written */
@@ -57,7 +61,10 @@ struct conn {
     uint64_t id;    /* CLIENT ID */
     _Atomic int64_t
         last_active; /* worker clock (seconds) of the last read or write, for --timeout */
+    /* The epoll path's events; on the io_uring path (io != NULL) they
+       watch no socket, so that adding them does nothing. */
     struct event *ev_read, *ev_write;
+    struct uring_io *io;    /* the io_uring path's operations (uring.h), or NULL */
     struct event *ev_pause; /* CLIENT PAUSE's retry timer, made when first needed */
     kvs_buf in;             /* bytes read and not yet dropped; unexecuted ones start at in_off */
     size_t in_off;          /* executed bytes still in `in`: queued writes point into them */
@@ -115,5 +122,11 @@ void conn_free(struct conn *c);
 /* The worker answered the last of c's queued writes: go on with its input
    and write its replies (which may free c). Worker thread. */
 void conn_batch_done(struct conn *c);
+
+/* The io_uring path (uring.h): a recv of c completed with res (bytes in
+   data, the end of the stream, or -errno); a send completed with res.
+   Both may free c. Worker thread. */
+void conn_uring_received(struct conn *c, const void *data, int res);
+void conn_uring_sent(struct conn *c, int res);
 
 #endif

@@ -26,6 +26,9 @@
 struct worker;
 struct repl;
 
+/* --io-backend: how workers do their clients' network I/O (uring.h). */
+enum io_backend { IO_BACKEND_AUTO, IO_BACKEND_URING, IO_BACKEND_EPOLL };
+
 struct server_config {
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -34,6 +37,7 @@ struct server_config {
     const char *data_dir;
     kvs_fsync fsync;
     unsigned threads;
+    enum io_backend io_backend;
     unsigned maxclients;
     unsigned timeout; /* seconds of idleness before a client is closed; 0 never */
     enum log_level log_level;

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "multi.h"
 #include "repl.h"
+#include "uring.h"
 
 /* How long a stop waits for clients to take their last replies. */
 #define STOP_GRACE_SECONDS 5
@@ -96,6 +97,12 @@ static void begin_stop(struct worker *w)
        rounds, since queued writes pin a connection's input buffer. */
     for (int i = 0; i < STOP_READS; i++) {
         bool more = false;
+        if (w->uring) {
+            /* Answers what is queued, which arms recvs again; they take
+               what the socket holds when submitted. */
+            worker_batch_run(w);
+            more = uring_poll(w->uring) > 0;
+        }
         for (struct conn *c = w->conns; c; c = c->next)
             more |= conn_stop_read(c);
         worker_batch_run(w); /* may free connections */
@@ -289,6 +296,29 @@ void worker_batch_run(struct worker *w)
     }
 }
 
+/* The io_uring path when --io-backend asks for it and, under auto, when
+   this kernel allows it (containers often forbid io_uring); all workers
+   take the path the first one took. */
+static int worker_io_init(struct worker *w)
+{
+    enum io_backend want = w->srv->cfg.io_backend;
+    char why[160];
+    if (want == IO_BACKEND_EPOLL)
+        return 0;
+    if (want == IO_BACKEND_AUTO && w->index > 0 && !w->srv->workers[0].uring)
+        return 0; /* the first worker found io_uring missing */
+    if (want == IO_BACKEND_AUTO && w->index == 0 && !uring_probe(why, sizeof(why))) {
+        log_info("io_uring unavailable (%s): using epoll", why);
+        return 0;
+    }
+    if (uring_init(&w->uring, w, why, sizeof(why)) != 0) {
+        log_error("worker %u: cannot set up io_uring: %s", w->index, why);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
 int worker_init(struct worker *w, struct server *srv, unsigned index)
 {
     memset(w, 0, sizeof(*w));
@@ -316,6 +346,8 @@ int worker_init(struct worker *w, struct server *srv, unsigned index)
         return -1;
     if (repl_worker_init(w) != 0)
         return -1;
+    if (worker_io_init(w) != 0)
+        return -1;
     w->cmdstats = cmdstats_new(command_count() * CMDSTAT_SUBS);
     if (!w->cmdstats)
         return -1;
@@ -330,6 +362,8 @@ static void *worker_main(void *arg)
     while (!w->exiting) {
         int rc = event_base_loop(w->base, EVLOOP_ONCE);
         worker_batch_run(w);
+        if (w->uring)
+            uring_submit(w->uring); /* the turn's sends and recvs, together */
         if (rc != 0)
             break; /* -1: error; 1: nothing left to wait for */
     }
@@ -391,6 +425,7 @@ void worker_destroy(struct worker *w)
         conn_free(w->conns);
     http_worker_destroy(w->http);
     repl_worker_free(w);
+    uring_free(w->uring);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->cron_ev)

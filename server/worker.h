@@ -47,6 +47,7 @@ struct event;
 struct conn;
 struct http_worker;
 struct repl_worker;
+struct uring;
 struct store_txn;
 struct multi_exec;
 struct cmdstats;
@@ -91,6 +92,8 @@ struct worker {
     struct event_base *base;
     int notify_rd, notify_wr; /* the hand-off pipe */
     struct event *notify_ev;
+    /* The io_uring path's ring (uring.h), NULL on the epoll path. */
+    struct uring *uring;
     struct event *cron_ev;     /* once a second: clock, idle timeouts */
     struct event *deadline_ev; /* armed by a stop: force-closes what lingers */
     struct conn *conns;        /* open connections, most recent first */

@@ -101,6 +101,7 @@ static const struct bad_args bad_args[] = {
     {{"--maxclients", "0"}, "--maxclients"},
     {{"--timeout", "1s"}, "--timeout"},
     {{"--fsync", "sometimes"}, "--fsync 'sometimes'"},
+    {{"--io-backend", "kqueue"}, "--io-backend 'kqueue'"},
     {{"--log-level", "loud"}, "--log-level 'loud'"},
     {{"--engine", "nosuch"}, "unknown engine 'nosuch'"},
     {{"--addr", "nohost.invalid:4000"}, "invalid --addr 'nohost.invalid:4000': cannot resolve"},
@@ -292,6 +293,31 @@ ParameterizedTest(struct ts_engine_param *engine, startup, startup_line)
         cr_expect(strstr(log, wanted[i]), "startup line lacks \"%s\": %s", wanted[i], log);
     free(log);
     h_stop(&h);
+}
+
+/* --io-backend: INFO's multiplexing_api names the path taken, CONFIG GET
+   the option; auto takes io_uring where the kernel has it (this one). */
+Test(startup, io_backend)
+{
+    static const struct {
+        const char *opt, *api;
+    } cases[] = {{"epoll", "multiplexing_api:epoll\r\n"},
+                 {"io_uring", "multiplexing_api:io_uring\r\n"},
+                 {"auto", "multiplexing_api:io_uring\r\n"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *const args[] = {"--io-backend", cases[i].opt, NULL};
+        struct h_server h;
+        h_start(&h, "kvs", args);
+        char *info = h_cli(&h, "INFO", "server", NULL);
+        cr_expect(strstr(info, cases[i].api), "--io-backend %s: %s", cases[i].opt, info);
+        free(info);
+        char *got = h_cli(&h, "CONFIG", "GET", "io-backend", NULL);
+        char want[64];
+        snprintf(want, sizeof(want), "io-backend\n%s\n", cases[i].opt);
+        cr_expect_str_eq(got, want);
+        free(got);
+        h_stop(&h);
+    }
 }
 
 /* --addr [::1]:PORT, served to an IPv6 client. */

@@ -67,7 +67,9 @@ uint16_t ts_free_port(const char *host);
 
 /*
  * ts_server_start - spawn opts->binary with "--addr HOST:PORT" (a free port
- * unless opts->no_addr) followed by opts->args, then wait until it accepts
+ * unless opts->no_addr) followed by opts->args (then, for a kvs-server,
+ * "--io-backend $KVS_TEST_IO_BACKEND" when that is set and opts->args
+ * has no --io-backend), then wait until it accepts
  * a TCP connection, it exits, or the deadline passes.
  * Returns an enum ts_start. On TS_READY, s->pid/pidfd/port/addr are set and
  * the server must later be stopped with ts_server_stop() or ts_server_kill().
