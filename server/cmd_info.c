@@ -98,7 +98,7 @@ static void info_clients(struct info *in, struct server *srv)
     add(in, "connected_clients:%u\r\n", atomic_load(&srv->clients));
     add(in, "maxclients:%u\r\n", atomic_load(&srv->maxclients));
     add(in, "timeout:%u\r\n", atomic_load(&srv->timeout));
-    add(in, "blocked_clients:0\r\n");
+    add(in, "blocked_clients:%u\r\n", repl_blocked_clients(srv->repl));
 }
 
 static void info_stats(struct info *in, struct server *srv)

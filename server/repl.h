@@ -223,6 +223,9 @@ void repl_drop_links(struct repl *r);
    thread. */
 void repl_wake_workers(struct repl *r);
 
+/* Clients blocked in WAIT now (INFO's blocked_clients). Any thread. */
+unsigned repl_blocked_clients(struct repl *r);
+
 /* A new replication id: 40 hex characters. */
 void repl_new_id(char out[REPL_ID_LEN + 1]);
 

@@ -85,6 +85,17 @@ void repl_wake_workers(struct repl *r)
     }
 }
 
+unsigned repl_blocked_clients(struct repl *r)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < r->nworkers; i++) {
+        struct repl_worker *rw = r->workers[i];
+        if (rw)
+            n += atomic_load_explicit(&rw->nwaits, memory_order_relaxed);
+    }
+    return n;
+}
+
 /* ---- the registry ---- */
 
 static void registry_add(struct repl *r, struct repl_link *l)

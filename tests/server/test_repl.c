@@ -485,6 +485,34 @@ Test(repl, partial_resync_after_cut_and_restart, .timeout = 120)
     h_stop(&p);
 }
 
+/* A client blocked in WAIT counts in INFO's blocked_clients (as Redis's
+   do) until it is answered. */
+Test(repl, wait_counts_as_blocked, .timeout = 60)
+{
+    struct h_server p;
+    h_start(&p, "kvs", NULL);
+    redisContext *waiter = connect_port(p.s.port);
+    redisContext *probe = connect_port(p.s.port);
+    cr_expect_eq(info_field(probe, "blocked_clients"), 0);
+    redisAppendCommand(waiter, "WAIT 1 1500"); /* no replica: times out */
+    int done = 0;
+    while (!done)
+        cr_assert_eq(redisBufferWrite(waiter, &done), REDIS_OK);
+    long long deadline = h_mono_ms() + 1000;
+    while (info_field(probe, "blocked_clients") != 1) {
+        cr_assert(h_mono_ms() < deadline, "WAIT never showed in blocked_clients");
+        h_pause_ms(10);
+    }
+    redisReply *r;
+    cr_assert_eq(redisGetReply(waiter, (void **)&r), REDIS_OK);
+    cr_expect_eq(r->integer, 0);
+    freeReplyObject(r);
+    cr_expect_eq(info_field(probe, "blocked_clients"), 0);
+    redisFree(probe);
+    redisFree(waiter);
+    h_stop(&p);
+}
+
 /* Writes acknowledged by WAIT 1 survive the primary's kill -9 on the
    promoted replica; the old primary rejoins and catches up. */
 Test(repl, promotion_keeps_waited_writes, .timeout = 120)
