@@ -44,7 +44,7 @@ static const char usage[] =
     "  --io-backend auto|io_uring|epoll  the clients' network I/O: io_uring (one\n"
     "                        system call per loop turn for every reply), epoll\n"
     "                        (libevent), or auto: io_uring when the kernel allows\n"
-    "                        it, else epoll (default auto)\n"
+    "                        it, else epoll (default epoll)\n"
     "  --maxclients N        most clients connected at once (default 10000)\n"
     "  --timeout SECONDS     close clients idle this long; 0 never (default 0)\n"
     "  --requirepass PASS    clients must AUTH with PASS before other commands\n"

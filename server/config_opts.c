@@ -1148,6 +1148,9 @@ int config_defaults(struct server_config *cfg)
     cfg->data_dir = DEFAULT_DATA_DIR;
     cfg->fsync = KVS_FSYNC_EVERYSEC;
     cfg->threads = default_threads();
+    /* Measured (docs/performance.md): io_uring costs more CPU per request
+       than epoll at one request per round trip, less when pipelined. */
+    cfg->io_backend = IO_BACKEND_EPOLL;
     cfg->maxclients = DEFAULT_MAXCLIENTS;
     cfg->log_level = LVL_INFO;
     atomic_init(&cfg->requirepass_len, 0);

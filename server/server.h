@@ -26,7 +26,8 @@
 struct worker;
 struct repl;
 
-/* --io-backend: how workers do their clients' network I/O (uring.h). */
+/* --io-backend: how workers do their clients' network I/O (uring.h);
+   epoll by default. */
 enum io_backend { IO_BACKEND_AUTO, IO_BACKEND_URING, IO_BACKEND_EPOLL };
 
 struct server_config {
