@@ -23,6 +23,7 @@
 #include "errstats.h"
 #include "log.h"
 #include "multi.h"
+#include "repl.h"
 #include "reply.h"
 #include "uring.h"
 #include "worker.h"
@@ -132,6 +133,8 @@ void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    if (c->blocked)
+        repl_wait_forget(c);
     multi_conn_free(c);
     event_free(c->ev_read);
     event_free(c->ev_write);
@@ -387,10 +390,13 @@ static void conn_run(struct conn *c)
             return;
         }
         if (c->blocked) {
-            /* WAIT holds it (repl.h): nothing more is read or run until it
-               is answered, which adds ev_read back. */
+            /* WAIT holds it (repl.h): nothing more runs until it is
+               answered. Reading goes on, so that a client that leaves is
+               dropped now, as Redis drops it; what it sends meanwhile
+               waits in `in`. */
+            if (c->flags & CONN_EOF)
+                break;
             wait_for_write(c, false);
-            event_del(c->ev_read);
             return;
         }
         if ((c->flags & CONN_INPUT_PENDING) && !(c->flags & CONN_QUIT))
@@ -460,8 +466,8 @@ void conn_stop(struct conn *c)
 static bool uring_want_read(struct conn *c)
 {
     struct uring_io *io = c->io;
-    if (io->recv_armed || (c->flags & (CONN_QUIT | CONN_EOF | CONN_KILL)) || c->blocked ||
-        c->batch_wait || c->npending)
+    if (io->recv_armed || (c->flags & (CONN_QUIT | CONN_EOF | CONN_KILL)) || c->batch_wait ||
+        c->npending)
         return true;
     if (io->send_armed && io->recv_since_send)
         return true;
@@ -511,8 +517,15 @@ static void conn_run_uring(struct conn *c)
         c->out.len = c->out_sent = 0;
         if (c->out.cap > BUF_SHRINK)
             kvs_buf_free(&c->out);
-        if (c->blocked)
-            return; /* WAIT holds it (repl.h); its answer runs it on */
+        if (c->blocked) {
+            /* WAIT holds it (repl.h); its answer runs it on. Reading goes
+               on, as on the epoll path. */
+            if (c->flags & CONN_EOF)
+                break;
+            if (!uring_want_read(c))
+                break;
+            return;
+        }
         if ((c->flags & CONN_INPUT_PENDING) && !(c->flags & CONN_QUIT))
             continue;
         if (c->flags & (CONN_QUIT | CONN_EOF))

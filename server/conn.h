@@ -71,7 +71,7 @@ struct conn {
     size_t npending;        /* commands queued in the worker's batch, not yet answered */
     bool batch_wait;        /* a command (or a RESP_FULL line) waits for npending to reach 0 */
     bool bad_input;         /* parser.error found while npending > 0: reply once it is 0 */
-    bool blocked;           /* WAIT blocks it (counted in npending): nothing runs */
+    bool blocked;           /* WAIT blocks it: nothing runs until it is answered */
     kvs_buf out;            /* replies not yet written */
     size_t out_sent;        /* bytes of out already written */
     /* --max-output-buffer, the most out.len - out_sent may reach (reply.h);

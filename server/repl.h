@@ -205,6 +205,9 @@ void repl_worker_stop(struct worker *w);
    replicas acknowledged or the timeout passed. Worker thread. */
 void repl_wait(struct conn *c, long long numreplicas, long long timeout_ms);
 
+/* c, blocked in WAIT, is closing: its wait goes. Worker thread of c. */
+void repl_wait_forget(struct conn *c);
+
 /* PSYNC/SYNC: the connection becomes a replica link. REPLCONF's options
    before it. Worker thread. */
 void repl_psync(struct conn *c, const char *replid, long long offset, bool psync);

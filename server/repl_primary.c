@@ -349,6 +349,20 @@ static void wait_answer(struct repl_worker *rw, struct waiter **pp, long long co
     conn_batch_done(c); /* writes the reply, runs what came after WAIT */
 }
 
+void repl_wait_forget(struct conn *c)
+{
+    struct repl_worker *rw = c->w->repl;
+    for (struct waiter **pp = &rw->waits; *pp; pp = &(*pp)->next) {
+        if ((*pp)->conn_id == c->id) {
+            struct waiter *wt = *pp;
+            *pp = wt->next;
+            free(wt);
+            atomic_fetch_sub(&rw->nwaits, 1);
+            return;
+        }
+    }
+}
+
 /* Arm the timer for the nearest deadline of the waits. */
 static void waits_arm(struct repl_worker *rw)
 {

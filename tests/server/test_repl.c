@@ -513,6 +513,43 @@ Test(repl, wait_counts_as_blocked, .timeout = 60)
     h_stop(&p);
 }
 
+/* A client that leaves while blocked in WAIT is dropped at once (as Redis
+   drops it), on both network paths: its wait no longer counts, and it is
+   no longer a client. */
+Test(repl, wait_client_leaving_is_dropped, .timeout = 60)
+{
+    const char *backends[] = {"epoll", "io_uring"};
+    for (size_t b = 0; b < 2; b++) {
+        const char *args[] = {"--io-backend", backends[b], NULL};
+        struct h_server p;
+        h_start(&p, "kvs", args);
+        redisContext *probe = connect_port(p.s.port);
+        long long clients = info_field(probe, "connected_clients");
+        redisContext *waiter = connect_port(p.s.port);
+        redisAppendCommand(waiter, "WAIT 1 0"); /* no replica, no timeout: forever */
+        int done = 0;
+        while (!done)
+            cr_assert_eq(redisBufferWrite(waiter, &done), REDIS_OK);
+        long long deadline = h_mono_ms() + 5000;
+        while (info_field(probe, "blocked_clients") != 1) {
+            cr_assert(h_mono_ms() < deadline, "%s: WAIT never blocked", backends[b]);
+            h_pause_ms(10);
+        }
+        redisFree(waiter); /* closes the socket */
+        /* At most the clients before it: the start's readiness probe may
+           have been counted then. */
+        deadline = h_mono_ms() + 5000;
+        while (info_field(probe, "blocked_clients") != 0 ||
+               info_field(probe, "connected_clients") > clients) {
+            cr_assert(h_mono_ms() < deadline, "%s: the client that left is still held",
+                      backends[b]);
+            h_pause_ms(10);
+        }
+        redisFree(probe);
+        h_stop(&p);
+    }
+}
+
 /* Writes acknowledged by WAIT 1 survive the primary's kill -9 on the
    promoted replica; the old primary rejoins and catches up. */
 Test(repl, promotion_keeps_waited_writes, .timeout = 120)
