@@ -485,6 +485,7 @@ static bool send_out(struct conn *c)
     io->tx_sent = c->out_sent;
     c->out = spare;
     c->out.len = c->out_sent = 0;
+    c->out_flight = io->tx.len - io->tx_sent;
     if (c->w->scratch.cap > BUF_SHRINK)
         kvs_buf_free(&c->w->scratch);
     return uring_send(c->w->uring, io);
@@ -592,6 +593,7 @@ void conn_uring_sent(struct conn *c, int res)
     }
     if (res > 0) {
         io->tx_sent += (size_t)res;
+        c->out_flight -= (size_t)res;
         c->last_active = c->w->now;
         stat_add(&c->w->stats.net_out, (uint64_t)res);
     }

@@ -74,9 +74,10 @@ struct conn {
     bool blocked;           /* WAIT blocks it: nothing runs until it is answered */
     kvs_buf out;            /* replies not yet written */
     size_t out_sent;        /* bytes of out already written */
-    /* --max-output-buffer, the most out.len - out_sent may reach (reply.h);
-       SIZE_MAX: none. */
+    /* --max-output-buffer, the most out.len - out_sent + out_flight may
+       reach (reply.h); SIZE_MAX: none. */
     size_t out_limit;
+    size_t out_flight; /* io_uring path: replies handed to the kernel, not yet sent */
     resp_parser parser;
     kvs_buf name;              /* CLIENT SETNAME; len 0: none */
     const struct command *cmd; /* the command whose handler runs, else NULL */

@@ -44,7 +44,7 @@ void reply_over_limit(struct conn *c, size_t want);
    then marks it CONN_KILL). */
 static inline bool reply_room(struct conn *c, size_t n)
 {
-    size_t owed = c->out.len - c->out_sent;
+    size_t owed = c->out.len - c->out_sent + c->out_flight;
     if (c->flags & CONN_KILL)
         return false;
     if (owed <= c->out_limit && n <= c->out_limit - owed)
