@@ -102,6 +102,17 @@ struct mlink {
     size_t start, len, cap;
 };
 
+/* Close m's connection (connect_to published it as r->master_fd, which
+   REPLICAOF shuts down to interrupt the thread) and free its buffer. */
+static void link_close(struct mlink *m)
+{
+    pthread_mutex_lock(&m->r->lock);
+    m->r->master_fd = -1;
+    pthread_mutex_unlock(&m->r->lock);
+    close(m->fd);
+    free(m->buf);
+}
+
 static int link_write(struct mlink *m, const void *data, size_t len)
 {
     const char *p = data;
@@ -256,11 +267,7 @@ int repl_peer_probe(struct repl *r, const char *host, unsigned port, long long *
         rc = -1;
     if (rc == 0 && line[0] == ':')
         *keys = strtoll(line + 1, NULL, 10);
-    pthread_mutex_lock(&r->lock);
-    r->master_fd = -1;
-    pthread_mutex_unlock(&r->lock);
-    close(m.fd);
-    free(m.buf);
+    link_close(&m);
     return rc;
 }
 
@@ -269,6 +276,16 @@ int repl_peer_probe(struct repl *r, const char *host, unsigned port, long long *
 static int data_dir_fd(struct repl *r)
 {
     return open(r->srv->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The received RDB is done with (loaded or refused). */
+static void remove_sync_file(struct repl *r)
+{
+    int dfd = data_dir_fd(r);
+    if (dfd >= 0) {
+        unlinkat(dfd, SYNC_FILE, 0);
+        close(dfd);
+    }
 }
 
 /* Receive the RDB payload (after "$EOF:<mark>" or "$<len>") into the
@@ -539,22 +556,14 @@ static int full_sync(struct mlink *m, const char *replid, uint64_t offset)
     }
     if (refuse_empty_copy(r, fd, replid)) {
         close(fd);
-        int dfd = data_dir_fd(r);
-        if (dfd >= 0) {
-            unlinkat(dfd, SYNC_FILE, 0);
-            close(dfd);
-        }
+        remove_sync_file(r);
         return -1;
     }
     set_state(r, LINK_LOADING);
     drop_own_replicas(r);
     int rc = load_rdb(m, fd, replid, offset);
     close(fd);
-    int dfd = data_dir_fd(r);
-    if (dfd >= 0) {
-        unlinkat(dfd, SYNC_FILE, 0);
-        close(dfd);
-    }
+    remove_sync_file(r);
     return rc == 0 ? 0 : -1;
 }
 
@@ -888,11 +897,7 @@ static int session(struct repl *r)
     }
     rc = stream(&m);
 out:
-    pthread_mutex_lock(&r->lock);
-    r->master_fd = -1;
-    pthread_mutex_unlock(&r->lock);
-    close(m.fd);
-    free(m.buf);
+    link_close(&m);
     return rc;
 }
 
